@@ -1,0 +1,242 @@
+"""`cifar-lab`: everything the dashboard shows, headless."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from cifar_core import data, evaluate, runs, specs
+from cifar_core.config import TrainConfig
+
+USER_ERRORS = (data.DataError, specs.SpecError, runs.RunError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except USER_ERRORS as exc:
+        print(f"cifar-lab: {exc}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cifar-lab", description=__doc__)
+    parser.add_argument("--runs-dir", type=Path, default=None,
+                        help="where runs live (default: $CIFAR_LAB_RUNS or artifacts/runs)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("arch", help="layer table and parameter count of an architecture")
+    p.add_argument("arch", help="preset name, saved spec name, or path to a .json spec")
+    p.add_argument("--json", action="store_true", help="print the spec as JSON instead")
+    p.set_defaults(func=cmd_arch)
+
+    p = sub.add_parser("train", help="train one architecture; prints the run directory")
+    p.add_argument("--arch", required=True)
+    p.add_argument("--name", help="run name (default: the architecture's)")
+    p.add_argument("--detach", action="store_true", help="return at once; training goes on in the background")
+    add_train_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("runs", help="table of runs")
+    p.set_defaults(func=cmd_runs)
+
+    for name, func, help_ in (("show", cmd_show, "a run's settings, curves and results"),
+                              ("evaluate", cmd_evaluate, "evaluate a run's saved model on the test set again"),
+                              ("stop", cmd_stop, "stop a training run, keeping its best weights"),
+                              ("resume", cmd_resume, "resume an interrupted run from its last epoch")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("run", help="run id (or a unique prefix of it) or run directory")
+        if name == "show":
+            p.add_argument("--json", action="store_true")
+        if name == "resume":
+            p.add_argument("--detach", action="store_true")
+        p.set_defaults(func=func)
+    return parser
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    p.add_argument("--data", default=None, help="data source (default: $CIFAR_LAB_DATA or the Keras cache)")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.learning_rate)
+    p.add_argument("--optimizer", default=d.optimizer, choices=("adam", "sgd", "rmsprop"))
+    p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience; 0 turns it off")
+    p.add_argument("--subset", type=int, default=None, help="train on N stratified training images")
+    p.add_argument("--test-subset", type=int, default=None, help="evaluate on N stratified test images")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--validation", choices=("split", "test"), default=d.validation,
+                   help="'split': hold out 5,000 training images; 'test': the seed notebook's protocol")
+    p.add_argument("--augment", action="store_true", help="random flips and 4-pixel shifts")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+                      learning_rate=args.lr, patience=args.patience, seed=args.seed,
+                      validation=args.validation, subset=args.subset, test_subset=args.test_subset,
+                      augment=args.augment)
+    problems = cfg.problems()
+    if problems:
+        raise runs.RunError(" ".join(problems))
+    return cfg
+
+
+def runs_dir(args: argparse.Namespace) -> Path:
+    return args.runs_dir or runs.default_runs_dir()
+
+
+def checked_source(source: str | None) -> str:
+    """The data source, resolved to an absolute path and checked for layout before any process starts."""
+    source = source or data.default_source()
+    kind = data.detect_kind(source)
+    return source if kind in ("keras", data.SYNTHETIC) else str(Path(source).expanduser().resolve())
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+def cmd_arch(args) -> int:
+    spec = specs.resolve(args.arch, specs.specs_dir(runs_dir(args)))
+    if args.json:
+        print(spec.to_json())
+        return 0
+    from cifar_core.models import describe
+
+    table, total = describe(spec)
+    print(f"{spec.name}: {spec.description}")
+    print(table.to_string(index=False))
+    print(f"Total parameters: {total:,}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    spec = specs.resolve(args.arch, specs.specs_dir(runs_dir(args)))
+    cfg = config_from_args(args)
+    source = checked_source(args.data)
+    runs.ensure_idle(runs_dir(args))
+    run_dir = runs.create_run(runs_dir(args), spec, cfg, source, args.name)
+    runs.launch(run_dir)
+    print(run_dir, flush=True)
+    return 0 if args.detach else follow(run_dir)
+
+
+def follow(run_dir: Path) -> int:
+    """Print each epoch as it lands; Ctrl-C asks the run to stop and waits for its best weights."""
+    printed = 0
+    try:
+        while True:
+            info = runs.load_run(run_dir)
+            lines = runs.read_metric_lines(run_dir)
+            for m in lines[printed:]:
+                print(f"epoch {m['epoch']:>3}  loss {m['loss']:.4f}  acc {m['accuracy']:.4f}  "
+                      f"val_loss {m['val_loss']:.4f}  val_acc {m['val_accuracy']:.4f}  "
+                      f"{m['seconds']:.1f}s  {m['images_per_s']:.0f} img/s", flush=True)
+            printed = len(lines)
+            if info.status not in runs.ACTIVE:
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("stopping: keeping the best weights and evaluating them...", file=sys.stderr, flush=True)
+        (run_dir / runs.STOP).write_text("ctrl-c")
+        runs.wait(run_dir, timeout=3600)
+        info = runs.load_run(run_dir)
+    return print_outcome(info)
+
+
+def print_outcome(info: runs.RunInfo) -> int:
+    m = info.meta
+    if info.status in ("completed", "stopped"):
+        print(f"{info.status}: test accuracy {m['test_accuracy']:.4f}, best epoch {m['best_epoch']}, "
+              f"wall time {m['wall_time']:.0f} s")
+        return 0
+    print(f"run {info.status}: {m.get('error') or info.damaged or 'see ' + str(info.path / 'log.txt')}",
+          file=sys.stderr)
+    return 1
+
+
+def cmd_runs(args) -> int:
+    table = runs.runs_table(runs.list_runs(runs_dir(args)))
+    if table.empty:
+        print(f"No runs in {runs_dir(args)}. Start one with `cifar-lab train --arch baseline`.")
+        return 0
+    cols = ["id", "arch", "status", "params", "best epoch", "test acc", "wall s", "data", "problem"]
+    print(table[cols].to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def cmd_show(args) -> int:
+    info = runs.find_run(runs_dir(args), args.run)
+    report = _report(info)
+    if args.json:
+        print(json.dumps({"run": info.meta, "status": info.status, "damaged": info.damaged,
+                          "metrics": runs.read_metric_lines(info.path), "report": report}, indent=2))
+        return 0
+    m = info.meta
+    print(f"{info.run_id}  [{info.status}]  {m.get('spec', {}).get('name')}  {m.get('params') or '?'} params")
+    if info.damaged:
+        print(f"damaged: {info.damaged}")
+    print(f"data: {m.get('data', {}).get('source')} ({m.get('data', {}).get('kind', '?')})")
+    print("config: " + ", ".join(f"{k}={v}" for k, v in m.get("config", {}).items()))
+    if m.get("config", {}).get("validation") == "test":
+        print("note: validated on the test set (seed protocol): test accuracy is optimistic.")
+    metrics = runs.read_metrics(info.path)
+    if not metrics.empty:
+        print(metrics.drop(columns=["elapsed"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    progress = runs.read_progress(info.path)
+    if info.status == "running" and progress:
+        print(f"now: epoch {progress['epoch']}/{progress['epochs']}, batch {progress['batch']}/"
+              f"{progress['batches']}, ETA {progress['eta_s']:.0f} s")
+    if report:
+        print_report(report)
+    return 0
+
+
+def _report(info: runs.RunInfo) -> dict | None:
+    try:
+        return runs.read_json(info.path / "report.json")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def print_report(report: dict) -> None:
+    names = report["class_names"]
+    print(f"\ntest accuracy {report['accuracy']:.4f}")
+    print(evaluate.per_class_frame(report).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print("\nconfusion matrix (rows: true, columns: predicted)")
+    print(pd.DataFrame(report["confusion_matrix"], index=names, columns=[n[:5] for n in names]).to_string())
+    print("\ntop confusions")
+    print(evaluate.top_confusions(report, 5)[["true", "predicted", "count"]].to_string(index=False))
+
+
+def cmd_evaluate(args) -> int:
+    info = runs.find_run(runs_dir(args), args.run)
+    if not (info.path / "model.keras").exists():
+        raise runs.RunError(f"Run {info.run_id} has no model.keras yet ({info.status}); train or resume it first.")
+    from cifar_core.train import evaluate_run
+
+    print_report(evaluate_run(info.path))
+    return 0
+
+
+def cmd_stop(args) -> int:
+    info = runs.find_run(runs_dir(args), args.run)
+    runs.stop(info)
+    print(f"asked {info.run_id} to stop; it keeps its best weights and evaluates them")
+    return 0
+
+
+def cmd_resume(args) -> int:
+    info = runs.find_run(runs_dir(args), args.run)
+    runs.resume(info)
+    print(info.path, flush=True)
+    return 0 if args.detach else follow(info.path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,336 @@
+"""CIFAR-10 sources -> uint8 arrays (N, 32, 32, 3) with int labels, a decode cache, and splits.
+
+Never imports TensorFlow: the Keras download is only touched when the `keras` source is asked for
+and its cache is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+IMAGE_SHAPE = (32, 32, 3)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+KERAS_CACHE = Path.home() / ".keras" / "datasets" / "cifar-10-batches-py"
+SYNTHETIC = "synthetic"
+EXPECTED_LAYOUTS = (
+    "an image folder with train/<class>/* and test/<class>/*, a cifar-10-batches-py folder "
+    "(data_batch_1..5, test_batch), its cifar-10-python.tar.gz, 'keras' or 'synthetic'"
+)
+
+
+class DataError(ValueError):
+    """A data source that cannot be read; the message names the path and what was expected."""
+
+
+@dataclass
+class Dataset:
+    """CIFAR-10-shaped data held in memory, with where it came from."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    source: str
+    kind: str
+    fingerprint: str
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.kind == SYNTHETIC
+
+    def describe(self) -> dict:
+        """The facts a user needs to trust a result: source, kind, sizes, classes, fingerprint."""
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "train_images": int(len(self.y_train)),
+            "test_images": int(len(self.y_test)),
+            "classes": list(self.class_names),
+            "fingerprint": self.fingerprint,
+        }
+
+
+def default_source() -> str:
+    """`CIFAR_LAB_DATA` if set, else the Keras cache/download."""
+    return os.environ.get("CIFAR_LAB_DATA") or "keras"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CIFAR_LAB_CACHE") or Path.home() / ".cache" / "cifar-lab")
+
+
+def detect_kind(source: str) -> str:
+    """Which loader reads `source`: image-folder, python-batches, tarball, keras or synthetic."""
+    if source in ("keras", SYNTHETIC):
+        return source
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(
+            f"Data path {path} does not exist. Point --data or CIFAR_LAB_DATA at {EXPECTED_LAYOUTS}."
+        )
+    if path.is_file():
+        if path.name.endswith((".tar.gz", ".tgz")):
+            return "tarball"
+        raise DataError(f"{path} is a file but not a .tar.gz archive. Expected {EXPECTED_LAYOUTS}.")
+    if (path / "data_batch_1").exists() or (path / "cifar-10-batches-py").is_dir():
+        return "python-batches"
+    if (path / "train").is_dir() or (path / "test").is_dir():
+        return "image-folder"
+    raise DataError(f"{path} holds no CIFAR-10 data. Expected {EXPECTED_LAYOUTS}.")
+
+
+def load_dataset(source: str | None = None, use_cache: bool = True) -> Dataset:
+    """Load CIFAR-10 from `source` (a path, 'keras' or 'synthetic'), decoding at most once per version."""
+    source = source or default_source()
+    kind = detect_kind(source)
+    if kind == SYNTHETIC:
+        return synthetic_dataset()
+    path = _resolve_path(source, kind)
+    fingerprint = _fingerprint(path, kind)
+    cached = cache_dir() / f"{fingerprint}.npz"
+    if use_cache and cached.exists():
+        try:
+            with np.load(cached) as z:
+                arrays = tuple(z[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+                names = tuple(str(c) for c in z["class_names"])
+            return Dataset(*arrays, names, str(path), kind, fingerprint)
+        except (OSError, ValueError, KeyError):
+            cached.unlink(missing_ok=True)
+    loader = {"image-folder": _load_image_folder, "python-batches": _load_batches_folder,
+              "tarball": _load_tarball}[kind if kind != "keras" else "python-batches"]
+    x_train, y_train, x_test, y_test, names = loader(path)
+    if use_cache:
+        _write_cache(cached, x_train, y_train, x_test, y_test, names)
+    return Dataset(x_train, y_train, x_test, y_test, names, str(path), kind, fingerprint)
+
+
+def _resolve_path(source: str, kind: str) -> Path:
+    if kind != "keras":
+        return Path(source).expanduser().resolve()
+    if not KERAS_CACHE.is_dir():
+        _keras_download()
+    return KERAS_CACHE
+
+
+def _keras_download() -> None:
+    try:
+        from keras.datasets import cifar10
+
+        cifar10.load_data()
+    except Exception as exc:  # network or archive errors: all lead to the same advice
+        raise DataError(
+            f"No CIFAR-10 found in the Keras cache ({KERAS_CACHE}) and the download failed ({exc}). "
+            "Set CIFAR_LAB_DATA or --data to a local copy, or use 'synthetic' for a demo."
+        ) from exc
+
+
+def _fingerprint(path: Path, kind: str) -> str:
+    """Hash of path, sizes and mtimes: changes whenever the data on disk changes."""
+    parts = [kind, str(path)]
+    entries = [path, *sorted(path.rglob("*"))] if path.is_dir() else [path]
+    for entry in entries:
+        st = entry.stat()
+        parts.append(f"{entry.relative_to(path.parent)}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _write_cache(target: Path, x_train, y_train, x_test, y_test, names) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp.npz")
+    np.savez(tmp, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+             class_names=np.array(names))
+    os.replace(tmp, target)
+
+
+# --- image folders ---------------------------------------------------------------------------
+
+def _class_folders(split_dir: Path) -> list[str]:
+    if not split_dir.is_dir():
+        raise DataError(f"Missing folder {split_dir}: an image folder needs train/<class>/ and test/<class>/.")
+    names = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        raise DataError(f"{split_dir} has no class folders: expected {split_dir}/<class>/<image files>.")
+    return names
+
+
+def _ordered_classes(names: list[str]) -> tuple[str, ...]:
+    """CIFAR-10's label order when the folders are its classes, else alphabetical."""
+    return CLASS_NAMES if set(names) == set(CLASS_NAMES) else tuple(names)
+
+
+def _load_image_folder(path: Path):
+    train_names, test_names = _class_folders(path / "train"), _class_folders(path / "test")
+    if train_names != test_names:
+        only_train = sorted(set(train_names) - set(test_names))
+        only_test = sorted(set(test_names) - set(train_names))
+        raise DataError(
+            f"Class folders differ between {path / 'train'} and {path / 'test'}: "
+            f"only in train {only_train}, only in test {only_test}. Both need the same class folders."
+        )
+    names = _ordered_classes(train_names)
+    x_train, y_train = _read_split(path / "train", names)
+    x_test, y_test = _read_split(path / "test", names)
+    return x_train, y_train, x_test, y_test, names
+
+
+def _read_split(split_dir: Path, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    files, labels = [], []
+    for label, name in enumerate(names):
+        found = sorted(p for p in (split_dir / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise DataError(f"{split_dir / name} has no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+        files += found
+        labels += [label] * len(found)
+    images = np.empty((len(files), *IMAGE_SHAPE), dtype=np.uint8)
+    for i, file in enumerate(files):
+        images[i] = read_image(file)
+    return images, np.asarray(labels, dtype=np.int64)
+
+
+def read_image(file: Path) -> np.ndarray:
+    """One 32x32 image as uint8 RGB; a clear error naming the file otherwise."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(file) as img:
+            if img.size != IMAGE_SHAPE[:2]:
+                raise DataError(f"{file} is {img.size[0]}x{img.size[1]}; CIFAR-10 images must be 32x32.")
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"Cannot read image {file}: {exc}. Remove or replace the file.") from exc
+
+
+# --- Toronto python batches ----------------------------------------------------------------
+
+BATCH_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+def _load_batches_folder(path: Path):
+    if (path / "cifar-10-batches-py").is_dir():
+        path = path / "cifar-10-batches-py"
+    blobs = {}
+    for name in BATCH_FILES:
+        file = path / name
+        if not file.exists():
+            raise DataError(f"Missing {file}: a cifar-10-batches-py folder holds {', '.join(BATCH_FILES)}.")
+        blobs[name] = file.read_bytes()
+    return _decode_batches(blobs, str(path), _meta_names(path / "batches.meta"))
+
+
+def _load_tarball(path: Path):
+    blobs, meta = {}, None
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for member in tar.getmembers():
+                base = Path(member.name).name
+                if base in BATCH_FILES or base == "batches.meta":
+                    data = tar.extractfile(member).read()
+                    if base == "batches.meta":
+                        meta = data
+                    else:
+                        blobs[base] = data
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DataError(f"Cannot read archive {path}: {exc}. Download cifar-10-python.tar.gz again.") from exc
+    missing = [n for n in BATCH_FILES if n not in blobs]
+    if missing:
+        raise DataError(f"Archive {path} lacks {', '.join(missing)}: it is not cifar-10-python.tar.gz.")
+    names = _unpickle(meta, f"{path}:batches.meta")[b"label_names"] if meta else None
+    return _decode_batches(blobs, str(path), _decode_names(names))
+
+
+def _meta_names(meta: Path) -> tuple[str, ...]:
+    if not meta.exists():
+        return CLASS_NAMES
+    return _decode_names(_unpickle(meta.read_bytes(), str(meta)).get(b"label_names"))
+
+
+def _decode_names(names) -> tuple[str, ...]:
+    return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names) if names else CLASS_NAMES
+
+
+def _unpickle(data: bytes, where: str) -> dict:
+    try:
+        return pickle.loads(data, encoding="bytes")
+    except Exception as exc:  # truncated or foreign files raise many different errors
+        raise DataError(f"{where} is truncated or not a CIFAR-10 batch ({exc}). Download it again.") from exc
+
+
+def _decode_batches(blobs: dict[str, bytes], where: str, names: tuple[str, ...]):
+    xs, ys = {}, {}
+    for name, data in blobs.items():
+        batch = _unpickle(data, f"{where}/{name}")
+        try:
+            x = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+            y = np.asarray(batch[b"labels"], dtype=np.int64)
+        except (KeyError, ValueError) as exc:
+            raise DataError(f"{where}/{name} is not a CIFAR-10 batch ({exc}). Download it again.") from exc
+        if len(x) != len(y):
+            raise DataError(f"{where}/{name} has {len(x)} images but {len(y)} labels: the file is damaged.")
+        xs[name], ys[name] = x, y
+    train = BATCH_FILES[:-1]
+    return (np.concatenate([xs[n] for n in train]), np.concatenate([ys[n] for n in train]),
+            xs["test_batch"], ys["test_batch"], names)
+
+
+# --- synthetic ---------------------------------------------------------------------------------
+
+def synthetic_dataset(n_train: int = 2000, n_test: int = 500, seed: int = 0) -> Dataset:
+    """Generated, learnable 10-class images: each class a colour and a stripe direction, plus noise.
+
+    For demos and tests only; every result made from it is labelled synthetic.
+    """
+    rng = np.random.default_rng(seed)
+    x_train, y_train = _synthetic_split(rng, n_train)
+    x_test, y_test = _synthetic_split(rng, n_test)
+    return Dataset(x_train, y_train, x_test, y_test, CLASS_NAMES, SYNTHETIC, SYNTHETIC,
+                   f"synthetic-{n_train}-{n_test}-{seed}")
+
+
+def _synthetic_split(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.arange(n) % 10
+    rng.shuffle(labels)
+    hues = np.array([[230, 60, 60], [60, 200, 60], [60, 60, 230], [220, 220, 60], [200, 60, 200],
+                     [60, 200, 200], [240, 140, 40], [120, 120, 120], [250, 250, 250], [110, 60, 20]])
+    yy, xx = np.mgrid[0:32, 0:32]
+    angles = labels * np.pi / 10
+    phase = rng.uniform(0, 2 * np.pi, n)
+    wave = np.sin((np.cos(angles)[:, None, None] * xx + np.sin(angles)[:, None, None] * yy) / 2.0
+                  + phase[:, None, None])
+    images = hues[labels][:, None, None, :] * (0.55 + 0.35 * wave[..., None])
+    images += rng.normal(0, 25, images.shape)
+    return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int64)
+
+
+# --- splits --------------------------------------------------------------------------------------
+
+def stratified_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`n` images with the class balance of `y`, chosen reproducibly by `seed`."""
+    if n >= len(y):
+        return x, y
+    keep, _ = _stratified_indices(y, n, seed)
+    return x[keep], y[keep]
+
+
+def split_validation(x: np.ndarray, y: np.ndarray, size: int, seed: int):
+    """Hold out `size` stratified images for validation: (x_train, y_train, x_val, y_val)."""
+    val, train = _stratified_indices(y, size, seed)
+    return x[train], y[train], x[val], y[val]
+
+
+def _stratified_indices(y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    classes = len(np.unique(y))
+    stratify = y if classes <= n <= len(y) - classes else None
+    chosen, rest = train_test_split(idx, train_size=n, random_state=seed, stratify=stratify)
+    return np.sort(chosen), np.sort(rest)

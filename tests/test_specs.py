@@ -1,0 +1,119 @@
+"""Spec validation, JSON round-trip, presets and their parameter counts, and the import boundary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from cifar_core import specs
+from cifar_core.specs import ConvBlock, Head, SpecError
+
+
+@pytest.mark.parametrize("name", list(specs.PRESETS))
+def test_presets_round_trip_through_json(name):
+    spec = specs.PRESETS[name]
+    assert specs.from_json(spec.to_json()) == spec
+    assert specs.validate(spec) == []
+
+
+def test_presets_match_the_seed_study():
+    base, bn, deeper = specs.PRESETS["baseline"], specs.PRESETS["batchnorm"], specs.PRESETS["deeper"]
+    assert [(b.filters, b.kernel_size, b.pool) for b in base.blocks] == [(32, 5, "max"), (64, 3, "max"),
+                                                                         (128, 3, "max")]
+    assert base.head == Head("flatten", (128,), 0.0)
+    assert all(b.batch_norm for b in bn.blocks) and bn.with_batch_norm(False).blocks == base.blocks
+    assert [(b.filters, b.kernel_size) for b in deeper.blocks] == [(32, 7), (64, 5), (128, 3), (256, 3)]
+    assert deeper.head == Head("global_avg", (128, 32), 0.0)
+
+
+def test_parameter_counts():
+    from cifar_core.models import describe
+
+    counts = {name: describe(spec)[1] for name, spec in specs.PRESETS.items()}
+    assert counts == {"baseline": 358_346, "deeper": 462_378, "batchnorm": 359_242, "batchnorm-dropout": 359_242}
+
+
+def test_layer_table_shapes():
+    from cifar_core.models import describe
+
+    table, total = describe(specs.PRESETS["baseline"])
+    assert table["params"].sum() == total
+    shapes = dict(zip(table["layer"], table["output shape"], strict=True))
+    assert shapes["block1_conv"] == "32 x 32 x 32" and shapes["block3_maxpool"] == "4 x 4 x 128"
+    assert shapes["flatten"] == "2048" and shapes["predictions"] == "10"
+
+
+def test_too_many_poolings_is_explained():
+    spec = specs.depth_family(5)
+    deep = replace(spec, blocks=spec.blocks + (ConvBlock(64),))
+    problems = specs.validate(deep)
+    assert any("Block 6: cannot pool a 1x1 feature map" in p and "at most 5" in p for p in problems)
+    assert specs.validate(replace(deep, blocks=deep.blocks[:-1] + (ConvBlock(64, pool="none"),))) == []
+
+
+def test_every_problem_is_listed_at_once():
+    spec = specs.ArchitectureSpec("Bad Name", (ConvBlock(0, kernel_size=-1, pool="mean", dropout=1.5),),
+                                  Head("maxpool", (0,), -0.1))
+    problems = specs.validate(spec)
+    joined = " | ".join(problems)
+    for fragment in ("Name 'Bad Name'", "filters must be at least 1", "kernel size must be at least 1",
+                     "pool must be one of max, avg, none", "dropout must be in [0, 1)",
+                     "Head: pooling must be one of flatten, global_avg", "at least 1 unit", "Head: dropout"):
+        assert fragment in joined
+    with pytest.raises(SpecError) as err:
+        specs.check(spec)
+    assert err.value.problems == problems
+
+
+def test_no_blocks():
+    assert specs.validate(specs.ArchitectureSpec("empty", ())) == [
+        "Add at least one conv block: a CNN needs a convolution."]
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"name": "x", "blocks": [{"filters": 8, "kernal_size": 3}]}, "Unknown key(s) in block 1: kernal_size"),
+    ({"blocks": []}, "Missing key(s) in spec: name"),
+    ({"name": "x", "blocks": [{"filters": "many"}]}, "filters='many' is not a valid int"),
+    ({"name": "x", "blocks": [{"filters": 8.5}]}, "filters=8.5 is not a valid int"),
+    ({"name": "x", "blocks": [{"filters": 8, "batch_norm": "yes"}]}, "batch_norm='yes' is not a valid bool"),
+    ({"name": "x", "blocks": "conv"}, "'blocks' must be a list"),
+    ([1, 2], "must be a JSON object"),
+])
+def test_bad_json_is_named(raw, message):
+    with pytest.raises(SpecError, match=None) as err:
+        specs.from_json(json.dumps(raw))
+    assert message in str(err.value)
+
+
+def test_not_json():
+    with pytest.raises(SpecError, match="Not valid JSON"):
+        specs.from_json("{name:")
+
+
+def test_save_and_resolve_custom_spec(tmp_path):
+    spec = replace(specs.PRESETS["baseline"], name="my-net")
+    specs.save_spec(spec, tmp_path)
+    assert specs.resolve("my-net", tmp_path) == spec
+    assert specs.resolve(str(tmp_path / "my-net.json")) == spec
+    with pytest.raises(SpecError, match="is a preset"):
+        specs.save_spec(specs.PRESETS["baseline"], tmp_path)
+    with pytest.raises(SpecError, match="Unknown architecture 'nope': use one of baseline"):
+        specs.resolve("nope", tmp_path)
+
+
+def test_depth_family_doubles_channels():
+    spec = specs.depth_family(4, batch_norm=True)
+    assert [b.filters for b in spec.blocks] == [32, 64, 128, 256] and all(b.batch_norm for b in spec.blocks)
+    assert specs.depth_family(3) .blocks == specs.PRESETS["baseline"].blocks
+
+
+def test_light_modules_never_import_tensorflow():
+    code = ("import sys, cifar_core.specs, cifar_core.runs, cifar_core.data, cifar_core.evaluate, "
+            "cifar_core.config, cifar_core.cli; bad = [m for m in sys.modules if m.split('.')[0] in "
+            "('tensorflow', 'keras')]; print(bad); sys.exit(bool(bad))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,0 +1,160 @@
+"""Real tiny training runs as separate processes: the run-directory contract, kill -9 + resume, STOP, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import cli
+
+from cifar_core import runs
+from cifar_core.config import TrainConfig
+from cifar_core.specs import PRESETS
+
+METRIC_KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "images_per_s"}
+
+
+def assert_run_contract(run_dir: Path, epochs_max: int, test_images: int) -> dict:
+    meta = json.loads((run_dir / "run.json").read_text())
+    for key in ("id", "name", "created", "status", "spec", "config", "data", "libraries", "pid", "best_epoch",
+                "test_loss", "test_accuracy", "wall_time", "params", "sizes"):
+        assert key in meta, f"run.json lacks {key}"
+    assert meta["status"] == "completed" and meta["id"] == run_dir.name
+    assert meta["data"]["fingerprint"] and {"tensorflow", "keras"} <= set(meta["libraries"])
+    lines = runs.read_metric_lines(run_dir)
+    assert [m["epoch"] for m in lines] == list(range(1, len(lines) + 1)) and 1 <= len(lines) <= epochs_max
+    assert all(set(m) == METRIC_KEYS for m in lines)
+    assert meta["best_epoch"] == max(lines, key=lambda m: m["val_accuracy"])["epoch"]
+    progress = json.loads((run_dir / "progress.json").read_text())
+    assert {"epoch", "batch", "batches", "eta_s", "images_per_s"} <= set(progress)
+    with np.load(run_dir / "predictions.npz") as z:
+        assert z["probs"].shape == (test_images, 10) and z["probs"].dtype == np.float16
+        assert (z["probs"].astype(np.float32).argmax(1) == z["y_pred"]).mean() > 0.99
+        assert np.isclose((z["y_pred"] == z["y_true"]).mean(), meta["test_accuracy"], atol=1e-6)
+    report = json.loads((run_dir / "report.json").read_text())
+    assert np.asarray(report["confusion_matrix"]).sum() == test_images
+    assert {"precision", "recall", "f1-score", "support"} <= set(report["per_class"][0])
+    assert (run_dir / "model.keras").stat().st_size > 0 and (run_dir / "log.txt").read_text()
+    assert not (run_dir / "backup").exists(), "a finished run keeps no resume state"
+    return meta
+
+
+def test_tiny_synthetic_run_honours_the_contract(finished_run):
+    meta = assert_run_contract(finished_run, epochs_max=3, test_images=500)
+    assert meta["data"]["kind"] == "synthetic" and meta["params"] == 358_346
+    assert meta["sizes"] == {"train": 720, "validation": 80, "test": 500}
+    assert meta["test_accuracy"] > 0.5, "synthetic classes are easy: a working trainer learns them"
+
+
+def test_tiny_run_on_real_jpegs(jpeg_sample, tmp_path):
+    out = cli("train", "--arch", "batchnorm", "--data", str(jpeg_sample), "--epochs", "2",
+              "--validation", "test", runs_dir=tmp_path)
+    meta = assert_run_contract(Path(out.stdout.splitlines()[0]), epochs_max=2, test_images=100)
+    assert meta["data"]["kind"] == "image-folder" and meta["config"]["validation"] == "test"
+    assert meta["sizes"] == {"train": 300, "validation": 100, "test": 100}
+
+
+def test_same_seed_same_run(tmp_path, finished_run):
+    out = cli("train", "--arch", "baseline", "--data", "synthetic", "--epochs", "3", "--subset", "800",
+              runs_dir=tmp_path)
+    again = runs.read_metric_lines(Path(out.stdout.splitlines()[0]))
+    first = runs.read_metric_lines(finished_run)
+    assert [round(m["val_loss"], 4) for m in again] == [round(m["val_loss"], 4) for m in first]
+
+
+def start(runs_dir: Path, epochs: int, patience: int = 0) -> Path:
+    cfg = TrainConfig(epochs=epochs, patience=patience, seed=1)
+    run_dir = runs.create_run(runs_dir, PRESETS["baseline"], cfg, "synthetic")
+    runs.launch(run_dir)
+    return run_dir
+
+
+def wait_for_epochs(run_dir: Path, n: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while len(runs.read_metric_lines(run_dir)) < n:
+        assert time.monotonic() < deadline, (run_dir / "log.txt").read_text()
+        assert runs.load_run(run_dir).status in runs.ACTIVE, (run_dir / "log.txt").read_text()
+        time.sleep(0.05)
+
+
+def test_kill_9_then_resume_continues_without_losing_or_doubling_epochs(tmp_path):
+    run_dir = start(tmp_path, epochs=8)
+    wait_for_epochs(run_dir, 2)
+    os.kill(runs.read_json(run_dir / "run.json")["pid"], signal.SIGKILL)
+    time.sleep(0.5)
+    info = runs.load_run(run_dir)
+    assert info.status == "interrupted"
+    done_before = len(runs.read_metric_lines(run_dir))
+    assert 2 <= done_before < 8
+    out = cli("resume", info.run_id, runs_dir=tmp_path)
+    assert "completed" in out.stdout
+    lines = runs.read_metric_lines(run_dir)
+    assert [m["epoch"] for m in lines] == list(range(1, 9))
+    assert "from epoch" in (run_dir / "log.txt").read_text().split("[cifar-lab] training")[-1]
+    assert_run_contract(run_dir, epochs_max=8, test_images=500)
+
+
+def test_stop_file_keeps_best_weights(tmp_path):
+    run_dir = start(tmp_path, epochs=200)
+    wait_for_epochs(run_dir, 2)
+    out = cli("stop", run_dir.name, runs_dir=tmp_path)
+    assert "asked" in out.stdout
+    assert runs.wait(run_dir, timeout=120) == "stopped"
+    meta = runs.read_json(run_dir / "run.json")
+    lines = runs.read_metric_lines(run_dir)
+    assert meta["epochs_run"] == len(lines) < 200
+    assert meta["best_epoch"] == max(lines, key=lambda m: m["val_accuracy"])["epoch"]
+    assert (run_dir / "model.keras").exists() and (run_dir / "report.json").exists()
+    with pytest.raises(runs.RunError, match="is stopped, not training"):
+        runs.stop(runs.load_run(run_dir))
+
+
+def test_second_run_is_refused_while_one_trains(tmp_path):
+    run_dir = start(tmp_path, epochs=200)
+    wait_for_epochs(run_dir, 1)
+    out = cli("train", "--arch", "baseline", "--data", "synthetic", runs_dir=tmp_path, check=False)
+    assert out.returncode == 2 and "still training; stop it or wait" in out.stderr
+    assert len(runs.list_runs(tmp_path)) == 1, "the refused run leaves nothing behind"
+    runs.stop(runs.load_run(run_dir))
+    assert runs.wait(run_dir) == "stopped"
+
+
+def test_early_stopping_restores_best(tmp_path):
+    out = cli("train", "--arch", "baseline", "--data", "synthetic", "--subset", "200", "--epochs", "40",
+              "--patience", "1", "--lr", "0.05", runs_dir=tmp_path)
+    meta = runs.read_json(Path(out.stdout.splitlines()[0]) / "run.json")
+    assert meta["epochs_run"] < 40 and meta["epochs_run"] == meta["best_epoch"] + 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--arch", "resnet"], "Unknown architecture 'resnet'"),
+    (["train", "--arch", "baseline", "--data", "/no/such/folder"], "does not exist"),
+    (["train", "--arch", "baseline", "--data", "synthetic", "--epochs", "0"], "epochs must be at least 1"),
+    (["show", "nothing-here"], "No run 'nothing-here'"),
+    (["resume", "nothing-here"], "No run 'nothing-here'"),
+])
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, args, message):
+    out = cli(*args, runs_dir=tmp_path, check=False)
+    assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_cli_runs_show_evaluate(finished_run, runs_root):
+    table = cli("runs", runs_dir=runs_root).stdout
+    assert finished_run.name in table and "completed" in table and "358346" in table
+    shown = cli("show", finished_run.name, runs_dir=runs_root).stdout
+    assert "confusion matrix" in shown and "top confusions" in shown
+    as_json = json.loads(cli("show", finished_run.name, "--json", runs_dir=runs_root).stdout)
+    assert as_json["status"] == "completed" and len(as_json["metrics"]) == 3
+    before = runs.read_json(finished_run / "run.json")["test_accuracy"]
+    assert "test accuracy" in cli("evaluate", finished_run.name, runs_dir=runs_root).stdout
+    assert runs.read_json(finished_run / "run.json")["test_accuracy"] == pytest.approx(before, abs=1e-6)
+
+
+def test_cli_arch():
+    out = cli("arch", "baseline", runs_dir=Path("/tmp")).stdout
+    assert "Total parameters: 358,346" in out and "block1_conv" in out
