@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -67,11 +68,21 @@ def test_same_seed_same_run(tmp_path, finished_run):
     assert [round(m["val_loss"], 4) for m in again] == [round(m["val_loss"], 4) for m in first]
 
 
-def start(runs_dir: Path, epochs: int, patience: int = 0) -> Path:
-    cfg = TrainConfig(epochs=epochs, patience=patience, seed=1)
-    run_dir = runs.create_run(runs_dir, PRESETS["baseline"], cfg, "synthetic")
-    runs.launch(run_dir)
-    return run_dir
+@pytest.fixture
+def start():
+    """Launch background runs; whatever is still alive when the test ends (pass or fail) is killed."""
+    pids = []
+
+    def _start(runs_dir: Path, epochs: int, patience: int = 0) -> Path:
+        cfg = TrainConfig(epochs=epochs, patience=patience, seed=1)
+        run_dir = runs.create_run(runs_dir, PRESETS["baseline"], cfg, "synthetic")
+        pids.append(runs.launch(run_dir))
+        return run_dir
+
+    yield _start
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def wait_for_epochs(run_dir: Path, n: int, timeout: float = 120) -> None:
@@ -82,7 +93,7 @@ def wait_for_epochs(run_dir: Path, n: int, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
-def test_kill_9_then_resume_continues_without_losing_or_doubling_epochs(tmp_path):
+def test_kill_9_then_resume_continues_without_losing_or_doubling_epochs(tmp_path, start):
     run_dir = start(tmp_path, epochs=8)
     wait_for_epochs(run_dir, 2)
     os.kill(runs.read_json(run_dir / "run.json")["pid"], signal.SIGKILL)
@@ -99,7 +110,7 @@ def test_kill_9_then_resume_continues_without_losing_or_doubling_epochs(tmp_path
     assert_run_contract(run_dir, epochs_max=8, test_images=500)
 
 
-def test_stop_file_keeps_best_weights(tmp_path):
+def test_stop_file_keeps_best_weights(tmp_path, start):
     run_dir = start(tmp_path, epochs=200)
     wait_for_epochs(run_dir, 2)
     out = cli("stop", run_dir.name, runs_dir=tmp_path)
@@ -114,7 +125,7 @@ def test_stop_file_keeps_best_weights(tmp_path):
         runs.stop(runs.load_run(run_dir))
 
 
-def test_second_run_is_refused_while_one_trains(tmp_path):
+def test_second_run_is_refused_while_one_trains(tmp_path, start):
     run_dir = start(tmp_path, epochs=200)
     wait_for_epochs(run_dir, 1)
     out = cli("train", "--arch", "baseline", "--data", "synthetic", runs_dir=tmp_path, check=False)

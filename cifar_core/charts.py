@@ -1,0 +1,96 @@
+"""Altair chart builders: pure functions of DataFrames, shared by the dashboard and the reports."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+CELL_SELECTION = "cell"
+
+
+def curves_frame(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per-run metrics -> long form (run, epoch, elapsed, metric, split, value) for overlaid curves."""
+    parts = []
+    for run, df in metrics.items():
+        if df.empty:
+            continue
+        for metric in ("loss", "accuracy"):
+            for split, col in (("train", metric), ("validation", f"val_{metric}")):
+                if col in df:
+                    parts.append(pd.DataFrame({"run": run, "epoch": df["epoch"], "elapsed": df["elapsed"],
+                                               "metric": metric, "split": split, "value": df[col]}))
+    columns = ["run", "epoch", "elapsed", "metric", "split", "value"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def curves_chart(long: pd.DataFrame, metric: str, x: str = "epoch", height: int = 260) -> alt.Chart:
+    """Train (dashed) and validation (solid) curves of one metric, one colour per run."""
+    title = {"epoch": "epoch", "elapsed": "wall-clock seconds"}[x]
+    data = long[long["metric"] == metric]
+    return alt.Chart(data).mark_line(point=True).encode(
+        x=alt.X(f"{x}:Q", title=title),
+        y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
+        color=alt.Color("run:N", title="run"),
+        strokeDash=alt.StrokeDash("split:N", title="split", sort=["validation", "train"]),
+        tooltip=["run", "split", "epoch", alt.Tooltip("elapsed:Q", format=".0f"), alt.Tooltip("value:Q", format=".4f")],
+    ).properties(height=height, title=metric)
+
+
+def confusion_heatmap(frame: pd.DataFrame, normalize: bool = False, title: str = "",
+                      size: int = 330, selectable: bool = False) -> alt.Chart:
+    """Annotated confusion matrix (rows true, columns predicted) from evaluate.confusion_frame."""
+    order = list(dict.fromkeys(frame["true"]))
+    fmt = ".2f" if normalize else "d"
+    base = alt.Chart(frame).encode(
+        x=alt.X("predicted:N", sort=order, title="predicted"),
+        y=alt.Y("true:N", sort=order, title="true"),
+    )
+    rect = base.mark_rect().encode(
+        color=alt.Color("value:Q", scale=alt.Scale(scheme="blues"), legend=None),
+        tooltip=["true", "predicted", "count", alt.Tooltip("rate:Q", format=".1%")],
+    )
+    if selectable:
+        pick = alt.selection_point(name=CELL_SELECTION, fields=["true", "predicted"], on="click")
+        rect = rect.add_params(pick)
+    text = base.mark_text(fontSize=10).encode(
+        text=alt.Text("value:Q", format=fmt),
+        color=alt.condition(f"datum.value > {frame['value'].max() / 2 or 1}", alt.value("white"), alt.value("black")),
+    )
+    return (rect + text).properties(width=size, height=size, title=title)
+
+
+def difference_heatmap(diff: pd.DataFrame, title: str = "", size: int = 360) -> alt.Chart:
+    """B - A confusion counts: red where a confusion grew, blue where it shrank."""
+    order = list(dict.fromkeys(diff["true"]))
+    limit = max(1, int(diff["change"].abs().max()))
+    base = alt.Chart(diff).encode(x=alt.X("predicted:N", sort=order), y=alt.Y("true:N", sort=order))
+    rect = base.mark_rect().encode(
+        color=alt.Color("change:Q", scale=alt.Scale(scheme="redblue", domain=[limit, -limit]), title="B - A"),
+        tooltip=["true", "predicted", "a", "b", "change"],
+    )
+    text = base.mark_text(fontSize=10).encode(text=alt.Text("change:Q", format="+d"))
+    return (rect + text).properties(width=size, height=size, title=title)
+
+
+def per_class_chart(per_class: pd.DataFrame, metric: str = "f1-score", height: int = 260) -> alt.Chart:
+    """Grouped bars of one per-class metric; `per_class` has columns run, class and the metric."""
+    order = list(dict.fromkeys(per_class["class"]))
+    return alt.Chart(per_class).mark_bar().encode(
+        x=alt.X("class:N", sort=order, title=None),
+        xOffset="run:N",
+        y=alt.Y(f"{metric}:Q", scale=alt.Scale(domain=[0, 1]), title=metric),
+        color=alt.Color("run:N"),
+        tooltip=["run", "class", alt.Tooltip(f"{metric}:Q", format=".3f")],
+    ).properties(height=height, title=f"per-class {metric}")
+
+
+def study_chart(results: pd.DataFrame, x: str, y: str, color: str | None = None, title: str = "",
+                x_title: str | None = None, y_title: str | None = None, height: int = 260) -> alt.Chart:
+    """A line-and-point chart of one study result against a setting (depth, dropout, ...)."""
+    enc = {"x": alt.X(f"{x}:O", title=x_title or x), "y": alt.Y(f"{y}:Q", title=y_title or y,
+                                                                 scale=alt.Scale(zero=False)),
+           "tooltip": [c for c in ("run", x, y, color) if c and c in results]}
+    if color:
+        enc["color"] = alt.Color(f"{color}:N")
+    return alt.Chart(results).mark_line(point=alt.OverlayMarkDef(size=70)).encode(**enc).properties(
+        height=height, title=title)

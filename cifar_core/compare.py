@@ -1,0 +1,53 @@
+"""Side-by-side facts about runs: the metrics table and what changed between two models."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cifar_core.runs import RunInfo
+
+
+def metrics_table(infos: list[RunInfo], reports: dict[str, dict | None]) -> pd.DataFrame:
+    """One row per run: architecture, parameters, best epoch, accuracies, macro F1, cat->dog, time per epoch."""
+    rows = []
+    for info in infos:
+        m, report = info.meta, reports.get(info.run_id)
+        names = report["class_names"] if report else []
+        cat_dog = dog_cat = None
+        if report and {"cat", "dog"} <= set(names):
+            cm = report["confusion_matrix"]
+            cat_dog, dog_cat = cm[names.index("cat")][names.index("dog")], cm[names.index("dog")][names.index("cat")]
+        epochs = m.get("epochs_run") or 0
+        rows.append({
+            "run": info.name, "arch": m.get("spec", {}).get("name"), "params": m.get("params"),
+            "best epoch": m.get("best_epoch"), "val acc": m.get("best_val_accuracy"),
+            "test acc": m.get("test_accuracy"), "macro F1": report["macro avg"]["f1-score"] if report else None,
+            "cat→dog": cat_dog, "dog→cat": dog_cat,
+            "s/epoch": m["wall_time"] / epochs if epochs and m.get("wall_time") else None,
+            "validation": m.get("config", {}).get("validation"), "data": m.get("data", {}).get("kind"),
+        })
+    return pd.DataFrame(rows)
+
+
+def flatten(value, prefix: str = "") -> dict[str, object]:
+    """Nested dicts and lists -> {'blocks[1].filters': 32, ...} for a readable diff."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        out = {}
+        for i, item in enumerate(value, start=1):
+            out.update(flatten(item, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+def settings_diff(meta_a: dict, meta_b: dict) -> pd.DataFrame:
+    """Every architecture, training and data setting that differs between two runs (missing = '-')."""
+    a = flatten({k: meta_a.get(k) for k in ("spec", "config")} | {"data": {"source": meta_a.get("data", {}).get("source")}})
+    b = flatten({k: meta_b.get(k) for k in ("spec", "config")} | {"data": {"source": meta_b.get("data", {}).get("source")}})
+    keys = [k for k in dict.fromkeys([*a, *b]) if not k.endswith("description")]
+    rows = [{"setting": k, "A": a.get(k, "-"), "B": b.get(k, "-")} for k in keys if a.get(k, "-") != b.get(k, "-")]
+    return pd.DataFrame(rows, columns=["setting", "A", "B"]).astype(str)

@@ -1,0 +1,76 @@
+"""Compare: two to four runs side by side: metrics, curves, confusion matrices, per-class scores, differences."""
+
+import pandas as pd
+import streamlit as st
+
+from cifar_core import charts, compare, evaluate
+from ui import cache
+
+st.title("Compare runs")
+finished = cache.finished_runs()
+if len(finished) < 2:
+    st.info("Compare needs at least two finished runs. Train some on the Train page, or run a study on Experiments.")
+    st.stop()
+
+by_id = {r.run_id: r for r in finished}
+picked = st.multiselect("Runs (2 to 4)", list(by_id), default=list(by_id)[:2], max_selections=4,
+                        format_func=lambda i: cache.run_label(by_id[i]), key="compare_runs")
+if len(picked) < 2:
+    st.info("Pick at least two runs.")
+    st.stop()
+infos = [by_id[i] for i in picked]
+reports = {i.run_id: cache.report(i.path) for i in infos}
+if any(i.is_synthetic for i in infos):
+    st.warning("Some of these runs were trained on synthetic demo data, not CIFAR-10.")
+if any(i.meta.get("config", {}).get("validation") == "test" for i in infos):
+    st.warning("Some of these runs validated on the test set (seed protocol): their test accuracy is optimistic.")
+
+st.subheader("Metrics")
+st.dataframe(compare.metrics_table(infos, reports), hide_index=True, width="stretch",
+             column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ("val acc", "test acc", "macro F1")}
+             | {"s/epoch": st.column_config.NumberColumn(format="%.1f")})
+
+st.subheader("Curves")
+axis = st.radio("x axis", ["epoch", "elapsed"], horizontal=True,
+                format_func={"epoch": "epoch", "elapsed": "wall-clock seconds"}.get)
+long = charts.curves_frame({i.name: cache.metrics(i.path) for i in infos})
+c1, c2 = st.columns(2)
+c1.altair_chart(charts.curves_chart(long, "loss", axis), width="stretch")
+c2.altair_chart(charts.curves_chart(long, "accuracy", axis), width="stretch")
+
+st.subheader("Confusion matrices")
+normalize = st.toggle("Row-normalised (share of each true class)", value=False)
+for col, info in zip(st.columns(len(infos)), infos, strict=True):
+    report = reports[info.run_id]
+    if report:
+        size = 560 // len(infos) + 120
+        col.altair_chart(charts.confusion_heatmap(evaluate.confusion_frame(report, normalize), normalize,
+                                                  info.name, size=size))
+
+st.subheader("Per-class precision, recall and F1")
+per_class = pd.concat([evaluate.per_class_frame(reports[i.run_id]).assign(run=i.name) for i in infos
+                       if reports[i.run_id]], ignore_index=True)
+metric = st.radio("metric", ["f1-score", "precision", "recall"], horizontal=True)
+st.altair_chart(charts.per_class_chart(per_class, metric), width="stretch")
+wide = per_class.pivot_table(index="class", columns="run", values=metric, sort=False)
+st.dataframe(wide.style.format("{:.3f}").highlight_max(axis=1, color="#d4edda"), width="stretch")
+
+st.subheader("What changed between two models")
+d1, d2 = st.columns(2)
+a_id = d1.selectbox("A", picked, index=0, format_func=lambda i: by_id[i].name)
+b_id = d2.selectbox("B", picked, index=1, format_func=lambda i: by_id[i].name)
+a, b = by_id[a_id], by_id[b_id]
+c1, c2 = st.columns([2, 3])
+with c1:
+    diff = compare.settings_diff(a.meta, b.meta)
+    if diff.empty:
+        st.caption("Same architecture, training settings and data.")
+    else:
+        st.dataframe(diff, hide_index=True, width="stretch")
+with c2:
+    if reports[a_id] and reports[b_id] and a_id != b_id:
+        change = evaluate.confusion_difference(reports[a_id], reports[b_id])
+        st.altair_chart(charts.difference_heatmap(change, f"{b.name} minus {a.name}"))
+        off = change[change["true"] != change["predicted"]].sort_values("change")
+        st.caption(f"Biggest drop: {off.iloc[0]['true']} → {off.iloc[0]['predicted']} ({off.iloc[0]['change']:+d}); "
+                   f"biggest rise: {off.iloc[-1]['true']} → {off.iloc[-1]['predicted']} ({off.iloc[-1]['change']:+d}).")

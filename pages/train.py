@@ -1,0 +1,121 @@
+"""Train: start a run as its own process, watch it live, stop it keeping its best weights."""
+
+import streamlit as st
+
+from cifar_core import charts, runs, specs
+from cifar_core.config import TrainConfig
+from ui import cache, sidebar
+
+st.title("Train")
+POLL_S = 2.0
+
+
+@st.fragment(run_every=POLL_S)
+def live_panel(run_dir) -> None:
+    """Re-reads progress.json and metrics.jsonl every couple of seconds; survives reloads and restarts."""
+    info = runs.load_run(run_dir)
+    progress = runs.read_progress(run_dir) or {}
+    metrics = runs.read_metrics(run_dir)
+    m = info.meta
+    synthetic = " · **synthetic data**" if info.is_synthetic else ""
+    st.markdown(f"**{info.name}** · `{m['spec']['name']}` · status **{info.status}**{synthetic}")
+    if progress:
+        epochs, batches = progress["epochs"], progress["batches"]
+        done = (progress["epoch"] - 1 + progress["batch"] / batches) / epochs
+        eta = progress["eta_s"]
+        st.progress(min(done, 1.0), text=f"epoch {progress['epoch']}/{epochs} · batch {progress['batch']}/{batches}"
+                    f" · {progress['images_per_s']:.0f} images/s · ETA {eta // 60:.0f} min {eta % 60:02.0f} s"
+                    " (at most; early stopping may end it sooner)")
+    else:
+        st.progress(0.0, text="starting: loading data and building the model ...")
+    if not metrics.empty:
+        long = charts.curves_frame({info.name: metrics})
+        c1, c2 = st.columns(2)
+        c1.altair_chart(charts.curves_chart(long, "loss"), width="stretch")
+        c2.altair_chart(charts.curves_chart(long, "accuracy"), width="stretch")
+        best = metrics.loc[metrics["val_accuracy"].idxmax()]
+        st.caption(f"best so far: epoch {int(best['epoch'])}, val accuracy {best['val_accuracy']:.4f}")
+    if info.status in runs.ACTIVE:
+        if (run_dir / runs.STOP).exists():
+            st.info("Stopping at the next batch: restoring the best weights and evaluating them ...")
+        elif st.button("Stop (keep best weights)", key="stop_run"):
+            runs.stop(info)
+            st.rerun(scope="fragment")
+    else:
+        st.rerun()
+
+
+def finished_summary(run_dir) -> None:
+    info = runs.load_run(run_dir)
+    m = info.meta
+    if info.status in ("completed", "stopped"):
+        st.success(f"{info.name} {info.status}: test accuracy {m['test_accuracy']:.4f}, best epoch {m['best_epoch']}, "
+                   f"{m['epochs_run']} epochs in {m['wall_time']:.0f} s.")
+        c1, c2 = st.columns(2)
+        if c1.button("Browse its mistakes"):
+            st.session_state[sidebar.RUN_KEY] = info.run_id
+            st.switch_page("pages/misclassified.py")
+        if c2.button("Compare runs"):
+            st.switch_page("pages/compare.py")
+    elif info.status in ("failed", "interrupted"):
+        st.error(f"{info.name} {info.status}: {m.get('error') or 'the process ended early'}. "
+                 "Resume it from the Runs page; the log is there too.")
+
+
+def start_form() -> None:
+    folder = cache.specs_folder()
+    choices = {**specs.PRESETS, **specs.saved_specs(folder)}
+    edited = st.session_state.get("train_spec")
+    if edited:
+        choices = {"(edited on Architectures)": specs.from_json(edited), **choices}
+    source = sidebar.current_source()
+    problem = sidebar.data_problem(source)
+    if problem:
+        st.warning("No data to train on yet: see the sidebar.")
+    d = TrainConfig()
+    with st.form("start"):
+        arch = st.selectbox("Architecture", list(choices))
+        c1, c2, c3, c4 = st.columns(4)
+        epochs = c1.number_input("Epochs (max)", 1, 500, d.epochs)
+        batch = c2.number_input("Batch size", 1, 4096, d.batch_size)
+        lr = c3.number_input("Learning rate", 1e-6, 1.0, d.learning_rate, format="%.5f")
+        patience = c4.number_input("Early-stopping patience", 0, 100, d.patience, help="0 turns it off")
+        c5, c6, c7 = st.columns([2, 1, 1])
+        validation = c5.radio("Validation", ["split", "test"], horizontal=True,
+                              format_func={"split": "5,000 held-out training images",
+                                           "test": "test set (seed protocol, leaks the test set)"}.get)
+        subset = c6.number_input("Training subset (0 = all)", 0, 50000, 0, step=500)
+        seed = c7.number_input("Seed", 0, 2**31 - 1, d.seed)
+        augment = st.checkbox("Augment (random flips and 4-pixel shifts)")
+        submitted = st.form_submit_button("Start training", type="primary", disabled=bool(problem))
+    if validation == "test":
+        st.warning("Validating on the test set picks the best epoch by test accuracy: the reported test accuracy "
+                   "is optimistic. Use it only to reproduce the seed study.")
+    if submitted:
+        cfg = TrainConfig(epochs=int(epochs), batch_size=int(batch), learning_rate=float(lr), patience=int(patience),
+                          validation=validation, subset=int(subset) or None, seed=int(seed), augment=augment)
+        bad = cfg.problems()
+        if bad:
+            st.error(" ".join(bad))
+            return
+        try:
+            runs.ensure_idle(cache.runs_dir())
+            run_dir = runs.create_run(cache.runs_dir(), choices[arch], cfg, source)
+            runs.launch(run_dir)
+        except runs.RunError as exc:
+            st.error(str(exc))
+            return
+        st.session_state["watch_run"] = str(run_dir)
+        st.rerun()
+
+
+active = runs.active_runs(cache.runs_dir())
+if active:
+    st.caption("A run is training. It runs in its own process: leave, reload or restart the dashboard, "
+               "it carries on and this page picks it up again.")
+    live_panel(active[0].path)
+else:
+    watched = st.session_state.get("watch_run")
+    if watched and (runs.Path(watched) / runs.RUN_JSON).exists():
+        finished_summary(runs.Path(watched))
+    start_form()

@@ -1,0 +1,82 @@
+"""The sidebar on every page: which data set is loaded (or how to get one), and the run picker."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from cifar_core import data
+from ui import cache
+
+SOURCE_KEY, RUN_KEY = "data_source", "run_id"
+
+
+def current_source() -> str:
+    return st.session_state.get(SOURCE_KEY) or data.default_source()
+
+
+def data_problem(source: str) -> str | None:
+    """Why `source` cannot be used right now, or None. The dashboard never starts a download itself."""
+    if source == "keras" and not data.KERAS_CACHE.is_dir():
+        return (f"No CIFAR-10 data found: CIFAR_LAB_DATA is not set and the Keras cache ({data.KERAS_CACHE}) "
+                "is empty. Set CIFAR_LAB_DATA to a CIFAR-10 folder (e.g. ../shared/data/cifar10-jpeg) and "
+                "restart, enter a path below, or run `python -c \"import keras; keras.datasets.cifar10.load_data()\"` "
+                "where the internet is reachable.")
+    try:
+        data.detect_kind(source)
+    except data.DataError as exc:
+        return str(exc)
+    return None
+
+
+def loaded_dataset() -> data.Dataset | None:
+    """The dataset of the current source, or None when it cannot be loaded (the sidebar says why)."""
+    source = current_source()
+    if data_problem(source):
+        return None
+    try:
+        return cache.dataset(source)
+    except data.DataError:
+        return None
+
+
+def render() -> None:
+    with st.sidebar:
+        st.markdown("#### Data")
+        source = current_source()
+        problem = data_problem(source)
+        ds = None
+        if not problem:
+            try:
+                ds = cache.dataset(source)
+            except data.DataError as exc:
+                problem = str(exc)
+        if ds:
+            st.caption(f"**{ds.kind}** · `{ds.source}`  \n{len(ds.y_train):,} train · {len(ds.y_test):,} test · "
+                       f"{len(ds.class_names)} classes")
+            if ds.is_synthetic:
+                st.warning("Synthetic demo data: generated images, not CIFAR-10. Results are labelled synthetic.")
+        else:
+            st.error(problem)
+            if st.button("Use synthetic demo data", key="use_synthetic"):
+                st.session_state[SOURCE_KEY] = data.SYNTHETIC
+                st.rerun()
+        new = st.text_input("Data source", value=source, key="source_input",
+                            help="An image folder, cifar-10-batches-py, its .tar.gz, 'keras' or 'synthetic'.")
+        if new.strip() and new.strip() != source:
+            st.session_state[SOURCE_KEY] = new.strip()
+            st.rerun()
+        _run_picker()
+
+
+def _run_picker() -> None:
+    finished = cache.finished_runs()
+    st.markdown("#### Run")
+    if not finished:
+        st.caption("No finished runs yet: start one on the Train page.")
+        return
+    ids = [r.run_id for r in finished]
+    labels = {r.run_id: cache.run_label(r) for r in finished}
+    current = st.session_state.get(RUN_KEY)
+    index = ids.index(current) if current in ids else 0
+    st.session_state[RUN_KEY] = st.selectbox("Selected run", ids, index=index, format_func=labels.get,
+                                             key="sidebar_run")
