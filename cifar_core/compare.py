@@ -46,8 +46,12 @@ def flatten(value, prefix: str = "") -> dict[str, object]:
 
 def settings_diff(meta_a: dict, meta_b: dict) -> pd.DataFrame:
     """Every architecture, training and data setting that differs between two runs (missing = '-')."""
-    a = flatten({k: meta_a.get(k) for k in ("spec", "config")} | {"data": {"source": meta_a.get("data", {}).get("source")}})
-    b = flatten({k: meta_b.get(k) for k in ("spec", "config")} | {"data": {"source": meta_b.get("data", {}).get("source")}})
+    a, b = _settings(meta_a), _settings(meta_b)
     keys = [k for k in dict.fromkeys([*a, *b]) if not k.endswith("description")]
     rows = [{"setting": k, "A": a.get(k, "-"), "B": b.get(k, "-")} for k in keys if a.get(k, "-") != b.get(k, "-")]
     return pd.DataFrame(rows, columns=["setting", "A", "B"]).astype(str)
+
+
+def _settings(meta: dict) -> dict[str, object]:
+    return flatten({"spec": meta.get("spec"), "config": meta.get("config"),
+                    "data": {"source": meta.get("data", {}).get("source")}})

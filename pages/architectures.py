@@ -80,7 +80,7 @@ if spec and not problems:
                              placeholder="my-cnn", key="save_name")
     if s2.button("Save architecture", disabled=not new_name):
         try:
-            path = specs.save_spec(replace(spec, name=new_name.strip(), description=spec.description), cache.specs_folder())
+            path = specs.save_spec(replace(spec, name=new_name.strip()), cache.specs_folder())
             st.success(f"Saved as {new_name} ({path}). It is now in every architecture list.")
         except specs.SpecError as exc:
             st.error(str(exc))

@@ -26,9 +26,9 @@ if any(i.meta.get("config", {}).get("validation") == "test" for i in infos):
     st.warning("Some of these runs validated on the test set (seed protocol): their test accuracy is optimistic.")
 
 st.subheader("Metrics")
+FORMATS = {"val acc": "%.4f", "test acc": "%.4f", "macro F1": "%.4f", "s/epoch": "%.1f"}
 st.dataframe(compare.metrics_table(infos, reports), hide_index=True, width="stretch",
-             column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ("val acc", "test acc", "macro F1")}
-             | {"s/epoch": st.column_config.NumberColumn(format="%.1f")})
+             column_config={c: st.column_config.NumberColumn(format=f) for c, f in FORMATS.items()})
 
 st.subheader("Curves")
 axis = st.radio("x axis", ["epoch", "elapsed"], horizontal=True,
