@@ -42,8 +42,8 @@ def confusion_heatmap(frame: pd.DataFrame, normalize: bool = False, title: str =
     order = list(dict.fromkeys(frame["true"]))
     fmt = ".2f" if normalize else "d"
     base = alt.Chart(frame).encode(
-        x=alt.X("predicted:N", sort=order, title="predicted"),
-        y=alt.Y("true:N", sort=order, title="true"),
+        x=alt.X("predicted:N", sort=order, title="predicted", axis=alt.Axis(labelOverlap=False)),
+        y=alt.Y("true:N", sort=order, title="true", axis=alt.Axis(labelOverlap=False)),
     )
     rect = base.mark_rect().encode(
         color=alt.Color("value:Q", scale=alt.Scale(scheme="blues"), legend=None),

@@ -28,7 +28,7 @@ BLOCK_COLUMNS = {
     "dropout": st.column_config.NumberColumn("dropout", min_value=0.0, max_value=0.95, step=0.05),
 }
 
-left, right = st.columns([5, 6], gap="large")
+left, right = st.columns([6, 5], gap="medium")
 with left:
     st.subheader("Conv blocks")
     blocks_df = pd.DataFrame([vars(b) for b in base.blocks])[list(BLOCK_COLUMNS)]

@@ -34,7 +34,8 @@ def live_panel(run_dir) -> None:
         c1.altair_chart(charts.curves_chart(long, "loss"), width="stretch")
         c2.altair_chart(charts.curves_chart(long, "accuracy"), width="stretch")
         best = metrics.loc[metrics["val_accuracy"].idxmax()]
-        st.caption(f"best so far: epoch {int(best['epoch'])}, val accuracy {best['val_accuracy']:.4f}")
+        st.caption(f"{len(metrics)} epochs done · best so far: epoch {int(best['epoch'])}, "
+                   f"val accuracy {best['val_accuracy']:.4f}")
     if info.status in runs.ACTIVE:
         if (run_dir / runs.STOP).exists():
             st.info("Stopping at the next batch: restoring the best weights and evaluating them ...")
@@ -73,6 +74,12 @@ def start_form() -> None:
     if problem:
         st.warning("No data to train on yet: see the sidebar.")
     d = TrainConfig()
+    validation = st.radio("Validation", ["split", "test"], horizontal=True, key="validation",
+                          format_func={"split": "5,000 held-out training images",
+                                       "test": "test set (seed protocol, leaks the test set)"}.get)
+    if validation == "test":
+        st.warning("Validating on the test set picks the best epoch by test accuracy: the reported test accuracy "
+                   "is optimistic. Use it only to reproduce the seed study.")
     with st.form("start"):
         arch = st.selectbox("Architecture", list(choices))
         c1, c2, c3, c4 = st.columns(4)
@@ -80,17 +87,11 @@ def start_form() -> None:
         batch = c2.number_input("Batch size", 1, 4096, d.batch_size)
         lr = c3.number_input("Learning rate", 1e-6, 1.0, d.learning_rate, format="%.5f")
         patience = c4.number_input("Early-stopping patience", 0, 100, d.patience, help="0 turns it off")
-        c5, c6, c7 = st.columns([2, 1, 1])
-        validation = c5.radio("Validation", ["split", "test"], horizontal=True,
-                              format_func={"split": "5,000 held-out training images",
-                                           "test": "test set (seed protocol, leaks the test set)"}.get)
+        c6, c7 = st.columns(2)
         subset = c6.number_input("Training subset (0 = all)", 0, 50000, 0, step=500)
         seed = c7.number_input("Seed", 0, 2**31 - 1, d.seed)
         augment = st.checkbox("Augment (random flips and 4-pixel shifts)")
         submitted = st.form_submit_button("Start training", type="primary", disabled=bool(problem))
-    if validation == "test":
-        st.warning("Validating on the test set picks the best epoch by test accuracy: the reported test accuracy "
-                   "is optimistic. Use it only to reproduce the seed study.")
     if submitted:
         cfg = TrainConfig(epochs=int(epochs), batch_size=int(batch), learning_rate=float(lr), patience=int(patience),
                           validation=validation, subset=int(subset) or None, seed=int(seed), augment=augment)

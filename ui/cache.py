@@ -64,8 +64,10 @@ def _dataset(source: str, fingerprint_hint: int) -> data.Dataset:
 
 def dataset(source: str) -> data.Dataset:
     """The decoded data set, held once per server process; reloaded if the source path changes on disk."""
-    hint = 0 if source in ("keras", data.SYNTHETIC) else _stamp(Path(source))
-    return _dataset(source, hint)
+    if source in ("keras", data.SYNTHETIC):
+        return _dataset(source, 0)
+    path = Path(source).expanduser().resolve()
+    return _dataset(str(path), _stamp(path))
 
 
 @st.cache_data(show_spinner="Building the model ...", max_entries=128)

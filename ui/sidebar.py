@@ -57,15 +57,21 @@ def render() -> None:
                 st.warning("Synthetic demo data: generated images, not CIFAR-10. Results are labelled synthetic.")
         else:
             st.error(problem)
-            if st.button("Use synthetic demo data", key="use_synthetic"):
-                st.session_state[SOURCE_KEY] = data.SYNTHETIC
-                st.rerun()
-        new = st.text_input("Data source", value=source, key="source_input",
-                            help="An image folder, cifar-10-batches-py, its .tar.gz, 'keras' or 'synthetic'.")
-        if new.strip() and new.strip() != source:
-            st.session_state[SOURCE_KEY] = new.strip()
-            st.rerun()
+            st.button("Use synthetic demo data", key="use_synthetic", on_click=_set_source, args=(data.SYNTHETIC,))
+        st.session_state.setdefault("source_input", source)
+        st.text_input("Data source", key="source_input", on_change=_typed_source,
+                      help="An image folder, cifar-10-batches-py, its .tar.gz, 'keras' or 'synthetic'.")
         _run_picker()
+
+
+def _set_source(source: str) -> None:
+    st.session_state[SOURCE_KEY] = st.session_state["source_input"] = source
+
+
+def _typed_source() -> None:
+    typed = st.session_state["source_input"].strip()
+    if typed:
+        st.session_state[SOURCE_KEY] = typed
 
 
 def _run_picker() -> None:

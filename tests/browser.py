@@ -1,0 +1,63 @@
+"""Helpers to drive the real app in headless Debian Chromium through Playwright (no browser download)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import time
+import urllib.request
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PAGES = [("Architectures", "Architectures"), ("Train", "Train"), ("Runs", "Runs"), ("Compare", "Compare runs"),
+         ("Misclassified", "Misclassified images"), ("Experiments", "Experiments")]
+
+
+def chromium_missing() -> str | None:
+    """Why the browser test cannot run here, or None."""
+    if not shutil.which("chromium") and not shutil.os.path.exists(CHROMIUM):
+        return "Debian's chromium is not installed (apt-get install chromium); `make test` installs it where it can"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright Python package is missing (pip install -e '.[dev]')"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_app(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).status == 200:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"streamlit did not answer on port {port} within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def launch_browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def wait_rendered(page, heading: str, timeout: float = 60_000) -> None:
+    """Wait for the page's title, then for Streamlit to finish running the script."""
+    page.get_by_role("heading", name=heading, exact=True).first.wait_for(timeout=timeout)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"], "
+                           "[data-testid=\"stSpinner\"]')", timeout=timeout)
+    page.wait_for_function("() => [...document.images].every(img => img.complete)", timeout=timeout)
+    page.wait_for_timeout(1500)

@@ -1,0 +1,162 @@
+"""The dashboard the Streamlit way: every page through AppTest, against real tiny runs on synthetic data."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, cli
+from streamlit.testing.v1 import AppTest
+
+from cifar_core import runs
+from cifar_core.config import TrainConfig
+from cifar_core.specs import PRESETS
+
+
+@pytest.fixture(scope="module")
+def app_runs(tmp_path_factory, finished_run) -> Path:
+    """Two finished real runs (baseline, batchnorm) and one damaged run directory."""
+    root = tmp_path_factory.mktemp("app-runs") / "runs"
+    root.mkdir()
+    shutil.copytree(finished_run, root / finished_run.name)
+    cli("train", "--arch", "batchnorm", "--data", "synthetic", "--epochs", "2", "--subset", "600",
+        "--name", "tiny-bn", runs_dir=root)
+    damaged = root / "broken-run"
+    damaged.mkdir()
+    (damaged / "run.json").write_text("{not json")
+    return root
+
+
+@pytest.fixture
+def app(app_runs, monkeypatch):
+    monkeypatch.setenv("CIFAR_LAB_RUNS", str(app_runs))
+    monkeypatch.setenv("CIFAR_LAB_DATA", "synthetic")
+    monkeypatch.chdir(ROOT)
+
+    def _open(page: str | None = None) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+        if page:
+            at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, [e.message for e in at.exception]
+        return at
+
+    return _open
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "success", "info", "warning", "error", "title", "subheader")
+             for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_sidebar_shows_the_synthetic_data_set(app):
+    at = app()
+    sidebar = "\n".join(str(e.value) for e in at.sidebar.caption) + "\n".join(e.value for e in at.sidebar.warning)
+    assert "2,000 train" in sidebar and "Synthetic demo data" in sidebar
+
+
+def test_missing_data_offers_the_fix_and_synthetic_demo(app, monkeypatch):
+    monkeypatch.setenv("CIFAR_LAB_DATA", "/no/such/cifar")
+    at = app()
+    assert "does not exist" in at.sidebar.error[0].value and "CIFAR_LAB_DATA" in at.sidebar.error[0].value
+    at.sidebar.button(key="use_synthetic").click().run()
+    # AppTest drops the sidebar subtree after a rerun under st.navigation; the browser test sees it.
+    assert at.session_state["data_source"] == "synthetic" == at.session_state["source_input"]
+    assert not at.exception and not at.error
+
+
+def test_architectures_page_updates_and_validates(app):
+    at = app()
+    assert at.metric[0].value == "358,346"
+    at.selectbox(key="arch_choice").select("deeper").run()
+    assert at.metric[0].value == "462,378"
+    at.text_input(key="dense_deeper").input("128, 0").run()
+    assert any("at least 1 unit" in e.value for e in at.error) and not at.metric
+    at.text_input(key="dense_deeper").input("64").run()
+    assert at.metric[0].value != "462,378" and not at.error
+
+
+def test_architectures_save_custom_spec(app, app_runs):
+    at = app()
+    at.number_input(key="hdrop_baseline").set_value(0.3).run()
+    at.text_input(key="save_name").input("my-net").run()
+    at.button[0].click().run()
+    saved = runs.read_json(app_runs.parent / "specs" / "my-net.json")
+    assert saved["head"]["dropout"] == pytest.approx(0.3)
+    assert "my-net (saved)" in app().selectbox(key="arch_choice").options
+
+
+def test_runs_page_lists_runs_and_damaged_dir(app):
+    at = app("runs")
+    assert "broken-run" in at.warning[0].value and "run.json is unreadable" in at.warning[0].value
+    table = at.dataframe[0].value
+    assert {"tiny-baseline", "tiny-bn"} <= set(table["name"]) and "damaged" in set(table["status"])
+    assert any(m.label == "Test accuracy" for m in at.metric)
+
+
+def test_runs_page_opens_a_damaged_run_without_crashing(app):
+    at = app("runs")
+    at.selectbox[0].select("broken-run").run()
+    assert not at.exception and any("Damaged: run.json is unreadable" in e.value for e in at.error)
+
+
+def test_compare_page(app):
+    at = app("compare")
+    table = at.dataframe[0].value
+    assert len(table) == 2 and {"baseline", "batchnorm"} == set(table["arch"])
+    diff = next(d.value for d in at.dataframe if "setting" in d.value.columns)
+    assert "What changed between two models" in texts(at)
+    assert "spec.blocks[1].batch_norm" in set(diff["setting"])
+    assert len(at.get("vega_lite_chart")) >= 6, "2 curves, 2 confusion matrices, per-class bars, difference"
+    at.toggle[0].set_value(True).run()
+    assert not at.exception
+
+
+def test_misclassified_page_defaults_to_cat_as_dog_and_follows_top_confusions(app):
+    at = app("misclassified")
+    assert at.selectbox(key="mis_true").value == "cat" and at.selectbox(key="mis_pred").value == "dog"
+    top = next(b for b in at.button if b.key and b.key.startswith("top_"))
+    true, predicted = top.key.split("_")[1:]
+    top.click().run()
+    assert at.selectbox(key="mis_true").value == true and at.selectbox(key="mis_pred").value == predicted
+    assert f"predicted as **{predicted}**" in texts(at) or f"No {true} image" in texts(at)
+
+
+def test_train_page_form_and_test_protocol_warning(app):
+    at = app("train")
+    assert at.button or at.get("form")
+    at.radio[0].set_value("test").run()
+    assert any("optimistic" in w.value for w in at.warning)
+
+
+def test_train_page_reattaches_to_a_live_run_and_picks_up_new_metrics(app, app_runs):
+    run_dir = runs.create_run(app_runs, PRESETS["baseline"], TrainConfig(epochs=300, patience=0), "synthetic",
+                              name="live-run")
+    pid = runs.launch(run_dir)
+    try:
+        deadline = time.monotonic() + 120
+        while len(runs.read_metric_lines(run_dir)) < 1:
+            assert time.monotonic() < deadline, (run_dir / "log.txt").read_text()
+            time.sleep(0.1)
+        at = app("train")
+        assert "live-run" in texts(at) and at.get("progress")
+        shown = int(texts(at).split(" epochs done")[0].split()[-1])
+        while len(runs.read_metric_lines(run_dir)) <= shown:
+            time.sleep(0.1)
+        before = len(runs.read_metric_lines(run_dir))
+        at.run()
+        now = int(texts(at).split(" epochs done")[0].split()[-1])
+        assert shown < before <= now <= len(runs.read_metric_lines(run_dir))
+        assert len(at.get("vega_lite_chart")) == 2
+        at.button(key="stop_run").click().run()
+        assert runs.wait(run_dir, timeout=120) == "stopped"
+    finally:
+        if runs.process_alive(pid):
+            runs.os.kill(pid, 9)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_experiments_page_opens(app):
+    assert app("experiments").title[0].value == "Experiments"
