@@ -166,7 +166,9 @@ def cmd_runs(args) -> int:
         print(f"No runs in {runs_dir(args)}. Start one with `cifar-lab train --arch baseline`.")
         return 0
     cols = ["id", "arch", "status", "params", "best epoch", "test acc", "wall s", "data", "problem"]
-    print(table[cols].to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4f}"))
+    table["test acc"] = table["test acc"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
+    table["wall s"] = table["wall s"].map(lambda v: "-" if pd.isna(v) else f"{v:.0f}")
+    print(table[cols].astype(str).replace("<NA>", "-").to_string(index=False))
     return 0
 
 

@@ -45,9 +45,9 @@ def confusion_frame(report: dict, normalize: bool = False) -> pd.DataFrame:
 
 
 def top_confusions(report: dict, k: int = 10) -> pd.DataFrame:
-    """The k largest off-diagonal cells: which true class is most often taken for which."""
+    """The k largest non-empty off-diagonal cells: which true class is most often taken for which."""
     df = confusion_frame(report)
-    off = df[df["true"] != df["predicted"]]
+    off = df[(df["true"] != df["predicted"]) & (df["count"] > 0)]
     return off.sort_values(["count", "true"], ascending=[False, True]).head(k).reset_index(drop=True)
 
 

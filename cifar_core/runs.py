@@ -228,7 +228,9 @@ def runs_table(runs: list[RunInfo]) -> pd.DataFrame:
             "data": m.get("data", {}).get("kind", "?"), "created": m.get("created", ""),
             "problem": r.damaged,
         })
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=["id", "name", "arch", "status", "params", "best epoch", "test acc",
+                                        "wall s", "data", "created", "problem"])
+    return table.astype({"params": "Int64", "best epoch": "Int64", "test acc": "Float64", "wall s": "Float64"})
 
 
 def new_run_id(runs_dir: Path, name: str) -> str:

@@ -66,7 +66,7 @@ with c1:
     if diff.empty:
         st.caption("Same architecture, training settings and data.")
     else:
-        st.dataframe(diff, hide_index=True, width="stretch")
+        st.table(diff.set_index("setting"))
 with c2:
     if reports[a_id] and reports[b_id] and a_id != b_id:
         change = evaluate.confusion_difference(reports[a_id], reports[b_id])

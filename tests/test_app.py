@@ -106,9 +106,9 @@ def test_compare_page(app):
     at = app("compare")
     table = at.dataframe[0].value
     assert len(table) == 2 and {"baseline", "batchnorm"} == set(table["arch"])
-    diff = next(d.value for d in at.dataframe if "setting" in d.value.columns)
+    diff = at.table[0].value
     assert "What changed between two models" in texts(at)
-    assert "spec.blocks[1].batch_norm" in set(diff["setting"])
+    assert "spec.blocks[1].batch_norm" in set(diff.index)
     assert len(at.get("vega_lite_chart")) >= 6, "2 curves, 2 confusion matrices, per-class bars, difference"
     at.toggle[0].set_value(True).run()
     assert not at.exception

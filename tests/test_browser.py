@@ -1,0 +1,86 @@
+"""End to end as a person would: the real app in headless Chromium, architecture -> train -> compare -> misclassified.
+
+Skips with the reason where Debian's chromium (or the playwright package) is absent. Screenshots go to
+artifacts/screenshots/e2e-*.png.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from browser import chromium_missing, free_port, launch_browser, wait_for_app, wait_rendered
+from conftest import ROOT
+
+pytestmark = pytest.mark.browser
+SHOTS = ROOT / "artifacts" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    reason = chromium_missing()
+    if reason:
+        pytest.skip(reason)
+    port = free_port()
+    runs_dir = tmp_path_factory.mktemp("browser-runs") / "runs"
+    env = {**os.environ, "CIFAR_LAB_RUNS": str(runs_dir), "CIFAR_LAB_DATA": "synthetic", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_app(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def start_tiny_run(page, arch: str) -> None:
+    form = page.get_by_test_id("stForm")
+    form.get_by_test_id("stSelectbox").first.click()
+    page.get_by_role("option", name=arch, exact=True).click()
+    form.get_by_label("Epochs (max)").fill("2")
+    form.get_by_label("Training subset (0 = all)").fill("500")
+    form.get_by_role("button", name="Start training").click()
+    page.get_by_text("status running", exact=False).or_(page.get_by_text("starting:")).first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Start training").wait_for(timeout=180_000)
+    wait_rendered(page, "Train")
+    page.get_by_text(f"{arch}-", exact=False).get_by_text("completed: test accuracy", exact=False).or_(
+        page.get_by_text("completed: test accuracy", exact=False)).first.wait_for(timeout=30_000)
+
+
+def test_architecture_train_compare_misclassified(server):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with launch_browser() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 2000})
+        page.goto(server)
+        wait_rendered(page, "Architectures")
+        assert page.get_by_text("358,346").is_visible()
+        assert page.get_by_text("Synthetic demo data").first.is_visible()
+        page.screenshot(path=str(SHOTS / "e2e-1-architectures.png"))
+
+        page.get_by_role("link", name="Train").first.click()
+        wait_rendered(page, "Train")
+        start_tiny_run(page, "baseline")
+        page.screenshot(path=str(SHOTS / "e2e-2-trained.png"))
+        start_tiny_run(page, "batchnorm")
+
+        page.get_by_role("link", name="Compare").first.click()
+        wait_rendered(page, "Compare runs")
+        page.get_by_text("What changed between two models").wait_for()
+        page.screenshot(path=str(SHOTS / "e2e-3-compare.png"))
+        assert page.get_by_text("spec.blocks[1].batch_norm").first.is_visible()
+
+        page.get_by_role("link", name="Misclassified").first.click()
+        wait_rendered(page, "Misclassified images")
+        page.get_by_text("Top confusions").wait_for()
+        top = page.get_by_role("button", name="→").first
+        true, predicted = top.inner_text().split(":")[0].split(" → ")
+        top.click()
+        page.get_by_text(f"{true} test images predicted as").wait_for()
+        wait_rendered(page, "Misclassified images")
+        page.screenshot(path=str(SHOTS / "e2e-4-misclassified.png"))
+        gallery = page.get_by_test_id("stImage")
+        assert gallery.count() >= 1 and page.get_by_text("test #").first.is_visible()
