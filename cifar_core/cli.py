@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cifar_core import data, evaluate, runs, specs
+from cifar_core import data, evaluate, report, runs, specs, studies
 from cifar_core.config import TrainConfig
 
 USER_ERRORS = (data.DataError, specs.SpecError, runs.RunError)
@@ -58,6 +58,28 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "resume":
             p.add_argument("--detach", action="store_true")
         p.set_defaults(func=func)
+    p = sub.add_parser("study", help="queue a study's runs and train them one after another in the background")
+    p.add_argument("kind", choices=studies.KINDS)
+    p.add_argument("--detach", action="store_true", help="return at once; the study goes on in the background")
+    add_train_options(p)
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("studies", help="table of studies")
+    p.set_defaults(func=cmd_studies)
+    for name, func, help_ in (("study-resume", cmd_study_resume, "continue a study with its unfinished runs"),
+                              ("study-stop", cmd_study_stop, "stop a study (the current run keeps its best weights)"),
+                              ("study-report", cmd_study_report, "write a study's report.md and charts")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("study", help="study id (or unique prefix)")
+        if name == "study-resume":
+            p.add_argument("--detach", action="store_true")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("reproduce", help="run the seed study and compare with its published figures")
+    p.add_argument("--data", default=None, help="data source (default: $CIFAR_LAB_DATA or the Keras cache)")
+    p.add_argument("--subset", type=int, default=None, help="train on N stratified training images (quick check)")
+    p.add_argument("--study", default=None, help="report on this existing seed study instead of training anew")
+    p.set_defaults(func=cmd_reproduce)
     return parser
 
 
@@ -238,6 +260,110 @@ def cmd_resume(args) -> int:
     runs.resume(info)
     print(info.path, flush=True)
     return 0 if args.detach else follow(info.path)
+
+
+def studies_dir(args) -> Path:
+    return studies.default_studies_dir(runs_dir(args))
+
+
+def find_study(args, ref: str) -> Path:
+    folder = studies_dir(args)
+    matches = [p for p in folder.glob(f"{ref}*") if (p / studies.STUDY_JSON).exists()] if folder.is_dir() else []
+    exact = [p for p in matches if p.name == ref]
+    if len(exact) == 1 or len(matches) == 1:
+        return (exact or matches)[0]
+    raise runs.RunError(f"No single study matches {ref!r} in {folder}; `cifar-lab studies` lists them."
+                        if not matches else f"{ref!r} matches {len(matches)} studies; give more of the id.")
+
+
+def start_study(args, kind: str) -> Path:
+    cfg = config_from_args(args)
+    study_dir = studies.create(studies_dir(args), runs_dir(args), kind, cfg, checked_source(args.data),
+                               specs.saved_specs(specs.specs_dir(runs_dir(args))))
+    studies.launch(study_dir)
+    print(study_dir, flush=True)
+    return study_dir
+
+
+def cmd_study(args) -> int:
+    study_dir = start_study(args, args.kind)
+    return 0 if args.detach else follow_study(study_dir)
+
+
+def follow_study(study_dir: Path) -> int:
+    """Print each run as it finishes; Ctrl-C stops the study (the run in progress keeps its best weights)."""
+    seen: set[str] = set()
+    try:
+        while True:
+            table = studies.queue(study_dir)
+            for row in table.itertuples():
+                if row.status in runs.FINISHED + ("stopped",) and row.name not in seen:
+                    seen.add(row.name)
+                    meta = runs.read_json(runs_dir_of_study(study_dir) / row.run_id / runs.RUN_JSON)
+                    acc = meta.get("test_accuracy")
+                    print(f"{row.name:24s} {row.status:10s} test acc {acc if acc is None else f'{acc:.4f}'}  "
+                          f"best epoch {meta.get('best_epoch')}  {meta.get('wall_time') or 0:.0f} s", flush=True)
+            if studies.status(studies.read(study_dir)) not in ("queued", "running"):
+                break
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("stopping the study ...", file=sys.stderr, flush=True)
+        studies.stop(study_dir)
+    status = studies.status(studies.read(study_dir))
+    print(f"study {study_dir.name}: {status}")
+    return 0 if status == "completed" else 1
+
+
+def runs_dir_of_study(study_dir: Path) -> Path:
+    return Path(studies.read(study_dir)["runs_dir"])
+
+
+def cmd_studies(args) -> int:
+    found = studies.list_studies(studies_dir(args))
+    if not found:
+        print(f"No studies in {studies_dir(args)}. Start one with `cifar-lab study depth --subset 10000`.")
+        return 0
+    for s in found:
+        table = studies.queue(Path(s["path"]))
+        done = int(table["status"].isin(["completed", "stopped"]).sum())
+        print(f"{s['id']:36s} {s['kind']:13s} {studies.status(s):11s} {done}/{len(table)} runs done")
+    return 0
+
+
+def cmd_study_resume(args) -> int:
+    study_dir = find_study(args, args.study)
+    studies.resume(study_dir)
+    print(study_dir, flush=True)
+    return 0 if args.detach else follow_study(study_dir)
+
+
+def cmd_study_stop(args) -> int:
+    studies.stop(find_study(args, args.study))
+    print("asked the study to stop")
+    return 0
+
+
+def cmd_study_report(args) -> int:
+    study_dir = find_study(args, args.study)
+    path = report.write_markdown(study_dir, study_dir / "report")
+    print(path.read_text())
+    print(f"written: {path}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    if args.study:
+        study_dir = find_study(args, args.study)
+    else:
+        defaults = vars(build_parser().parse_args(["study", "seed"]))
+        args = argparse.Namespace(**{**defaults, "runs_dir": args.runs_dir, "data": args.data, "subset": args.subset})
+        study_dir = start_study(args, "seed")
+        follow_study(study_dir)
+    table = report.seed_comparison(study_dir)
+    out = report.write_markdown(study_dir, study_dir / "report")
+    print(report.markdown_table(table))
+    print(f"report: {out} (charts beside it)")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,156 @@
+"""Study reports: the charts of each kind of study, the seed study against its published figures,
+and export as Markdown (with PNG charts beside it) or self-contained HTML (charts embedded)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+
+from cifar_core import charts, evaluate, runs, studies
+
+# The seed notebook's figures (DESIGN.md and the studies issue).
+PUBLISHED = pd.DataFrame([
+    {"arch": "baseline", "test_accuracy": 0.7243, "best_epoch": 7, "cat_dog": 215, "dog_cat": 144},
+    {"arch": "deeper", "test_accuracy": 0.7016, "best_epoch": 11, "cat_dog": 175, "dog_cat": 166},
+    {"arch": "batchnorm", "test_accuracy": 0.7687, "best_epoch": 16, "cat_dog": 173, "dog_cat": 117},
+]).set_index("arch")
+
+
+def study_charts(kind: str, results: pd.DataFrame) -> dict[str, alt.Chart]:
+    """The charts that answer the study's question, keyed by a short name."""
+    if results.empty:
+        return {}
+    chart = charts.study_chart
+    if kind == "depth":
+        return {
+            "accuracy": chart(results, "depth", "test_accuracy", "batch_norm", "Test accuracy against depth",
+                              "conv blocks", "test accuracy"),
+            "params": chart(results, "depth", "params", "batch_norm", "Parameters against depth",
+                            "conv blocks", "parameters"),
+            "gap": chart(results, "depth", "gap", "batch_norm", "Overfitting: train minus validation accuracy "
+                         "(last epoch)", "conv blocks", "accuracy gap"),
+            "speed": chart(results, "depth", "seconds_per_epoch", "batch_norm", "Seconds per epoch",
+                           "conv blocks", "seconds"),
+        }
+    if kind == "dropout":
+        return {
+            "accuracy": chart(results, "dropout", "test_accuracy", None, "Test accuracy against dropout",
+                              "dropout rate", "test accuracy"),
+            "gap": chart(results, "dropout", "gap", None, "Overfitting gap against dropout", "dropout rate",
+                         "accuracy gap"),
+        }
+    group = "family" if kind == "batchnorm" else "arch"
+    color = "batch_norm:N" if kind == "batchnorm" else alt.Undefined
+    offset = "batch_norm:N" if kind == "batchnorm" else alt.Undefined
+    bars = alt.Chart(results).mark_bar().encode(
+        x=alt.X(f"{group}:N", title=None), xOffset=offset, color=color,
+        y=alt.Y("test_accuracy:Q", scale=alt.Scale(zero=False), title="test accuracy"),
+        tooltip=["run", "test_accuracy", "params", "best_epoch"]).properties(height=260, title="Test accuracy")
+    gap = alt.Chart(results).mark_bar().encode(
+        x=alt.X(f"{group}:N", title=None), xOffset=offset, color=color, y=alt.Y("gap:Q", title="accuracy gap"),
+        tooltip=["run", "gap"]).properties(height=260, title="Overfitting gap (last epoch)")
+    return {"accuracy": bars, "gap": gap}
+
+
+def seed_comparison(study_dir: Path) -> pd.DataFrame:
+    """Ours against the published seed figures: test accuracy, best epoch, cat->dog and dog->cat cells."""
+    study = studies.read(study_dir)
+    rows = []
+    for entry in study["runs"]:
+        arch = entry["labels"]["arch"]
+        run_dir = Path(study["runs_dir"]) / entry["run_id"] if entry.get("run_id") else None
+        ours = runs.load_run(run_dir) if run_dir and run_dir.exists() else None
+        report = runs.read_json(run_dir / "report.json") if ours and ours.status in ("completed", "stopped") else None
+        pub = PUBLISHED.loc[arch]
+        row = {"model": arch}
+        for key, label, value in (
+            ("test_accuracy", "test acc", ours.meta.get("test_accuracy") if report else None),
+            ("best_epoch", "best epoch", ours.meta.get("best_epoch") if report else None),
+            ("cat_dog", "cat→dog", evaluate.cell(report, "cat", "dog") if report else None),
+            ("dog_cat", "dog→cat", evaluate.cell(report, "dog", "cat") if report else None),
+        ):
+            row[f"{label} (seed)"] = pub[key]
+            row[f"{label} (ours)"] = value
+            row[f"{label} (diff)"] = None if value is None else value - pub[key]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _png(chart: alt.Chart) -> bytes:
+    import vl_convert
+
+    return vl_convert.vegalite_to_png(chart.to_json(), scale=2)
+
+
+def _cell(column: str, value) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    sign = "+" if "diff" in column else ""
+    return f"{value:{sign}.4f}" if float(value) != int(value) else f"{int(value):{sign}d}"
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    header = "| " + " | ".join(df.columns) + " |\n|" + "---|" * len(df.columns) + "\n"
+    body = "".join("| " + " | ".join(_cell(c, v) for c, v in zip(df.columns, row, strict=True)) + " |\n"
+                   for row in df.itertuples(index=False))
+    return header + body
+
+
+def _sections(study_dir: Path) -> tuple[dict, list[tuple[str, pd.DataFrame]], dict[str, alt.Chart]]:
+    study = studies.read(study_dir)
+    results = studies.results(study_dir)
+    tables = [("Results", results.drop(columns=["run_id"], errors="ignore"))]
+    if study["kind"] == "seed":
+        tables.insert(0, ("Seed study: ours against the published figures", seed_comparison(study_dir)))
+    return study, tables, study_charts(study["kind"], results)
+
+
+def _caveats(study: dict) -> list[str]:
+    notes = []
+    if study["kind"] == "seed":
+        notes.append("Seed protocol: validation and early stopping on the test set, as the original notebook did; "
+                     "test accuracies are therefore optimistic.")
+    if study["data"]["source"] == "synthetic":
+        notes.append("Trained on synthetic demo data, not CIFAR-10.")
+    if study["config"].get("subset"):
+        notes.append(f"Trained on a stratified subset of {study['config']['subset']:,} training images.")
+    return notes
+
+
+def write_markdown(study_dir: Path, out_dir: Path) -> Path:
+    """report.md plus one PNG per chart in `out_dir`."""
+    study, tables, chart_map = _sections(study_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = [f"# Study {study['id']} ({study['kind']})", "", f"Data: `{study['data']['source']}`", ""]
+    lines += [f"> {note}" for note in _caveats(study)] + [""]
+    for title, table in tables:
+        lines += [f"## {title}", "", markdown_table(table), ""]
+    for name, chart in chart_map.items():
+        (out_dir / f"{name}.png").write_bytes(_png(chart))
+        lines += [f"![{name}]({name}.png)", ""]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def html_report(study_dir: Path) -> str:
+    """One self-contained HTML page (charts as embedded PNG, so it opens offline)."""
+    study, tables, chart_map = _sections(study_dir)
+    parts = [f"<h1>Study {html.escape(study['id'])} ({study['kind']})</h1>",
+             f"<p>Data: <code>{html.escape(study['data']['source'])}</code></p>"]
+    parts += [f"<blockquote>{html.escape(note)}</blockquote>" for note in _caveats(study)]
+    for title, table in tables:
+        body = table.to_html(index=False, na_rep="-", float_format="{:.4f}".format)
+        parts += [f"<h2>{html.escape(title)}</h2>", body]
+    for name, chart in chart_map.items():
+        data = base64.b64encode(_png(chart)).decode()
+        parts.append(f'<figure><img alt="{name}" src="data:image/png;base64,{data}" style="max-width:720px"></figure>')
+    style = "body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse}" \
+            "td,th{border:1px solid #ccc;padding:4px 8px}"
+    return f"<!doctype html><meta charset='utf-8'><style>{style}</style>" + "\n".join(parts)

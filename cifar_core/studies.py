@@ -1,0 +1,242 @@
+"""Studies: a named group of runs answering one question (depth, batch norm, dropout, architectures, seed).
+
+A study is `artifacts/studies/<id>/study.json` listing its planned runs; one background process
+(`python -m cifar_core.studies STUDY_DIR`) trains them one after another through the ordinary trainer
+process. What each run is and how it went lives only in its run directory.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from cifar_core import runs, specs
+from cifar_core.config import TrainConfig
+from cifar_core.specs import ArchitectureSpec
+
+KINDS = ("depth", "batchnorm", "dropout", "architectures", "seed")
+DROPOUT_RATES = (0.0, 0.1, 0.25, 0.4)
+SEED_PRESETS = ("baseline", "deeper", "batchnorm")
+STUDY_JSON, STOP = "study.json", "STOP"
+POLL_S = 1.0
+
+
+@dataclass
+class PlannedRun:
+    """One run of a study: its spec and config, and the setting it varies (labels)."""
+
+    name: str
+    spec: ArchitectureSpec
+    config: TrainConfig
+    labels: dict = field(default_factory=dict)
+
+
+def default_studies_dir(runs_dir: Path) -> Path:
+    return runs_dir.parent / "studies"
+
+
+def plan(kind: str, config: TrainConfig, custom: dict[str, ArchitectureSpec] | None = None) -> list[PlannedRun]:
+    """The runs a study of `kind` trains, in order."""
+    if kind == "depth":
+        return [PlannedRun(f"depth{d}{'-bn' if bn else ''}", specs.depth_family(d, bn), config,
+                           {"depth": d, "batch_norm": bn}) for bn in (False, True) for d in range(1, 6)]
+    if kind == "batchnorm":
+        families = {}
+        for preset in specs.PRESETS.values():
+            plain = preset.with_batch_norm(False)
+            families.setdefault((plain.blocks, plain.head), preset.name.replace("batchnorm", "baseline"))
+        out = []
+        for (blocks, head), family in families.items():
+            for bn in (False, True):
+                spec = ArchitectureSpec(f"{family}{'-bn' if bn else ''}", blocks, head).with_batch_norm(bn)
+                out.append(PlannedRun(spec.name, spec, config, {"family": family, "batch_norm": bn}))
+        return out
+    if kind == "dropout":
+        base = specs.PRESETS["batchnorm"]
+        return [PlannedRun(f"dropout{rate:g}", replace(base.with_dropout(rate), name=f"batchnorm-dropout{rate:g}"),
+                           config, {"dropout": rate}) for rate in DROPOUT_RATES]
+    if kind == "architectures":
+        every = {**specs.PRESETS, **(custom or {})}
+        return [PlannedRun(name, spec, config, {"arch": name}) for name, spec in every.items()]
+    if kind == "seed":
+        seed_cfg = replace(config, epochs=30, batch_size=32, optimizer="adam", learning_rate=1e-3, patience=5,
+                           validation="test")
+        return [PlannedRun(f"seed-{n}", specs.PRESETS[n], seed_cfg, {"arch": n, "seed_protocol": True})
+                for n in SEED_PRESETS]
+    raise runs.RunError(f"Unknown study {kind!r}: choose one of {', '.join(KINDS)}.")
+
+
+def create(studies_dir: Path, runs_dir: Path, kind: str, config: TrainConfig, data_source: str,
+           custom: dict[str, ArchitectureSpec] | None = None) -> Path:
+    """A study directory with its plan; no run directory exists until the study process reaches it."""
+    planned = plan(kind, config, custom)
+    studies_dir.mkdir(parents=True, exist_ok=True)
+    study_id = runs.new_run_id(studies_dir, kind)
+    study_dir = studies_dir / study_id
+    study_dir.mkdir()
+    runs.write_json_atomic(study_dir / STUDY_JSON, {
+        "id": study_id, "kind": kind, "created": datetime.now(UTC).isoformat(), "status": "queued",
+        "data": {"source": data_source}, "config": asdict(config), "runs_dir": str(runs_dir.resolve()),
+        "runs": [{"name": p.name, "spec": p.spec.to_dict(), "config": asdict(p.config), "labels": p.labels,
+                  "run_id": None} for p in planned],
+    })
+    return study_dir
+
+
+def read(study_dir: Path) -> dict:
+    return runs.read_json(study_dir / STUDY_JSON)
+
+
+def status(study: dict) -> str:
+    """study.json's status, except a running study whose process is gone is 'interrupted'."""
+    if study.get("status") == "running" and not runs.process_alive(study.get("pid")):
+        return "interrupted"
+    return study.get("status", "queued")
+
+
+def list_studies(studies_dir: Path) -> list[dict]:
+    found = []
+    for d in sorted(studies_dir.iterdir(), reverse=True) if studies_dir.is_dir() else []:
+        try:
+            found.append({**read(d), "path": str(d)})
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def launch(study_dir: Path) -> int:
+    """Start the study's background process (new session); output to the study's log.txt."""
+    (study_dir / STOP).unlink(missing_ok=True)
+    with open(study_dir / "log.txt", "a") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "cifar_core.studies", str(study_dir)], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    _update(study_dir, status="running", pid=proc.pid)
+    return proc.pid
+
+
+def stop(study_dir: Path) -> None:
+    """Stop the run in progress (keeping its best weights) and start no further run."""
+    (study_dir / STOP).write_text(datetime.now(UTC).isoformat())
+    study = read(study_dir)
+    for entry in study["runs"]:
+        run_dir = _run_dir(study, entry)
+        if _run_state(run_dir) in runs.ACTIVE:
+            runs.stop(runs.load_run(run_dir))
+
+
+def resume(study_dir: Path) -> int:
+    study = read(study_dir)
+    if status(study) in ("running", "queued") and runs.process_alive(study.get("pid")):
+        raise runs.RunError(f"Study {study['id']} is still running.")
+    return launch(study_dir)
+
+
+def _update(study_dir: Path, **changes) -> dict:
+    with runs._locked(study_dir):
+        study = read(study_dir)
+        study.update(changes)
+        runs.write_json_atomic(study_dir / STUDY_JSON, study)
+    return study
+
+
+def _run_dir(study: dict, entry: dict) -> Path | None:
+    return Path(study["runs_dir"]) / entry["run_id"] if entry.get("run_id") else None
+
+
+def _run_state(run_dir: Path | None) -> str | None:
+    return runs.load_run(run_dir).status if run_dir and run_dir.exists() else None
+
+
+def run_study(study_dir: Path) -> str:
+    """Train every unfinished run of the study in order; interrupted runs are resumed, finished ones kept."""
+    study = _update(study_dir, status="running", pid=os.getpid())
+    runs_dir = Path(study["runs_dir"])
+    for i, entry in enumerate(study["runs"]):
+        run_dir = _run_dir(study, entry)
+        if _run_state(run_dir) in ("completed", "stopped"):
+            continue
+        _wait_idle(runs_dir, study_dir)
+        if (study_dir / STOP).exists():
+            break
+        state = _run_state(run_dir)
+        if state in ("completed", "stopped"):
+            continue
+        if state in ("interrupted", "failed"):
+            runs.resume(runs.load_run(run_dir))
+        else:
+            run_dir = runs.create_run(runs_dir, specs.from_dict(entry["spec"]), TrainConfig.from_dict(entry["config"]),
+                                      study["data"]["source"], f"{study['id']}-{entry['name']}"[:80],
+                                      extra={"study": study["id"], "labels": entry["labels"]})
+            _set_run_id(study_dir, i, run_dir.name)
+            runs.launch(run_dir)
+        print(f"[study] {entry['name']}: {run_dir.name}", flush=True)
+        runs.wait(run_dir, timeout=7 * 24 * 3600, poll=POLL_S)
+    final = "stopped" if (study_dir / STOP).exists() else "completed"
+    _update(study_dir, status=final, finished=time.time())
+    return final
+
+
+def _set_run_id(study_dir: Path, index: int, run_id: str) -> None:
+    with runs._locked(study_dir):
+        study = read(study_dir)
+        study["runs"][index]["run_id"] = run_id
+        runs.write_json_atomic(study_dir / STUDY_JSON, study)
+
+
+def _wait_idle(runs_dir: Path, study_dir: Path) -> None:
+    """Wait while a run outside this study trains: two trainings at once only slow each other down."""
+    while runs.active_runs(runs_dir) and not (study_dir / STOP).exists():
+        time.sleep(POLL_S)
+
+
+def queue(study_dir: Path) -> pd.DataFrame:
+    """The study's runs in order with their live status: what has run, what runs now, what is left."""
+    rows, study = [], read(study_dir)
+    for entry in study["runs"]:
+        run_dir = _run_dir(study, entry)
+        info = runs.load_run(run_dir) if run_dir and run_dir.exists() else None
+        rows.append({"name": entry["name"], **entry["labels"], "status": info.status if info else "waiting",
+                     "run_id": entry.get("run_id")})
+    return pd.DataFrame(rows)
+
+
+def results(study_dir: Path) -> pd.DataFrame:
+    """One row per finished run: its labels and what it achieved (accuracy, overfitting gap, speed, size)."""
+    rows, study = [], read(study_dir)
+    for entry in study["runs"]:
+        run_dir = _run_dir(study, entry)
+        if _run_state(run_dir) not in ("completed", "stopped"):
+            continue
+        info = runs.load_run(run_dir)
+        m, metrics = info.meta, runs.read_metrics(run_dir)
+        last = metrics.iloc[-1]
+        rows.append({
+            "run": entry["name"], "run_id": info.run_id, **entry["labels"], "params": m.get("params"),
+            "test_accuracy": m.get("test_accuracy"), "best_val_accuracy": m.get("best_val_accuracy"),
+            "best_epoch": m.get("best_epoch"), "epochs": len(metrics),
+            "gap": float(last["accuracy"] - last["val_accuracy"]),
+            "seconds_per_epoch": float(metrics["seconds"].mean()), "wall_time": m.get("wall_time"),
+        })
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    study_dir = Path(argv[0])
+    try:
+        run_study(study_dir)
+    except Exception as exc:
+        _update(study_dir, status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
