@@ -111,7 +111,7 @@ def _sections(study_dir: Path) -> tuple[dict, list[tuple[str, pd.DataFrame]], di
     return study, tables, study_charts(study["kind"], results)
 
 
-def _caveats(study: dict) -> list[str]:
+def caveats(study: dict) -> list[str]:
     notes = []
     if study["kind"] == "seed":
         notes.append("Seed protocol: validation and early stopping on the test set, as the original notebook did; "
@@ -128,7 +128,7 @@ def write_markdown(study_dir: Path, out_dir: Path) -> Path:
     study, tables, chart_map = _sections(study_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"# Study {study['id']} ({study['kind']})", "", f"Data: `{study['data']['source']}`", ""]
-    lines += [f"> {note}" for note in _caveats(study)] + [""]
+    lines += [line for note in caveats(study) for line in (f"> {note}", "")]
     for title, table in tables:
         lines += [f"## {title}", "", markdown_table(table), ""]
     for name, chart in chart_map.items():
@@ -144,7 +144,7 @@ def html_report(study_dir: Path) -> str:
     study, tables, chart_map = _sections(study_dir)
     parts = [f"<h1>Study {html.escape(study['id'])} ({study['kind']})</h1>",
              f"<p>Data: <code>{html.escape(study['data']['source'])}</code></p>"]
-    parts += [f"<blockquote>{html.escape(note)}</blockquote>" for note in _caveats(study)]
+    parts += [f"<blockquote>{html.escape(note)}</blockquote>" for note in caveats(study)]
     for title, table in tables:
         body = table.to_html(index=False, na_rep="-", float_format="{:.4f}".format)
         parts += [f"<h2>{html.escape(title)}</h2>", body]

@@ -158,5 +158,19 @@ def test_train_page_reattaches_to_a_live_run_and_picks_up_new_metrics(app, app_r
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def test_experiments_page_opens(app):
-    assert app("experiments").title[0].value == "Experiments"
+def test_experiments_page_without_studies_offers_to_start_one(app):
+    at = app("experiments")
+    assert at.title[0].value == "Experiments" and "No studies yet" in texts(at)
+    at.radio(key="study_kind").set_value("dropout").run()
+    assert any("dropout study (4 runs)" in b.label for b in at.button)
+
+
+def test_experiments_page_shows_a_real_study(app, tmp_path, monkeypatch):
+    runs_dir = tmp_path / "runs"
+    cli("study", "dropout", "--data", "synthetic", "--epochs", "1", "--subset", "200", runs_dir=runs_dir)
+    monkeypatch.setenv("CIFAR_LAB_RUNS", str(runs_dir))
+    at = app("experiments")
+    queue = at.dataframe[0].value
+    assert list(queue["status"]) == ["completed"] * 4 and list(queue["dropout"]) == [0.0, 0.1, 0.25, 0.4]
+    assert len(at.get("vega_lite_chart")) == 2 and len(at.dataframe[1].value) == 4
+    assert "synthetic demo data" in texts(at)

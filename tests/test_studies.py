@@ -1,0 +1,133 @@
+"""Studies: which runs each plans, resuming a half-finished study, and reports from real tiny runs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from conftest import cli
+
+from cifar_core import report, runs, specs, studies
+from cifar_core.config import TrainConfig
+
+
+def test_depth_plan():
+    planned = studies.plan("depth", TrainConfig())
+    assert [p.name for p in planned[:5]] == ["depth1", "depth2", "depth3", "depth4", "depth5"]
+    assert [(p.labels["depth"], p.labels["batch_norm"]) for p in planned] == \
+        [(d, bn) for bn in (False, True) for d in range(1, 6)]
+    assert [b.filters for b in planned[4].spec.blocks] == [32, 64, 128, 256, 512]
+    assert planned[2].spec.blocks == specs.PRESETS["baseline"].blocks
+    assert all(b.batch_norm for b in planned[7].spec.blocks)
+
+
+def test_batchnorm_plan_pairs_each_preset_family():
+    planned = studies.plan("batchnorm", TrainConfig())
+    assert [(p.labels["family"], p.labels["batch_norm"]) for p in planned] == [
+        ("baseline", False), ("baseline", True), ("deeper", False), ("deeper", True),
+        ("baseline-dropout", False), ("baseline-dropout", True)]
+    assert planned[1].spec.blocks == specs.PRESETS["batchnorm"].blocks
+
+
+def test_dropout_plan():
+    planned = studies.plan("dropout", TrainConfig())
+    assert [p.labels["dropout"] for p in planned] == [0.0, 0.1, 0.25, 0.4]
+    assert all(b.dropout == 0.4 and b.batch_norm for b in planned[-1].spec.blocks)
+    assert planned[-1].spec.head.dropout == 0.4
+
+
+def test_architectures_plan_includes_custom_specs():
+    custom = {"mine": specs.depth_family(2)}
+    assert [p.name for p in studies.plan("architectures", TrainConfig(), custom)] == [*specs.PRESETS, "mine"]
+
+
+def test_seed_plan_forces_the_seed_protocol():
+    planned = studies.plan("seed", TrainConfig(epochs=3, batch_size=128, validation="split", subset=500))
+    assert [p.name for p in planned] == ["seed-baseline", "seed-deeper", "seed-batchnorm"]
+    cfg = planned[0].config
+    assert (cfg.epochs, cfg.batch_size, cfg.patience, cfg.validation, cfg.optimizer) == (30, 32, 5, "test", "adam")
+    assert cfg.subset == 500, "a subset stays allowed for quick checks"
+
+
+def test_unknown_study():
+    with pytest.raises(runs.RunError, match="Unknown study 'width'"):
+        studies.plan("width", TrainConfig())
+
+
+def kill(pid: int | None) -> None:
+    with contextlib.suppress(ProcessLookupError, TypeError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_interrupted_study_resumes_with_unfinished_runs(tmp_path):
+    runs_dir = tmp_path / "runs"
+    cfg = TrainConfig(epochs=3, subset=300, patience=0)
+    study_dir = studies.create(tmp_path / "studies", runs_dir, "dropout", cfg, "synthetic")
+    studies.launch(study_dir)
+    trainer_pid = None
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            queue = studies.queue(study_dir)
+            if queue["status"].iloc[0] == "completed" and queue["status"].iloc[1] == "running":
+                break
+            assert time.monotonic() < deadline, (study_dir / "log.txt").read_text()
+            time.sleep(0.05)
+        first_run = queue["run_id"].iloc[0]
+        trainer_pid = runs.read_json(runs_dir / queue["run_id"].iloc[1] / "run.json").get("pid")
+        kill(studies.read(study_dir)["pid"])
+        kill(trainer_pid)
+        time.sleep(0.5)
+        assert studies.status(studies.read(study_dir)) == "interrupted"
+        out = cli("study-resume", study_dir.name, runs_dir=runs_dir, timeout=300)
+        assert "completed" in out.stdout
+        queue = studies.queue(study_dir)
+        assert list(queue["status"]) == ["completed"] * 4 and queue["run_id"].iloc[0] == first_run
+        assert len(runs.list_runs(runs_dir)) == 4, "finished runs are kept, not trained again"
+        resumed = runs_dir / queue["run_id"].iloc[1]
+        assert [m["epoch"] for m in runs.read_metric_lines(resumed)] == [1, 2, 3]
+    finally:
+        kill(studies.read(study_dir).get("pid"))
+        kill(trainer_pid)
+
+
+@pytest.fixture(scope="module")
+def seed_study(tmp_path_factory) -> tuple[Path, str]:
+    runs_dir = tmp_path_factory.mktemp("seed") / "runs"
+    out = cli("reproduce", "--data", "synthetic", "--subset", "300", runs_dir=runs_dir, timeout=600)
+    return Path(out.stdout.splitlines()[0]), out.stdout
+
+
+def test_reproduce_prints_ours_against_published(seed_study):
+    study_dir, stdout = seed_study
+    assert "| baseline | 0.7243 |" in stdout and "| deeper | 0.7016 |" in stdout and "cat→dog (diff)" in stdout
+    table = report.seed_comparison(study_dir)
+    assert list(table["model"]) == ["baseline", "deeper", "batchnorm"]
+    assert list(table["best epoch (seed)"]) == [7, 11, 16] and list(table["cat→dog (seed)"]) == [215, 175, 173]
+    ours = table["test acc (ours)"]
+    assert ours.notna().all()
+    assert (table["test acc (diff)"] - (ours - table["test acc (seed)"])).abs().max() < 1e-9
+    for run in runs.list_runs(Path(studies.read(study_dir)["runs_dir"])):
+        assert run.meta["config"]["validation"] == "test" and run.meta["study"] == study_dir.name
+
+
+def test_markdown_and_html_reports(seed_study):
+    study_dir, _ = seed_study
+    md = (study_dir / "report" / "report.md").read_text()
+    assert "Seed protocol: validation and early stopping on the test set" in md and "synthetic" in md
+    pngs = sorted((study_dir / "report").glob("*.png"))
+    assert [p.name for p in pngs] == ["accuracy.png", "gap.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    page = report.html_report(study_dir)
+    assert page.count("data:image/png;base64,") == 2 and "<table" in page
+
+
+def test_study_results_table(seed_study):
+    study_dir, _ = seed_study
+    results = studies.results(study_dir)
+    assert len(results) == 3 and {"test_accuracy", "gap", "seconds_per_epoch", "params"} <= set(results.columns)
+    assert results.set_index("arch").loc["baseline", "params"] == 358_346
