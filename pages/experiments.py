@@ -60,13 +60,13 @@ def queue_panel(study_dir) -> None:
         if c1.button("Stop study", help="The run in progress stops at its next batch and keeps its best weights."):
             studies.stop(study_dir)
             st.rerun(scope="fragment")
-    elif state in ("interrupted", "stopped", "failed") and done < len(table):
-        if c1.button("Resume study", type="primary"):
-            try:
-                studies.resume(study_dir)
-            except runs.RunError as exc:
-                st.error(str(exc))
-            st.rerun(scope="fragment")
+    elif state in ("interrupted", "stopped", "failed") and done < len(table) and c1.button("Resume study",
+                                                                                          type="primary"):
+        try:
+            studies.resume(study_dir)
+        except runs.RunError as exc:
+            st.error(str(exc))
+        st.rerun(scope="fragment")
 
 
 def results_panel(study_dir) -> None:
