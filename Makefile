@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The full CIFAR-10 beside the project (../shared) is the default data set when nothing else is set.
+run: export CIFAR_LAB_DATA ?= $(abspath $(wildcard ../shared/data/cifar10-jpeg))
+
 run: $(STAMP)
 	$(VENV)/bin/streamlit run app.py
 
