@@ -316,17 +316,17 @@ def stratified_subset(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> tuple[
     """`n` images with the class balance of `y`, chosen reproducibly by `seed`."""
     if n >= len(y):
         return x, y
-    keep, _ = _stratified_indices(y, n, seed)
+    keep, _ = stratified_indices(y, n, seed)
     return x[keep], y[keep]
 
 
 def split_validation(x: np.ndarray, y: np.ndarray, size: int, seed: int):
     """Hold out `size` stratified images for validation: (x_train, y_train, x_val, y_val)."""
-    val, train = _stratified_indices(y, size, seed)
+    val, train = stratified_indices(y, size, seed)
     return x[train], y[train], x[val], y[val]
 
 
-def _stratified_indices(y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_indices(y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(y))

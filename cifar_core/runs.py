@@ -56,7 +56,7 @@ def read_json(path: Path) -> dict:
 
 
 @contextlib.contextmanager
-def _locked(run_dir: Path):
+def locked(run_dir: Path):
     with open(run_dir / ".lock", "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -67,7 +67,7 @@ def _locked(run_dir: Path):
 
 def update_run(run_dir: Path, **changes) -> dict:
     """Read-modify-write run.json under a lock, so the trainer and the dashboard never lose each other's fields."""
-    with _locked(run_dir):
+    with locked(run_dir):
         meta = read_json(run_dir / RUN_JSON)
         meta.update(changes)
         write_json_atomic(run_dir / RUN_JSON, meta)

@@ -139,7 +139,7 @@ def resume(study_dir: Path) -> int:
 
 
 def _update(study_dir: Path, **changes) -> dict:
-    with runs._locked(study_dir):
+    with runs.locked(study_dir):
         study = read(study_dir)
         study.update(changes)
         runs.write_json_atomic(study_dir / STUDY_JSON, study)
@@ -184,7 +184,7 @@ def run_study(study_dir: Path) -> str:
 
 
 def _set_run_id(study_dir: Path, index: int, run_id: str) -> None:
-    with runs._locked(study_dir):
+    with runs.locked(study_dir):
         study = read(study_dir)
         study["runs"][index]["run_id"] = run_id
         runs.write_json_atomic(study_dir / STUDY_JSON, study)

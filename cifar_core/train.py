@@ -51,7 +51,7 @@ def prepare_data(dataset: data_mod.Dataset, cfg: TrainConfig) -> dict[str, np.nd
     x_test, y_test = dataset.x_test, dataset.y_test
     test_index = np.arange(len(y_test))
     if cfg.test_subset and cfg.test_subset < len(y_test):
-        keep, _ = data_mod._stratified_indices(y_test, cfg.test_subset, cfg.seed)
+        keep, _ = data_mod.stratified_indices(y_test, cfg.test_subset, cfg.seed)
         x_test, y_test, test_index = x_test[keep], y_test[keep], keep
     if cfg.validation == "test":
         x_val, y_val = x_test, y_test

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -174,3 +177,16 @@ def test_experiments_page_shows_a_real_study(app, tmp_path, monkeypatch):
     assert list(queue["status"]) == ["completed"] * 4 and list(queue["dropout"]) == [0.0, 0.1, 0.25, 0.4]
     assert len(at.get("vega_lite_chart")) == 2 and len(at.dataframe[1].value) == 4
     assert "synthetic demo data" in texts(at)
+
+
+@pytest.mark.parametrize("page", ["train", "runs", "compare", "misclassified", "experiments"])
+def test_pages_open_without_importing_tensorflow(page, app_runs):
+    """Only the Architectures page builds a model; every other page must open without TensorFlow."""
+    code = (f"import sys; from streamlit.testing.v1 import AppTest; "
+            f"at = AppTest.from_file('pages/{page}.py', default_timeout=60).run(); "
+            f"assert not at.exception, [e.message for e in at.exception]; "
+            f"heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]; "
+            f"assert not heavy, heavy[:5]")
+    env = {**os.environ, "CIFAR_LAB_RUNS": str(app_runs), "CIFAR_LAB_DATA": "synthetic", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
