@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ USER_ERRORS = (data.DataError, specs.SpecError, runs.RunError)
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `cifar-lab runs | head` ends quietly
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -30,52 +32,55 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cifar-lab", description=__doc__)
     parser.add_argument("--runs-dir", type=Path, default=None,
                         help="where runs live (default: $CIFAR_LAB_RUNS or artifacts/runs)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("arch", help="layer table and parameter count of an architecture")
+    p = sub.add_parser("arch", parents=[common], help="layer table and parameter count of an architecture")
     p.add_argument("arch", help="preset name, saved spec name, or path to a .json spec")
     p.add_argument("--json", action="store_true", help="print the spec as JSON instead")
     p.set_defaults(func=cmd_arch)
 
-    p = sub.add_parser("train", help="train one architecture; prints the run directory")
+    p = sub.add_parser("train", parents=[common], help="train one architecture; prints the run directory")
     p.add_argument("--arch", required=True)
     p.add_argument("--name", help="run name (default: the architecture's)")
     p.add_argument("--detach", action="store_true", help="return at once; training goes on in the background")
     add_train_options(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("runs", help="table of runs")
+    p = sub.add_parser("runs", parents=[common], help="table of runs")
     p.set_defaults(func=cmd_runs)
 
     for name, func, help_ in (("show", cmd_show, "a run's settings, curves and results"),
                               ("evaluate", cmd_evaluate, "evaluate a run's saved model on the test set again"),
                               ("stop", cmd_stop, "stop a training run, keeping its best weights"),
                               ("resume", cmd_resume, "resume an interrupted run from its last epoch")):
-        p = sub.add_parser(name, help=help_)
+        p = sub.add_parser(name, parents=[common], help=help_)
         p.add_argument("run", help="run id (or a unique prefix of it) or run directory")
         if name == "show":
             p.add_argument("--json", action="store_true")
         if name == "resume":
             p.add_argument("--detach", action="store_true")
         p.set_defaults(func=func)
-    p = sub.add_parser("study", help="queue a study's runs and train them one after another in the background")
+
+    p = sub.add_parser("study", parents=[common], help="train a study's runs one by one in the background")
     p.add_argument("kind", choices=studies.KINDS)
     p.add_argument("--detach", action="store_true", help="return at once; the study goes on in the background")
     add_train_options(p)
     p.set_defaults(func=cmd_study)
 
-    p = sub.add_parser("studies", help="table of studies")
+    p = sub.add_parser("studies", parents=[common], help="table of studies")
     p.set_defaults(func=cmd_studies)
     for name, func, help_ in (("study-resume", cmd_study_resume, "continue a study with its unfinished runs"),
                               ("study-stop", cmd_study_stop, "stop a study (the current run keeps its best weights)"),
                               ("study-report", cmd_study_report, "write a study's report.md and charts")):
-        p = sub.add_parser(name, help=help_)
+        p = sub.add_parser(name, parents=[common], help=help_)
         p.add_argument("study", help="study id (or unique prefix)")
         if name == "study-resume":
             p.add_argument("--detach", action="store_true")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("reproduce", help="run the seed study and compare with its published figures")
+    p = sub.add_parser("reproduce", parents=[common], help="run the seed study and compare with its published figures")
     p.add_argument("--data", default=None, help="data source (default: $CIFAR_LAB_DATA or the Keras cache)")
     p.add_argument("--subset", type=int, default=None, help="train on N stratified training images (quick check)")
     p.add_argument("--study", default=None, help="report on this existing seed study instead of training anew")
@@ -188,9 +193,9 @@ def cmd_runs(args) -> int:
         print(f"No runs in {runs_dir(args)}. Start one with `cifar-lab train --arch baseline`.")
         return 0
     cols = ["id", "arch", "status", "params", "best epoch", "test acc", "wall s", "data", "problem"]
-    table["test acc"] = table["test acc"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
-    table["wall s"] = table["wall s"].map(lambda v: "-" if pd.isna(v) else f"{v:.0f}")
-    print(table[cols].astype(str).replace("<NA>", "-").to_string(index=False))
+    formats = {"test acc": "{:.4f}", "wall s": "{:.0f}"}
+    shown = pd.DataFrame({c: ["-" if pd.isna(v) else formats.get(c, "{}").format(v) for v in table[c]] for c in cols})
+    print(shown.to_string(index=False))
     return 0
 
 
