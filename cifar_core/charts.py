@@ -6,6 +6,12 @@ import altair as alt
 import pandas as pd
 
 CELL_SELECTION = "cell"
+POINT_SELECTION = "point"
+
+
+def pick_run() -> alt.Parameter:
+    """Click selection of one run (by run_id) on a study chart."""
+    return alt.selection_point(name=POINT_SELECTION, fields=["run_id"], on="click")
 
 
 def curves_frame(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -92,5 +98,6 @@ def study_chart(results: pd.DataFrame, x: str, y: str, color: str | None = None,
            "tooltip": [c for c in ("run", x, y, color) if c and c in results]}
     if color:
         enc["color"] = alt.Color(f"{color}:N")
-    return alt.Chart(results).mark_line(point=alt.OverlayMarkDef(size=70)).encode(**enc).properties(
-        height=height, title=title)
+    lines = alt.Chart(results).mark_line().encode(**enc)
+    points = alt.Chart(results).mark_point(size=90, filled=True).encode(**enc).add_params(pick_run())
+    return (lines + points).properties(height=height, title=title)

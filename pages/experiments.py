@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cifar_core import report, runs, specs, studies
+from cifar_core import charts, report, runs, specs, studies
 from cifar_core.config import TrainConfig
 from ui import cache, sidebar
 
@@ -80,20 +80,23 @@ def results_panel(study_dir) -> None:
     if study["kind"] == "seed":
         st.subheader("Ours against the published seed study")
         st.dataframe(report.seed_comparison(study_dir), hide_index=True, width="stretch")
-    charts = report.study_charts(study["kind"], results)
-    for left, right in zip(list(charts.values())[::2], list(charts.values())[1::2] + [None], strict=False):
-        c1, c2 = st.columns(2)
-        c1.altair_chart(left, width="stretch")
-        if right is not None:
-            c2.altair_chart(right, width="stretch")
+    chart_map = report.study_charts(study["kind"], results)
+    st.caption("Click a point or bar, or select a row of the table, to open its run.")
+    clicked = None
+    for i, (name, chart) in enumerate(chart_map.items()):
+        if i % 2 == 0:
+            columns = st.columns(2)
+        event = columns[i % 2].altair_chart(chart, width="stretch", on_select="rerun",
+                                            selection_mode=charts.POINT_SELECTION, key=f"{study_dir.name}_{name}")
+        points = event.selection.get(charts.POINT_SELECTION) if event and event.selection else None
+        clicked = clicked or (points[0].get("run_id") if points else None)
     st.subheader("Results")
-    st.caption("Select a row to open its run.")
     picked = st.dataframe(results.drop(columns=["run_id"]), hide_index=True, width="stretch", on_select="rerun",
                           selection_mode="single-row", key=f"results_{study_dir.name}",
                           column_config={c: st.column_config.NumberColumn(format="%.4f")
                                          for c in ("test_accuracy", "best_val_accuracy", "gap")})
-    if picked.selection.rows:
-        run_id = results.iloc[picked.selection.rows[0]]["run_id"]
+    run_id = results.iloc[picked.selection.rows[0]]["run_id"] if picked.selection.rows else clicked
+    if run_id:
         c1, c2 = st.columns(2)
         if c1.button(f"Open {run_id} in Runs"):
             st.session_state[sidebar.RUN_KEY] = run_id
