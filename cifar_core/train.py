@@ -197,16 +197,22 @@ def train_run(run_dir: Path) -> dict:
                     sizes={"train": n_train, "validation": len(arrays["y_val"]),
                            "test": len(arrays["y_test"])},
                     devices=[d.name for d in tf.config.list_logical_devices()])
-    history = runs.truncate_metrics(run_dir, resume_epoch(run_dir) + 1)
-    earlier_s = sum(m["seconds"] for m in history)
-    print(f"[cifar-lab] training {spec.name} on {n_train} images "
-          f"(from epoch {len(history) + 1}, {cfg.epochs} max)", flush=True)
-    train_ds = make_dataset(tf, arrays["x_train"], arrays["y_train"], cfg.batch_size, cfg.seed, cfg.augment)
-    val_ds = make_dataset(tf, arrays["x_val"], arrays["y_val"], 256, None)
-    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, verbose=2,
-              callbacks=make_callbacks(run_dir, cfg, n_train, history))
+    if meta.get("training_done"):
+        print("[cifar-lab] training had finished; evaluating the best weights again", flush=True)
+        earlier_s = sum(m["seconds"] for m in runs.read_metric_lines(run_dir))
+    else:
+        history = runs.truncate_metrics(run_dir, resume_epoch(run_dir) + 1)
+        earlier_s = sum(m["seconds"] for m in history)
+        print(f"[cifar-lab] training {spec.name} on {n_train} images "
+              f"(from epoch {len(history) + 1}, {cfg.epochs} max)", flush=True)
+        train_ds = make_dataset(tf, arrays["x_train"], arrays["y_train"], cfg.batch_size, cfg.seed, cfg.augment)
+        val_ds = make_dataset(tf, arrays["x_val"], arrays["y_val"], 256, None)
+        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, verbose=2,
+                  callbacks=make_callbacks(run_dir, cfg, n_train, history))
+        # BackupAndRestore has deleted backup/: from here on a resume only evaluates.
+        meta = runs.update_run(run_dir, training_done=True, stop_requested=(run_dir / runs.STOP).exists())
     lines = runs.read_metric_lines(run_dir)
-    stopped = (run_dir / runs.STOP).exists()
+    stopped = meta["stop_requested"]
     if (run_dir / BEST_WEIGHTS).exists():
         model.load_weights(str(run_dir / BEST_WEIGHTS))
     model.save(str(run_dir / "model.keras"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -169,3 +170,17 @@ def test_cli_runs_show_evaluate(finished_run, runs_root):
 def test_cli_arch():
     out = cli("arch", "baseline", runs_dir=Path("/tmp")).stdout
     assert "Total parameters: 358,346" in out and "block1_conv" in out
+
+
+def test_kill_during_final_evaluation_resumes_by_evaluating_only(tmp_path, finished_run):
+    """Keras deletes backup/ when fit returns; a crash after that must not retrain from epoch 1."""
+    run_dir = tmp_path / finished_run.name
+    shutil.copytree(finished_run, run_dir)
+    for name in ("report.json", "predictions.npz", "model.keras"):
+        (run_dir / name).unlink()
+    runs.update_run(run_dir, status="running", pid=999_999_999)
+    before = runs.read_metric_lines(run_dir)
+    assert runs.load_run(run_dir).status == "interrupted"
+    cli("resume", run_dir.name, runs_dir=tmp_path)
+    assert runs.read_metric_lines(run_dir) == before
+    assert_run_contract(run_dir, epochs_max=3, test_images=500)
