@@ -63,21 +63,19 @@ def prepare_data(dataset: data_mod.Dataset, cfg: TrainConfig) -> dict[str, np.nd
 
 
 def make_dataset(tf, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None, augment: bool = False):
-    """uint8 images -> shuffled float32 batches; the model rescales to [0, 1] itself."""
+    """uint8 images in shuffled batches; the model's Rescaling layer casts and scales them itself."""
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if seed is not None:
         ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
-
-    def to_float(images, labels):
-        images = tf.cast(images, tf.float32)
-        if augment:
-            images = tf.image.random_flip_left_right(images)
+    if augment:
+        def flip_and_shift(images, labels):
+            images = tf.image.random_flip_left_right(tf.cast(images, tf.float32))
             padded = tf.pad(images, [[0, 0], [4, 4], [4, 4], [0, 0]], mode="REFLECT")
-            images = tf.image.random_crop(padded, tf.shape(images))
-        return images, labels
+            return tf.image.random_crop(padded, tf.shape(images)), labels
 
-    return ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(flip_and_shift, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def library_versions() -> dict[str, str]:
