@@ -100,4 +100,4 @@ def study_chart(results: pd.DataFrame, x: str, y: str, color: str | None = None,
         enc["color"] = alt.Color(f"{color}:N")
     lines = alt.Chart(results).mark_line().encode(**enc)
     points = alt.Chart(results).mark_point(size=90, filled=True).encode(**enc).add_params(pick_run())
-    return (lines + points).properties(height=height, title=title)
+    return (lines + points).properties(width=420, height=height, title=title)

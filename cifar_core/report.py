@@ -50,11 +50,11 @@ def study_charts(kind: str, results: pd.DataFrame) -> dict[str, alt.Chart]:
         x=alt.X(f"{group}:N", title=None), xOffset=offset, color=color,
         y=alt.Y("test_accuracy:Q", scale=alt.Scale(zero=False), title="test accuracy"),
         tooltip=["run", "test_accuracy", "params", "best_epoch"]).add_params(charts.pick_run()).properties(
-        height=260, title="Test accuracy")
+        width=420, height=260, title="Test accuracy")
     gap = alt.Chart(results).mark_bar().encode(
         x=alt.X(f"{group}:N", title=None), xOffset=offset, color=color, y=alt.Y("gap:Q", title="accuracy gap"),
-        tooltip=["run", "gap"]).add_params(charts.pick_run()).properties(height=260,
-                                                                         title="Overfitting gap (last epoch)")
+        tooltip=["run", "gap"]).add_params(charts.pick_run()).properties(
+        width=420, height=260, title="Overfitting gap (last epoch)")
     return {"accuracy": bars, "gap": gap}
 
 
