@@ -54,10 +54,11 @@ def launch_browser():
             browser.close()
 
 
-def wait_rendered(page, heading: str, timeout: float = 60_000) -> None:
-    """Wait for the page's title, then for Streamlit to finish running the script."""
+def wait_rendered(page, heading: str, timeout: float = 60_000, settle_ms: int = 1500) -> None:
+    """Wait for the page's title, for Streamlit to finish running the script and for its images;
+    then `settle_ms` more for charts to finish drawing (screenshots need it, timings pass 0)."""
     page.get_by_role("heading", name=heading, exact=True).first.wait_for(timeout=timeout)
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"], "
                            "[data-testid=\"stSpinner\"]')", timeout=timeout)
     page.wait_for_function("() => [...document.images].every(img => img.complete)", timeout=timeout)
-    page.wait_for_timeout(1500)
+    page.wait_for_timeout(settle_ms)
