@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 VALIDATIONS = ("split", "test")
 
@@ -47,14 +47,7 @@ class TrainConfig:
                 out.append(f"{name.replace('_', '-')} must be at least 20 images (got {value}).")
         return out
 
-    @property
-    def leaks_test_set(self) -> bool:
-        return self.validation == "test"
-
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-    def to_dict(self) -> dict:
-        return asdict(self)

@@ -28,17 +28,6 @@ def data_problem(source: str) -> str | None:
     return None
 
 
-def loaded_dataset() -> data.Dataset | None:
-    """The dataset of the current source, or None when it cannot be loaded (the sidebar says why)."""
-    source = current_source()
-    if data_problem(source):
-        return None
-    try:
-        return cache.dataset(source)
-    except data.DataError:
-        return None
-
-
 def render() -> None:
     with st.sidebar:
         st.markdown("#### Data")
