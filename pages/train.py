@@ -1,5 +1,7 @@
 """Train: start a run as its own process, watch it live, stop it keeping its best weights."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from cifar_core import charts, runs, specs
@@ -117,6 +119,6 @@ if active:
     live_panel(active[0].path)
 else:
     watched = st.session_state.get("watch_run")
-    if watched and (runs.Path(watched) / runs.RUN_JSON).exists():
-        finished_summary(runs.Path(watched))
+    if watched and (Path(watched) / runs.RUN_JSON).exists():
+        finished_summary(Path(watched))
     start_form()

@@ -157,7 +157,7 @@ def test_train_page_reattaches_to_a_live_run_and_picks_up_new_metrics(app, app_r
         assert runs.wait(run_dir, timeout=120) == "stopped"
     finally:
         if runs.process_alive(pid):
-            runs.os.kill(pid, 9)
+            os.kill(pid, 9)
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
