@@ -83,18 +83,15 @@ def append_metrics_line(run_dir: Path, line: dict) -> None:
 
 
 def truncate_metrics(run_dir: Path, before_epoch: int) -> list[dict]:
-    """Drop lines of epochs >= before_epoch (they will be trained again); return the lines kept."""
-    lines = read_metric_lines(run_dir)
-    kept = [m for m in lines if m["epoch"] < before_epoch]
-    if len(kept) != len(lines):
-        _rewrite_metrics(run_dir, kept)
-    return kept
+    """Rewrite metrics.jsonl with only the epochs before `before_epoch` (the rest will be trained again).
 
-
-def _rewrite_metrics(run_dir: Path, lines: list[dict]) -> None:
+    Rewriting always also drops a half-written last line, which the next append would otherwise extend.
+    """
+    kept = [m for m in read_metric_lines(run_dir) if m["epoch"] < before_epoch]
     tmp = run_dir / f".{METRICS}.tmp"
-    tmp.write_text("".join(json.dumps(m) + "\n" for m in lines))
+    tmp.write_text("".join(json.dumps(m) + "\n" for m in kept))
     os.replace(tmp, run_dir / METRICS)
+    return kept
 
 
 def read_metric_lines(run_dir: Path) -> list[dict]:
@@ -165,9 +162,10 @@ def process_alive(pid: int | None) -> bool:
 
 
 def effective_status(meta: dict) -> str:
-    """run.json's status, except a running run whose process is gone is 'interrupted'."""
+    """run.json's (or study.json's) status, except that a queued or running one whose recorded
+    process is gone is 'interrupted'. Queued with no pid yet means not launched."""
     status = meta.get("status", "damaged")
-    if status == "running" and not process_alive(meta.get("pid")):
+    if status in ACTIVE and meta.get("pid") and not process_alive(meta["pid"]):
         return "interrupted"
     return status
 
@@ -262,8 +260,8 @@ def create_run(runs_dir: Path, spec: ArchitectureSpec, config: TrainConfig, data
 
 
 def active_runs(runs_dir: Path) -> list[RunInfo]:
-    return [r for r in list_runs(runs_dir) if r.status == "running"
-            or r.status == "queued" and process_alive(r.meta.get("pid"))]
+    """Runs whose training process is alive (a queued run not launched yet holds no CPU)."""
+    return [r for r in list_runs(runs_dir) if r.status in ACTIVE and process_alive(r.meta.get("pid"))]
 
 
 def ensure_idle(runs_dir: Path, except_run: Path | None = None) -> None:
@@ -274,10 +272,9 @@ def ensure_idle(runs_dir: Path, except_run: Path | None = None) -> None:
                        "(on a CPU two runs at once only slow each other down).")
 
 
-def launch(run_dir: Path, allow_parallel: bool = False) -> int:
+def launch(run_dir: Path) -> int:
     """Start the trainer as its own process in a new session; its output goes to log.txt. Returns its pid."""
-    if not allow_parallel:
-        ensure_idle(run_dir.parent, except_run=run_dir)
+    ensure_idle(run_dir.parent, except_run=run_dir)
     (run_dir / STOP).unlink(missing_ok=True)
     with open(run_dir / "log.txt", "a") as log:
         proc = subprocess.Popen([sys.executable, "-m", "cifar_core.train", str(run_dir)],

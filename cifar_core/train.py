@@ -89,6 +89,7 @@ def library_versions() -> dict[str, str]:
 
 def make_callbacks(run_dir: Path, cfg: TrainConfig, n_train: int, history: list[dict]):
     """The callbacks, in the order that keeps a crash from losing or doubling an epoch.
+    `history` holds the epochs finished before a resume.
 
     Metrics and best weights are written before BackupAndRestore records the epoch as done.
     """
@@ -98,7 +99,6 @@ def make_callbacks(run_dir: Path, cfg: TrainConfig, n_train: int, history: list[
         """Streams one metrics.jsonl line per epoch and progress.json every half second."""
 
         def on_train_begin(self, logs=None):
-            self.started = time.monotonic()
             self.last_write = 0.0
 
         def on_epoch_begin(self, epoch, logs=None):
@@ -135,7 +135,6 @@ def make_callbacks(run_dir: Path, cfg: TrainConfig, n_train: int, history: list[
                     "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
                     "seconds": now - self.epoch_start, "images_per_s": n_train / max(train_s, 1e-9)}
             runs.append_metrics_line(run_dir, line)
-            history.append(line)
             self._progress(self.params.get("steps") or 1, now)
 
     class StopFile(keras.callbacks.Callback):
@@ -190,7 +189,7 @@ def train_run(run_dir: Path) -> dict:
     arrays = prepare_data(dataset, cfg)
     n_train = len(arrays["y_train"])
     model = compile_model(build_model(spec, len(dataset.class_names)), cfg.learning_rate, cfg.optimizer)
-    runs.update_run(run_dir, status="running", pid=os.getpid(), params=int(model.count_params()),
+    runs.update_run(run_dir, params=int(model.count_params()),
                     data={**meta["data"], **dataset.describe()}, libraries=library_versions(),
                     sizes={"train": n_train, "validation": len(arrays["y_val"]),
                            "test": len(arrays["y_test"])},
