@@ -51,18 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", parents=[common], help="table of runs")
     p.set_defaults(func=cmd_runs)
 
-    for name, func, help_ in (("show", cmd_show, "a run's settings, curves and results"),
-                              ("evaluate", cmd_evaluate, "evaluate a run's saved model on the test set again"),
-                              ("stop", cmd_stop, "stop a training run, keeping its best weights"),
-                              ("resume", cmd_resume, "resume an interrupted run from its last epoch")):
-        p = sub.add_parser(name, parents=[common], help=help_)
-        p.add_argument("run", help="run id (or a unique prefix of it) or run directory")
-        if name == "show":
-            p.add_argument("--json", action="store_true")
-        if name == "resume":
-            p.add_argument("--detach", action="store_true")
-        p.set_defaults(func=func)
-
     p = sub.add_parser("study", parents=[common], help="train a study's runs one by one in the background")
     p.add_argument("kind", choices=studies.KINDS)
     p.add_argument("--detach", action="store_true", help="return at once; the study goes on in the background")
@@ -71,12 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("studies", parents=[common], help="table of studies")
     p.set_defaults(func=cmd_studies)
-    for name, func, help_ in (("study-resume", cmd_study_resume, "continue a study with its unfinished runs"),
-                              ("study-stop", cmd_study_stop, "stop a study (the current run keeps its best weights)"),
-                              ("study-report", cmd_study_report, "write a study's report.md and charts")):
+    # Commands that act on one run or one study, named by id or unique prefix.
+    for name, func, ref, help_ in (
+        ("show", cmd_show, "run", "a run's settings, curves and results"),
+        ("evaluate", cmd_evaluate, "run", "evaluate a run's saved model on the test set again"),
+        ("stop", cmd_stop, "run", "stop a training run, keeping its best weights"),
+        ("resume", cmd_resume, "run", "resume an interrupted run from its last epoch"),
+        ("study-resume", cmd_study_resume, "study", "continue a study with its unfinished runs"),
+        ("study-stop", cmd_study_stop, "study", "stop a study (the current run keeps its best weights)"),
+        ("study-report", cmd_study_report, "study", "write a study's report.md and charts"),
+    ):
         p = sub.add_parser(name, parents=[common], help=help_)
-        p.add_argument("study", help="study id (or unique prefix)")
-        if name == "study-resume":
+        p.add_argument(ref, help=f"{ref} id (or a unique prefix of it)" + (" or run directory" if ref == "run" else ""))
+        if name == "show":
+            p.add_argument("--json", action="store_true")
+        if name in ("resume", "study-resume"):
             p.add_argument("--detach", action="store_true")
         p.set_defaults(func=func)
 
@@ -105,10 +102,13 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-                      learning_rate=args.lr, patience=args.patience, seed=args.seed,
-                      validation=args.validation, subset=args.subset, test_subset=args.test_subset,
-                      augment=args.augment)
+    return checked(TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+                               learning_rate=args.lr, patience=args.patience, seed=args.seed,
+                               validation=args.validation, subset=args.subset, test_subset=args.test_subset,
+                               augment=args.augment))
+
+
+def checked(cfg: TrainConfig) -> TrainConfig:
     problems = cfg.problems()
     if problems:
         raise runs.RunError(" ".join(problems))
@@ -281,8 +281,7 @@ def find_study(args, ref: str) -> Path:
                         if not matches else f"{ref!r} matches {len(matches)} studies; give more of the id.")
 
 
-def start_study(args, kind: str) -> Path:
-    cfg = config_from_args(args)
+def start_study(args, kind: str, cfg: TrainConfig) -> Path:
     study_dir = studies.create(studies_dir(args), runs_dir(args), kind, cfg, checked_source(args.data),
                                specs.saved_specs(specs.specs_dir(runs_dir(args))))
     studies.launch(study_dir)
@@ -291,7 +290,7 @@ def start_study(args, kind: str) -> Path:
 
 
 def cmd_study(args) -> int:
-    study_dir = start_study(args, args.kind)
+    study_dir = start_study(args, args.kind, config_from_args(args))
     return 0 if args.detach else follow_study(study_dir)
 
 
@@ -300,15 +299,15 @@ def follow_study(study_dir: Path) -> int:
     seen: set[str] = set()
     try:
         while True:
-            table = studies.queue(study_dir)
-            for row in table.itertuples():
-                if row.status in runs.FINISHED + ("stopped",) and row.name not in seen:
+            study = studies.read(study_dir)
+            for entry, row in zip(study["runs"], studies.queue(study_dir).itertuples(), strict=True):
+                if row.status in runs.FINISHED and row.name not in seen:
                     seen.add(row.name)
-                    meta = runs.read_json(runs_dir_of_study(study_dir) / row.run_id / runs.RUN_JSON)
+                    meta = runs.read_json(studies.run_dir_of(study, entry) / runs.RUN_JSON)
                     acc = meta.get("test_accuracy")
                     print(f"{row.name:24s} {row.status:10s} test acc {acc if acc is None else f'{acc:.4f}'}  "
                           f"best epoch {meta.get('best_epoch')}  {meta.get('wall_time') or 0:.0f} s", flush=True)
-            if studies.status(studies.read(study_dir)) not in ("queued", "running"):
+            if studies.status(studies.read(study_dir)) not in runs.ACTIVE:
                 break
             time.sleep(1)
     except KeyboardInterrupt:
@@ -317,10 +316,6 @@ def follow_study(study_dir: Path) -> int:
     status = studies.status(studies.read(study_dir))
     print(f"study {study_dir.name}: {status}")
     return 0 if status == "completed" else 1
-
-
-def runs_dir_of_study(study_dir: Path) -> Path:
-    return Path(studies.read(study_dir)["runs_dir"])
 
 
 def cmd_studies(args) -> int:
@@ -360,9 +355,7 @@ def cmd_reproduce(args) -> int:
     if args.study:
         study_dir = find_study(args, args.study)
     else:
-        defaults = vars(build_parser().parse_args(["study", "seed"]))
-        args = argparse.Namespace(**{**defaults, "runs_dir": args.runs_dir, "data": args.data, "subset": args.subset})
-        study_dir = start_study(args, "seed")
+        study_dir = start_study(args, "seed", checked(TrainConfig(subset=args.subset)))
         follow_study(study_dir)
     table = report.seed_comparison(study_dir)
     out = report.write_markdown(study_dir, study_dir / "report")

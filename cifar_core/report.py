@@ -64,7 +64,7 @@ def seed_comparison(study_dir: Path) -> pd.DataFrame:
     rows = []
     for entry in study["runs"]:
         arch = entry["labels"]["arch"]
-        run_dir = Path(study["runs_dir"]) / entry["run_id"] if entry.get("run_id") else None
+        run_dir = studies.run_dir_of(study, entry)
         ours = runs.load_run(run_dir) if run_dir and run_dir.exists() else None
         report = runs.read_json(run_dir / "report.json") if ours and ours.status in ("completed", "stopped") else None
         pub = PUBLISHED.loc[arch]

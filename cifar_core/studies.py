@@ -95,10 +95,8 @@ def read(study_dir: Path) -> dict:
 
 
 def status(study: dict) -> str:
-    """study.json's status, except a running study whose process is gone is 'interrupted'."""
-    if study.get("status") == "running" and not runs.process_alive(study.get("pid")):
-        return "interrupted"
-    return study.get("status", "queued")
+    """study.json's status, with the same rule as runs: active but its process gone = 'interrupted'."""
+    return runs.effective_status({"status": "queued", **study})
 
 
 def list_studies(studies_dir: Path) -> list[dict]:
@@ -126,14 +124,14 @@ def stop(study_dir: Path) -> None:
     (study_dir / STOP).write_text(datetime.now(UTC).isoformat())
     study = read(study_dir)
     for entry in study["runs"]:
-        run_dir = _run_dir(study, entry)
+        run_dir = run_dir_of(study, entry)
         if _run_state(run_dir) in runs.ACTIVE:
             runs.stop(runs.load_run(run_dir))
 
 
 def resume(study_dir: Path) -> int:
     study = read(study_dir)
-    if status(study) in ("running", "queued") and runs.process_alive(study.get("pid")):
+    if status(study) in runs.ACTIVE:
         raise runs.RunError(f"Study {study['id']} is still running.")
     return launch(study_dir)
 
@@ -146,7 +144,8 @@ def _update(study_dir: Path, **changes) -> dict:
     return study
 
 
-def _run_dir(study: dict, entry: dict) -> Path | None:
+def run_dir_of(study: dict, entry: dict) -> Path | None:
+    """The run directory of one planned run, once the study has created it."""
     return Path(study["runs_dir"]) / entry["run_id"] if entry.get("run_id") else None
 
 
@@ -159,7 +158,7 @@ def run_study(study_dir: Path) -> str:
     study = _update(study_dir, status="running", pid=os.getpid())
     runs_dir = Path(study["runs_dir"])
     for i, entry in enumerate(study["runs"]):
-        run_dir = _run_dir(study, entry)
+        run_dir = run_dir_of(study, entry)
         if _run_state(run_dir) in ("completed", "stopped"):
             continue
         _wait_idle(runs_dir, study_dir)
@@ -200,7 +199,7 @@ def queue(study_dir: Path) -> pd.DataFrame:
     """The study's runs in order with their live status: what has run, what runs now, what is left."""
     rows, study = [], read(study_dir)
     for entry in study["runs"]:
-        run_dir = _run_dir(study, entry)
+        run_dir = run_dir_of(study, entry)
         info = runs.load_run(run_dir) if run_dir and run_dir.exists() else None
         rows.append({"name": entry["name"], **entry["labels"], "status": info.status if info else "waiting",
                      "run_id": entry.get("run_id")})
@@ -211,7 +210,7 @@ def results(study_dir: Path) -> pd.DataFrame:
     """One row per finished run: its labels and what it achieved (accuracy, overfitting gap, speed, size)."""
     rows, study = [], read(study_dir)
     for entry in study["runs"]:
-        run_dir = _run_dir(study, entry)
+        run_dir = run_dir_of(study, entry)
         if _run_state(run_dir) not in ("completed", "stopped"):
             continue
         info = runs.load_run(run_dir)

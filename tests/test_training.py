@@ -184,3 +184,28 @@ def test_kill_during_final_evaluation_resumes_by_evaluating_only(tmp_path, finis
     cli("resume", run_dir.name, runs_dir=tmp_path)
     assert runs.read_metric_lines(run_dir) == before
     assert_run_contract(run_dir, epochs_max=3, test_images=500)
+
+
+def test_resume_drops_a_half_written_metrics_line(tmp_path, finished_run):
+    """A kill mid-write leaves a line without its newline; the next epoch must not be glued onto it."""
+    run_dir = tmp_path / finished_run.name
+    shutil.copytree(finished_run, run_dir)
+    with open(run_dir / "metrics.jsonl", "a") as fh:
+        fh.write('{"epoch": 4, "loss": 0.')
+    kept = runs.truncate_metrics(run_dir, before_epoch=4)
+    runs.append_metrics_line(run_dir, {**kept[-1], "epoch": 4})
+    assert [m["epoch"] for m in runs.read_metric_lines(run_dir)] == [1, 2, 3, 4]
+
+
+def test_a_trainer_that_died_before_starting_reads_interrupted(tmp_path):
+    cfg = TrainConfig(epochs=1)
+    run_dir = runs.create_run(tmp_path, PRESETS["baseline"], cfg, "synthetic")
+    assert runs.load_run(run_dir).status == "queued", "created, not launched yet"
+    runs.update_run(run_dir, pid=999_999_999)
+    assert runs.load_run(run_dir).status == "interrupted" and runs.active_runs(tmp_path) == []
+    runs.ensure_idle(tmp_path)
+
+
+def test_reproduce_checks_its_settings(tmp_path):
+    out = cli("reproduce", "--data", "synthetic", "--subset", "5", runs_dir=tmp_path, check=False)
+    assert out.returncode == 2 and "subset must be at least 20 images" in out.stderr
