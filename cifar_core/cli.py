@@ -145,10 +145,7 @@ def cmd_arch(args) -> int:
 def cmd_train(args) -> int:
     spec = specs.resolve(args.arch, specs.specs_dir(runs_dir(args)))
     cfg = config_from_args(args)
-    source = checked_source(args.data)
-    runs.ensure_idle(runs_dir(args))
-    run_dir = runs.create_run(runs_dir(args), spec, cfg, source, args.name)
-    runs.launch(run_dir)
+    run_dir = runs.start(runs_dir(args), spec, cfg, checked_source(args.data), args.name)
     print(run_dir, flush=True)
     return 0 if args.detach else follow(run_dir)
 

@@ -284,6 +284,15 @@ def launch(run_dir: Path) -> int:
     return proc.pid
 
 
+def start(runs_dir: Path, spec: ArchitectureSpec, config: TrainConfig, data_source: str,
+          name: str | None = None) -> Path:
+    """Create and launch a run, refusing before anything is written while another run trains."""
+    ensure_idle(runs_dir)
+    run_dir = create_run(runs_dir, spec, config, data_source, name)
+    launch(run_dir)
+    return run_dir
+
+
 def stop(run: RunInfo) -> None:
     """Ask a training process to stop at its next batch; it keeps the best weights and evaluates them."""
     if run.status not in ACTIVE:

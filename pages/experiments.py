@@ -21,8 +21,8 @@ DESCRIPTIONS = {
 folder = studies.default_studies_dir(cache.runs_dir())
 
 
-def start_panel() -> None:
-    with st.expander("Start a study", expanded=not studies.list_studies(folder)):
+def start_panel(first_study: bool) -> None:
+    with st.expander("Start a study", expanded=first_study):
         kind = st.radio("Study", studies.KINDS, horizontal=True, key="study_kind")
         st.caption(DESCRIPTIONS[kind])
         planned = studies.plan(kind, TrainConfig(), specs.saved_specs(cache.specs_folder()))
@@ -108,8 +108,8 @@ def results_panel(study_dir) -> None:
                        file_name=f"{study_dir.name}.html", mime="text/html", on_click="ignore")
 
 
-start_panel()
 all_studies = studies.list_studies(folder)
+start_panel(first_study=not all_studies)
 if not all_studies:
     st.info("No studies yet: start one above, or from a terminal with `cifar-lab study depth --subset 10000`.")
     st.stop()

@@ -102,9 +102,7 @@ def start_form() -> None:
             st.error(" ".join(bad))
             return
         try:
-            runs.ensure_idle(cache.runs_dir())
-            run_dir = runs.create_run(cache.runs_dir(), choices[arch], cfg, source)
-            runs.launch(run_dir)
+            run_dir = runs.start(cache.runs_dir(), choices[arch], cfg, source)
         except runs.RunError as exc:
             st.error(str(exc))
             return
