@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from cifar_core import runs
 from cifar_core.runs import RunInfo
 
 
@@ -17,16 +18,18 @@ def metrics_table(infos: list[RunInfo], reports: dict[str, dict | None]) -> pd.D
         if report and {"cat", "dog"} <= set(names):
             cm = report["confusion_matrix"]
             cat_dog, dog_cat = cm[names.index("cat")][names.index("dog")], cm[names.index("dog")][names.index("cat")]
-        epochs = m.get("epochs_run") or 0
         rows.append({
             "run": info.name, "arch": m.get("spec", {}).get("name"), "params": m.get("params"),
             "best epoch": m.get("best_epoch"), "val acc": m.get("best_val_accuracy"),
             "test acc": m.get("test_accuracy"), "macro F1": report["macro avg"]["f1-score"] if report else None,
             "cat→dog": cat_dog, "dog→cat": dog_cat,
-            "s/epoch": m["wall_time"] / epochs if epochs and m.get("wall_time") else None,
+            "s/epoch": runs.seconds_per_epoch(runs.read_metrics(info.path)),
             "validation": m.get("config", {}).get("validation"), "data": m.get("data", {}).get("kind"),
         })
     return pd.DataFrame(rows)
+
+
+NONE = "(none)"
 
 
 def flatten(value, prefix: str = "") -> dict[str, object]:
@@ -36,7 +39,7 @@ def flatten(value, prefix: str = "") -> dict[str, object]:
         for key, item in value.items():
             out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
         return out
-    if isinstance(value, list) and value and isinstance(value[0], dict):
+    if isinstance(value, list | tuple) and value and isinstance(value[0], dict):
         out = {}
         for i, item in enumerate(value, start=1):
             out.update(flatten(item, f"{prefix}[{i}]"))
@@ -45,10 +48,11 @@ def flatten(value, prefix: str = "") -> dict[str, object]:
 
 
 def settings_diff(meta_a: dict, meta_b: dict) -> pd.DataFrame:
-    """Every architecture, training and data setting that differs between two runs (missing = '-')."""
+    """Every architecture, training and data setting that differs between two runs (missing = '(none)';
+    a bare '-' would render as a Markdown bullet in tables)."""
     a, b = _settings(meta_a), _settings(meta_b)
     keys = [k for k in dict.fromkeys([*a, *b]) if not k.endswith("description")]
-    rows = [{"setting": k, "A": a.get(k, "-"), "B": b.get(k, "-")} for k in keys if a.get(k, "-") != b.get(k, "-")]
+    rows = [{"setting": k, "A": a.get(k, NONE), "B": b.get(k, NONE)} for k in keys if a.get(k, NONE) != b.get(k, NONE)]
     return pd.DataFrame(rows, columns=["setting", "A", "B"]).astype(str)
 
 

@@ -116,6 +116,11 @@ def read_metrics(run_dir: Path) -> pd.DataFrame:
     return df
 
 
+def seconds_per_epoch(metrics: pd.DataFrame) -> float | None:
+    """Mean wall time of a training epoch (with its validation), the one speed figure every view shows."""
+    return float(metrics["seconds"].mean()) if not metrics.empty else None
+
+
 def read_progress(run_dir: Path) -> dict | None:
     try:
         return read_json(run_dir / PROGRESS)

@@ -221,7 +221,7 @@ def results(study_dir: Path) -> pd.DataFrame:
             "test_accuracy": m.get("test_accuracy"), "best_val_accuracy": m.get("best_val_accuracy"),
             "best_epoch": m.get("best_epoch"), "epochs": len(metrics),
             "gap": float(last["accuracy"] - last["val_accuracy"]),
-            "seconds_per_epoch": float(metrics["seconds"].mean()), "wall_time": m.get("wall_time"),
+            "seconds_per_epoch": runs.seconds_per_epoch(metrics), "wall_time": m.get("wall_time"),
         })
     return pd.DataFrame(rows)
 

@@ -19,6 +19,8 @@ DESCRIPTIONS = {
             "early stopping with patience 5, validation on the test set), compared with its published figures.",
 }
 folder = studies.default_studies_dir(cache.runs_dir())
+RESULT_FORMATS = {"test_accuracy": "%.4f", "best_val_accuracy": "%.4f", "gap": "%.4f", "seconds_per_epoch": "%.1f",
+                  "wall_time": "%.0f"}
 
 
 def start_panel(first_study: bool) -> None:
@@ -93,8 +95,7 @@ def results_panel(study_dir) -> None:
     st.subheader("Results")
     picked = st.dataframe(results.drop(columns=["run_id"]), hide_index=True, width="stretch", on_select="rerun",
                           selection_mode="single-row", key=f"results_{study_dir.name}",
-                          column_config={c: st.column_config.NumberColumn(format="%.4f")
-                                         for c in ("test_accuracy", "best_val_accuracy", "gap")})
+                          column_config={c: st.column_config.NumberColumn(format=f) for c, f in RESULT_FORMATS.items()})
     run_id = results.iloc[picked.selection.rows[0]]["run_id"] if picked.selection.rows else clicked
     if run_id:
         c1, c2 = st.columns(2)

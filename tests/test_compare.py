@@ -1,0 +1,25 @@
+"""What changed between two models, and the speed figure every view shares."""
+
+from __future__ import annotations
+
+from cifar_core import compare, runs, specs
+
+
+def meta(spec) -> dict:
+    return {"spec": spec.to_dict(), "config": {"epochs": 30}, "data": {"source": "synthetic"}}
+
+
+def test_settings_diff_names_each_difference_and_marks_missing_ones():
+    diff = compare.settings_diff(meta(specs.depth_family(3)), meta(specs.depth_family(4, batch_norm=True)))
+    rows = diff.set_index("setting")
+    assert rows.loc["spec.name"].tolist() == ["depth3", "depth4-bn"]
+    assert rows.loc["spec.blocks[1].batch_norm"].tolist() == ["False", "True"]
+    assert rows.loc["spec.blocks[4].filters"].tolist() == [compare.NONE, "256"]
+    assert "config.epochs" not in rows.index
+
+
+def test_compare_uses_the_same_seconds_per_epoch_as_studies(finished_run):
+    info = runs.load_run(finished_run)
+    table = compare.metrics_table([info], {info.run_id: runs.read_json(finished_run / "report.json")})
+    assert table.loc[0, "s/epoch"] == runs.read_metrics(finished_run)["seconds"].mean()
+    assert table.loc[0, "cat→dog"] is not None
