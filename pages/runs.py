@@ -31,6 +31,11 @@ info = next(r for r in all_runs if r.run_id == run_id)
 m = info.meta
 
 st.subheader(f"{info.name}")
+sizes = m.get("sizes") or {}
+context = [f"{sizes['train']:,} train · {sizes['validation']:,} validation · {sizes['test']:,} test images"
+           if sizes else "", f"part of study `{m['study']}`" if m.get("study") else "",
+           f"data: `{m.get('data', {}).get('source', '?')}`"]
+st.caption(" · ".join(c for c in context if c))
 if info.damaged:
     st.error(f"Damaged: {info.damaged}. The files that remain are shown below; delete it when you no longer need it.")
 if info.is_synthetic:

@@ -97,6 +97,7 @@ def test_runs_page_lists_runs_and_damaged_dir(app):
     table = at.dataframe[0].value
     assert {"tiny-baseline", "tiny-bn"} <= set(table["name"]) and "damaged" in set(table["status"])
     assert any(m.label == "Test accuracy" for m in at.metric)
+    assert "540 train · 60 validation · 500 test images" in texts(at), "the opened run says what it trained on"
 
 
 def test_runs_page_opens_a_damaged_run_without_crashing(app):
