@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+
+from cifar_core.jsonfields import typed_fields
 
 VALIDATIONS = ("split", "test")
+VALIDATION_LABELS = {"split": "held-out training images", "test": "the test set (seed protocol, leaks the test set)"}
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+MIN_SUBSET = 20
+MAX_EPOCHS = 10_000
+MAX_BATCH = 8192
+MAX_SEED = 2**32 - 1
+
+
+class ConfigError(ValueError):
+    """Training settings that cannot work; the message lists each one and what to change."""
 
 
 @dataclass(frozen=True)
@@ -30,24 +42,37 @@ class TrainConfig:
     def problems(self) -> list[str]:
         """Every setting that cannot work, phrased as what to change."""
         out = []
-        for name in ("epochs", "batch_size", "validation_size"):
-            if getattr(self, name) < 1:
-                out.append(f"{name.replace('_', '-')} must be at least 1 (got {getattr(self, name)}).")
+        for name, high in (("epochs", MAX_EPOCHS), ("batch_size", MAX_BATCH), ("validation_size", None)):
+            value = getattr(self, name)
+            if value < 1 or (high and value > high):
+                limit = f"1 to {high:,}" if high else "at least 1"
+                out.append(f"{name.replace('_', '-')} must be {limit} (got {value:,}).")
         if self.patience < 0:
             out.append(f"patience must be 0 (no early stopping) or more (got {self.patience}).")
         if not 0 < self.learning_rate < 10:
             out.append(f"learning rate must be in (0, 10) (got {self.learning_rate}).")
+        if not 0 <= self.seed <= MAX_SEED:
+            out.append(f"seed must be 0 to {MAX_SEED:,} (got {self.seed:,}).")
         if self.validation not in VALIDATIONS:
             out.append(f"validation must be 'split' or 'test' (got {self.validation!r}).")
-        if self.optimizer not in ("adam", "sgd", "rmsprop"):
-            out.append(f"optimizer must be adam, sgd or rmsprop (got {self.optimizer!r}).")
+        if self.optimizer not in OPTIMIZERS:
+            out.append(f"optimizer must be {', '.join(OPTIMIZERS)} (got {self.optimizer!r}).")
         for name in ("subset", "test_subset"):
             value = getattr(self, name)
-            if value is not None and value < 20:
-                out.append(f"{name.replace('_', '-')} must be at least 20 images (got {value}).")
+            if value is not None and value < MIN_SUBSET:
+                out.append(f"{name.replace('_', '-')} must be at least {MIN_SUBSET} images (got {value:,}).")
         return out
+
+    def check(self) -> TrainConfig:
+        """The config itself, or ConfigError listing every problem."""
+        problems = self.problems()
+        if problems:
+            raise ConfigError(" ".join(problems))
+        return self
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """Settings read back from JSON, each checked against its type; keys of newer versions are ignored."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"config must be an object, got {type(data).__name__}")
+        return cls(**typed_fields(data, cls, "config"))

@@ -1,22 +1,21 @@
-"""Build a Keras model from an ArchitectureSpec, and describe it as a layer table."""
+"""Build a Keras model from an ArchitectureSpec (`shapes` describes the same model without building it)."""
 
 from __future__ import annotations
 
-import pandas as pd
-
+from cifar_core import runtime
+from cifar_core.shapes import INPUT_SIZE, NUM_CLASSES
 from cifar_core.specs import ArchitectureSpec, check
 
-NUM_CLASSES = 10
+runtime.tensorflow()
+import keras  # noqa: E402  (after runtime has imported TensorFlow quietly)
+from keras import layers  # noqa: E402
 
 
 def build_model(spec: ArchitectureSpec, num_classes: int = NUM_CLASSES):
     """A keras.Sequential for 32x32x3 uint8-range input; rescaling to [0, 1] is the first layer."""
-    import keras
-    from keras import layers
-
     check(spec)
     model = keras.Sequential(name=spec.name.replace(".", "_"))
-    model.add(keras.Input((32, 32, 3), name="image"))
+    model.add(keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="image"))
     model.add(layers.Rescaling(1 / 255, name="rescale"))
     for b, block in enumerate(spec.blocks, start=1):
         for c in range(1, block.convs + 1):
@@ -45,26 +44,8 @@ def build_model(spec: ArchitectureSpec, num_classes: int = NUM_CLASSES):
 
 def compile_model(model, learning_rate: float = 1e-3, optimizer: str = "adam"):
     """Seed settings: Adam, cross-entropy on integer labels (same loss as one-hot categorical)."""
-    import keras
-
     optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
                   "rmsprop": keras.optimizers.RMSprop}
     model.compile(optimizer=optimizers[optimizer](learning_rate=learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
-
-
-def layer_table(model) -> pd.DataFrame:
-    """One row per layer: name, type, output shape (without batch), parameters."""
-    rows = []
-    for layer in model.layers:
-        shape = tuple(layer.output.shape[1:])
-        rows.append({"layer": layer.name, "type": type(layer).__name__,
-                     "output shape": " x ".join(str(d) for d in shape), "params": layer.count_params()})
-    return pd.DataFrame(rows)
-
-
-def describe(spec: ArchitectureSpec) -> tuple[pd.DataFrame, int]:
-    """Layer table and total parameter count of the model the spec builds."""
-    model = build_model(spec)
-    return layer_table(model), int(model.count_params())

@@ -10,10 +10,32 @@ import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from cifar_core import shapes
+from cifar_core.jsonfields import FieldError, typed_fields
+from cifar_core.shapes import INPUT_SIZE
+
 POOLS = ("max", "avg", "none")
 HEAD_POOLS = ("flatten", "global_avg")
-INPUT_SIZE = 32
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
+MIB = 2**20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The most a spec may ask for: roomy for studying CNNs on 32x32 images, far below what would
+    exhaust a machine or hang the server that checks it (a spec is checked before anything is built)."""
+
+    blocks: int = 16
+    convs_per_block: int = 8
+    filters: int = 2048
+    kernel_size: int = 15
+    dense_layers: int = 8
+    dense_units: int = 16384
+    params: int = 50_000_000
+    activation_mib_per_image: int = 64
+
+
+LIMITS = Limits()
 
 
 class SpecError(ValueError):
@@ -100,37 +122,61 @@ def depth_family(depth: int, batch_norm: bool = False) -> ArchitectureSpec:
 
 
 def validate(spec: ArchitectureSpec) -> list[str]:
-    """Every reason the spec cannot be built on 32x32x3 input; empty when it is fine."""
+    """Every reason the spec cannot be built on 32x32x3 input, or is too big to train; empty when it is fine."""
     problems = []
-    if not NAME_PATTERN.match(spec.name or ""):
+    if not NAME_PATTERN.fullmatch(spec.name or ""):
         problems.append(f"Name {spec.name!r} must be 1-80 lowercase letters, digits, '.', '_' or '-'.")
     if not spec.blocks:
         problems.append("Add at least one conv block: a CNN needs a convolution.")
+    if len(spec.blocks) > LIMITS.blocks:
+        problems.append(f"{len(spec.blocks)} blocks is more than the limit of {LIMITS.blocks}.")
     size = INPUT_SIZE
     for i, block in enumerate(spec.blocks, start=1):
-        where = f"Block {i}"
-        if block.filters < 1:
-            problems.append(f"{where}: filters must be at least 1 (got {block.filters}).")
-        if block.convs < 1:
-            problems.append(f"{where}: convs must be at least 1 (got {block.convs}).")
-        if block.kernel_size < 1:
-            problems.append(f"{where}: kernel size must be at least 1 (got {block.kernel_size}).")
-        if block.pool not in POOLS:
-            problems.append(f"{where}: pool must be one of {', '.join(POOLS)} (got {block.pool!r}).")
-        elif block.pool != "none":
-            if size < 2:
-                problems.append(f"{where}: cannot pool a 1x1 feature map; 32x32 input allows at most 5 "
-                                "poolings. Set pool to 'none' or remove a block.")
+        problems += _block_problems(f"Block {i}", block, size)
+        if block.pool in POOLS and block.pool != "none":
             size = max(size // 2, 1)
-        if not 0.0 <= block.dropout < 1.0:
-            problems.append(f"{where}: dropout must be in [0, 1) (got {block.dropout}).")
-    if spec.head.pooling not in HEAD_POOLS:
-        problems.append(f"Head: pooling must be one of {', '.join(HEAD_POOLS)} (got {spec.head.pooling!r}).")
-    for units in spec.head.dense:
-        if units < 1:
-            problems.append(f"Head: dense layers need at least 1 unit (got {units}).")
-    if not 0.0 <= spec.head.dropout < 1.0:
-        problems.append(f"Head: dropout must be in [0, 1) (got {spec.head.dropout}).")
+    head = spec.head
+    if head.pooling not in HEAD_POOLS:
+        problems.append(f"Head: pooling must be one of {', '.join(HEAD_POOLS)} (got {head.pooling!r}).")
+    if len(head.dense) > LIMITS.dense_layers:
+        problems.append(f"Head: {len(head.dense)} dense layers is more than the limit of {LIMITS.dense_layers}.")
+    for units in head.dense:
+        if not 1 <= units <= LIMITS.dense_units:
+            problems.append(f"Head: dense layers need 1 to {LIMITS.dense_units:,} units (got {units:,}).")
+    if not 0.0 <= head.dropout < 1.0:
+        problems.append(f"Head: dropout must be in [0, 1) (got {head.dropout}).")
+    return problems or _size_problems(spec)
+
+
+def _block_problems(where: str, block: ConvBlock, size: int) -> list[str]:
+    problems = []
+    if not 1 <= block.filters <= LIMITS.filters:
+        problems.append(f"{where}: filters must be 1 to {LIMITS.filters:,} (got {block.filters:,}).")
+    if not 1 <= block.convs <= LIMITS.convs_per_block:
+        problems.append(f"{where}: convs must be 1 to {LIMITS.convs_per_block} (got {block.convs:,}).")
+    if not 1 <= block.kernel_size <= LIMITS.kernel_size:
+        problems.append(f"{where}: kernel size must be 1 to {LIMITS.kernel_size} (got {block.kernel_size:,}).")
+    if block.pool not in POOLS:
+        problems.append(f"{where}: pool must be one of {', '.join(POOLS)} (got {block.pool!r}).")
+    elif block.pool != "none" and size < 2:
+        problems.append(f"{where}: cannot pool a 1x1 feature map; 32x32 input allows at most 5 "
+                        "poolings. Set pool to 'none' or remove a block.")
+    if not 0.0 <= block.dropout < 1.0:
+        problems.append(f"{where}: dropout must be in [0, 1) (got {block.dropout}).")
+    return problems
+
+
+def _size_problems(spec: ArchitectureSpec) -> list[str]:
+    """Limits on the whole network, computed from its shapes (only once each part is known to be sane)."""
+    problems = []
+    params = shapes.param_count(spec)
+    if params > LIMITS.params:
+        problems.append(f"The network has {params:,} parameters, more than the limit of {LIMITS.params:,}: "
+                        "use fewer filters or dense units, or pool before flattening.")
+    activations = shapes.activation_bytes(spec) / MIB
+    if activations > LIMITS.activation_mib_per_image:
+        problems.append(f"Its layer outputs take {activations:,.0f} MiB per image, more than the limit of "
+                        f"{LIMITS.activation_mib_per_image} MiB: use fewer filters before the first poolings.")
     return problems
 
 
@@ -160,7 +206,17 @@ def from_dict(data: dict) -> ArchitectureSpec:
         raise SpecError(["'head' must be an object like {\"pooling\": \"flatten\", \"dense\": [128]}."])
     _check_keys(head_raw, Head, "head", required=set())
     head = Head(**_typed(head_raw, Head, "head"))
-    return ArchitectureSpec(str(data["name"]), tuple(blocks), head, str(data.get("description", "")))
+    name, description = data["name"], data.get("description", "")
+    if not isinstance(name, str) or not isinstance(description, str):
+        raise SpecError(["'name' and 'description' must be strings."])
+    return ArchitectureSpec(name, tuple(blocks), head, description)
+
+
+def _typed(raw: dict, cls, where: str) -> dict:
+    try:
+        return typed_fields(raw, cls, where)
+    except FieldError as exc:
+        raise SpecError([str(exc)]) from None
 
 
 def _check_keys(raw: dict, cls, where: str, required: set[str]) -> None:
@@ -176,36 +232,36 @@ def _check_keys(raw: dict, cls, where: str, required: set[str]) -> None:
         raise SpecError(problems)
 
 
-_CASTS = {"int": int, "float": float, "bool": bool, "str": str}
+def from_editor(base: ArchitectureSpec, block_rows: list[dict], pooling: str, dense_text: str,
+                head_dropout: float) -> tuple[ArchitectureSpec | None, list[str]]:
+    """The spec a block table and head fields describe (the Architectures page's editor), with every
+    problem that keeps it from being built; (None, problems) when it cannot even be read."""
+    try:
+        dense = tuple(int(u) for u in dense_text.replace(" ", "").split(",") if u)
+    except ValueError:
+        return None, [f"Dense units {dense_text!r} must be whole numbers separated by commas, e.g. 128, 32."]
+    rows = [r for r in block_rows if not all(_blank(v) for v in r.values())]
+    if any(_blank(r.get(k)) for r in rows for k in ("filters", "kernel_size", "convs", "pool")):
+        return None, ["Fill in filters, kernel, convs and pool for every block (or delete the empty row)."]
+    try:
+        blocks = tuple(ConvBlock(int(r["filters"]), int(r["kernel_size"]), int(r["convs"]), bool(r.get("batch_norm")),
+                                 str(r["pool"]), 0.0 if _blank(r.get("dropout")) else float(r["dropout"]))
+                       for r in rows)
+    except (ValueError, OverflowError) as exc:
+        return None, [f"Every block needs whole numbers for filters, kernel and convs ({exc})."]
+    spec = replace(base, blocks=blocks, head=Head(pooling, dense, float(head_dropout)))
+    return spec, validate(spec)
 
 
-def _typed(raw: dict, cls, where: str) -> dict:
-    """Coerce JSON values to the dataclass field types, with an error naming the field."""
-    out = {}
-    for f in fields(cls):
-        if f.name not in raw:
-            continue
-        value = raw[f.name]
-        try:
-            if f.type == "tuple[int, ...]":
-                out[f.name] = tuple(int(v) for v in value)
-            elif f.type == "bool":
-                if not isinstance(value, bool):
-                    raise TypeError
-                out[f.name] = value
-            elif f.type == "int" and (isinstance(value, bool) or float(value) != int(value)):
-                raise TypeError
-            else:
-                out[f.name] = _CASTS[f.type](value)
-        except (TypeError, ValueError):
-            raise SpecError([f"In {where}, {f.name}={value!r} is not a valid {f.type}."]) from None
-    return out
+def _blank(value) -> bool:
+    """An empty editor cell: None or NaN."""
+    return value is None or value != value
 
 
 def from_json(text: str) -> ArchitectureSpec:
     try:
         return from_dict(json.loads(text))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise SpecError([f"Not valid JSON: {exc}."]) from exc
 
 
@@ -219,8 +275,8 @@ def saved_specs(folder: Path) -> dict[str, ArchitectureSpec]:
     found = {}
     for file in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
-            found[file.stem] = from_json(file.read_text())
-        except (SpecError, OSError):
+            found[file.stem] = check(from_json(file.read_text()))
+        except (SpecError, OSError, UnicodeDecodeError):
             continue
     return found
 
@@ -245,8 +301,12 @@ def resolve(ref: str, folder: Path | None = None) -> ArchitectureSpec:
         return check(saved[ref])
     path = Path(ref)
     if path.suffix == ".json":
-        if not path.exists():
-            raise SpecError([f"Spec file {path} does not exist."])
-        return check(from_json(path.read_text()))
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise SpecError([f"Spec file {path} does not exist."]) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError([f"Cannot read spec file {path}: {exc}."]) from None
+        return check(from_json(text))
     choices = ", ".join([*PRESETS, *saved])
     raise SpecError([f"Unknown architecture {ref!r}: use one of {choices}, or a path to a .json spec."])

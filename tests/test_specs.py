@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from cifar_core import specs
+from cifar_core import shapes, specs
 from cifar_core.specs import ConvBlock, Head, SpecError
 
 
@@ -31,20 +31,16 @@ def test_presets_match_the_seed_study():
 
 
 def test_parameter_counts():
-    from cifar_core.models import describe
-
-    counts = {name: describe(spec)[1] for name, spec in specs.PRESETS.items()}
+    counts = {name: shapes.param_count(spec) for name, spec in specs.PRESETS.items()}
     assert counts == {"baseline": 358_346, "deeper": 462_378, "batchnorm": 359_242, "batchnorm-dropout": 359_242}
 
 
 def test_layer_table_shapes():
-    from cifar_core.models import describe
-
-    table, total = describe(specs.PRESETS["baseline"])
-    assert table["params"].sum() == total
-    shapes = dict(zip(table["layer"], table["output shape"], strict=True))
-    assert shapes["block1_conv"] == "32 x 32 x 32" and shapes["block3_maxpool"] == "4 x 4 x 128"
-    assert shapes["flatten"] == "2048" and shapes["predictions"] == "10"
+    rows = shapes.layer_rows(specs.PRESETS["baseline"])
+    assert sum(r["params"] for r in rows) == shapes.param_count(specs.PRESETS["baseline"])
+    out = {r["layer"]: r["output shape"] for r in rows}
+    assert out["block1_conv"] == "32 x 32 x 32" and out["block3_maxpool"] == "4 x 4 x 128"
+    assert out["flatten"] == "2048" and out["predictions"] == "10"
 
 
 def test_too_many_poolings_is_explained():
@@ -60,9 +56,10 @@ def test_every_problem_is_listed_at_once():
                                   Head("maxpool", (0,), -0.1))
     problems = specs.validate(spec)
     joined = " | ".join(problems)
-    for fragment in ("Name 'Bad Name'", "filters must be at least 1", "kernel size must be at least 1",
+    for fragment in ("Name 'Bad Name'", "filters must be 1 to 2,048 (got 0)", "kernel size must be 1 to 15 (got -1)",
                      "pool must be one of max, avg, none", "dropout must be in [0, 1)",
-                     "Head: pooling must be one of flatten, global_avg", "at least 1 unit", "Head: dropout"):
+                     "Head: pooling must be one of flatten, global_avg", "need 1 to 16,384 units (got 0)",
+                     "Head: dropout"):
         assert fragment in joined
     with pytest.raises(SpecError) as err:
         specs.check(spec)
