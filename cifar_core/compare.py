@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cifar_core import runs
+from cifar_core import evaluate, runs
 from cifar_core.runs import RunInfo
 
 
@@ -27,6 +27,23 @@ def metrics_table(infos: list[RunInfo], reports: dict[str, dict | None]) -> pd.D
             "validation": m.get("config", {}).get("validation"), "data": m.get("data", {}).get("kind"),
         })
     return pd.DataFrame(rows)
+
+
+def per_class(infos: list[RunInfo], reports: dict[str, dict | None]) -> pd.DataFrame:
+    """Per-class precision, recall, F1 and support of each run, long form (one row per run and class)."""
+    parts = [evaluate.per_class_frame(reports[i.run_id]).assign(run=i.name) for i in infos if reports.get(i.run_id)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["class", "run"])
+
+
+def per_class_wide(long: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One metric as a class x run table, classes in their label order."""
+    return long.pivot_table(index="class", columns="run", values=metric, sort=False)
+
+
+def biggest_changes(change: pd.DataFrame) -> tuple[dict, dict]:
+    """The off-diagonal confusion cells that shrank most and grew most from A to B."""
+    off = change[change["true"] != change["predicted"]].sort_values("change")
+    return off.iloc[0].to_dict(), off.iloc[-1].to_dict()
 
 
 NONE = "(none)"

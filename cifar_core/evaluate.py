@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import classification_report, confusion_matrix
 
 
 def build_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: tuple[str, ...] | list[str]) -> dict:
     """report.json's content: accuracy, confusion matrix (rows true, columns predicted), per-class metrics."""
+    from sklearn.metrics import classification_report, confusion_matrix
+
     labels = list(range(len(class_names)))
     cm = confusion_matrix(y_true, y_pred, labels=labels)
     rep = classification_report(y_true, y_pred, labels=labels, target_names=list(class_names),
@@ -68,15 +69,14 @@ def cell(report: dict, true: str, predicted: str) -> int:
 def save_predictions(path: Path, y_true: np.ndarray, probs: np.ndarray, indices: np.ndarray | None = None) -> None:
     """predictions.npz: labels, predicted labels, float16 probabilities, and which test images they are."""
     indices = np.arange(len(y_true)) if indices is None else indices
-    tmp = path.with_name(".predictions.tmp.npz")
-    np.savez_compressed(tmp, y_true=y_true.astype(np.int16), y_pred=probs.argmax(1).astype(np.int16),
-                        probs=probs.astype(np.float16), index=indices.astype(np.int32))
-    tmp.replace(path)
-
-
-def load_predictions(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    try:
+        np.savez_compressed(tmp, y_true=y_true.astype(np.int16), y_pred=probs.argmax(1).astype(np.int16),
+                            probs=probs.astype(np.float16), index=indices.astype(np.int32))
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def misclassified(preds: dict[str, np.ndarray], true: int, predicted: int, sort: str = "confident") -> pd.DataFrame:

@@ -10,7 +10,7 @@ from pathlib import Path
 import altair as alt
 import pandas as pd
 
-from cifar_core import charts, evaluate, runs, studies
+from cifar_core import caveats, charts, evaluate, rundir, runs, studies
 
 # The seed notebook's figures (DESIGN.md and the studies issue).
 PUBLISHED = pd.DataFrame([
@@ -66,7 +66,7 @@ def seed_comparison(study_dir: Path) -> pd.DataFrame:
         arch = entry["labels"]["arch"]
         run_dir = studies.run_dir_of(study, entry)
         ours = runs.load_run(run_dir) if run_dir and run_dir.exists() else None
-        report = runs.read_json(run_dir / "report.json") if ours and ours.status in ("completed", "stopped") else None
+        report = rundir.read_report(run_dir) if ours and ours.has_results else None
         pub = PUBLISHED.loc[arch]
         row = {"model": arch}
         for key, label, value in (
@@ -113,24 +113,12 @@ def _sections(study_dir: Path) -> tuple[dict, list[tuple[str, pd.DataFrame]], di
     return study, tables, study_charts(study["kind"], results)
 
 
-def caveats(study: dict) -> list[str]:
-    notes = []
-    if study["kind"] == "seed":
-        notes.append("Seed protocol: validation and early stopping on the test set, as the original notebook did; "
-                     "test accuracies are therefore optimistic.")
-    if study["data"]["source"] == "synthetic":
-        notes.append("Trained on synthetic demo data, not CIFAR-10.")
-    if study["config"].get("subset"):
-        notes.append(f"Trained on a stratified subset of {study['config']['subset']:,} training images.")
-    return notes
-
-
 def write_markdown(study_dir: Path, out_dir: Path) -> Path:
     """report.md plus one PNG per chart in `out_dir`."""
     study, tables, chart_map = _sections(study_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"# Study {study['id']} ({study['kind']})", "", f"Data: `{study['data']['source']}`", ""]
-    lines += [line for note in caveats(study) for line in (f"> {note}", "")]
+    lines += [line for note in caveats.for_study(study) for line in (f"> {note}", "")]
     for title, table in tables:
         lines += [f"## {title}", "", markdown_table(table), ""]
     for name, chart in chart_map.items():
@@ -146,7 +134,7 @@ def html_report(study_dir: Path) -> str:
     study, tables, chart_map = _sections(study_dir)
     parts = [f"<h1>Study {html.escape(study['id'])} ({study['kind']})</h1>",
              f"<p>Data: <code>{html.escape(study['data']['source'])}</code></p>"]
-    parts += [f"<blockquote>{html.escape(note)}</blockquote>" for note in caveats(study)]
+    parts += [f"<blockquote>{html.escape(note)}</blockquote>" for note in caveats.for_study(study)]
     for title, table in tables:
         body = table.to_html(index=False, na_rep="-", float_format="{:.4f}".format)
         parts += [f"<h2>{html.escape(title)}</h2>", body]

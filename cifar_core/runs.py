@@ -1,14 +1,11 @@
 """The run registry: create, list, read, launch, stop, resume, rename and delete run directories.
 
-A run directory is the only contract between the trainer process and everything that shows a run
-(see DESIGN.md). Nothing here imports TensorFlow.
+A run directory (see `rundir`) is the only contract between the trainer process and everything that shows
+a run. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import os
 import re
 import shutil
@@ -19,113 +16,30 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
-
+from cifar_core import rundir
 from cifar_core.config import TrainConfig
+from cifar_core.rundir import ACTIVE, DAMAGED, HAS_RESULTS, RESUMABLE, DamagedRun
 from cifar_core.specs import ArchitectureSpec
 
-RUN_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
-ACTIVE = ("queued", "running")
-FINISHED = ("completed", "stopped", "failed")
-RUN_JSON, METRICS, PROGRESS, STOP = "run.json", "metrics.jsonl", "progress.json", "STOP"
+RUN_ID = re.compile(rundir.RUN_ID_PATTERN)
+NAME_RULE = "1-80 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
 class RunError(ValueError):
     """An action on a run that cannot be done; the message says why and what to do instead."""
 
 
+class Busy(RunError):
+    """Another run is training on this machine now."""
+
+
 def default_runs_dir() -> Path:
     return Path(os.environ.get("CIFAR_LAB_RUNS") or "artifacts/runs")
 
 
-# --- atomic files -------------------------------------------------------------------------------
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write temp file, fsync, rename: readers see the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict:
-    with open(path) as fh:
-        return json.load(fh)
-
-
-@contextlib.contextmanager
-def locked(run_dir: Path):
-    with open(run_dir / ".lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def update_run(run_dir: Path, **changes) -> dict:
-    """Read-modify-write run.json under a lock, so the trainer and the dashboard never lose each other's fields."""
-    with locked(run_dir):
-        meta = read_json(run_dir / RUN_JSON)
-        meta.update(changes)
-        write_json_atomic(run_dir / RUN_JSON, meta)
-    return meta
-
-
-def append_metrics_line(run_dir: Path, line: dict) -> None:
-    """Append one epoch's line and fsync it, so a kill right after loses nothing."""
-    with open(run_dir / METRICS, "a") as fh:
-        fh.write(json.dumps(line) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def truncate_metrics(run_dir: Path, before_epoch: int) -> list[dict]:
-    """Rewrite metrics.jsonl with only the epochs before `before_epoch` (the rest will be trained again).
-
-    Rewriting always also drops a half-written last line, which the next append would otherwise extend.
-    """
-    kept = [m for m in read_metric_lines(run_dir) if m["epoch"] < before_epoch]
-    tmp = run_dir / f".{METRICS}.tmp"
-    tmp.write_text("".join(json.dumps(m) + "\n" for m in kept))
-    os.replace(tmp, run_dir / METRICS)
-    return kept
-
-
-def read_metric_lines(run_dir: Path) -> list[dict]:
-    """Parsed metrics.jsonl; a half-written last line (crash mid-write) is skipped, not fatal."""
-    path = run_dir / METRICS
-    if not path.exists():
-        return []
-    lines = []
-    for raw in path.read_text().splitlines():
-        try:
-            lines.append(json.loads(raw))
-        except json.JSONDecodeError:
-            continue
-    return lines
-
-
-def read_metrics(run_dir: Path) -> pd.DataFrame:
-    """metrics.jsonl as a DataFrame (one row per epoch), with cumulative wall-clock seconds."""
-    df = pd.DataFrame(read_metric_lines(run_dir))
-    if not df.empty:
-        df["elapsed"] = df["seconds"].cumsum()
-    return df
-
-
-def seconds_per_epoch(metrics: pd.DataFrame) -> float | None:
-    """Mean wall time of a training epoch (with its validation), the one speed figure every view shows."""
-    return float(metrics["seconds"].mean()) if not metrics.empty else None
-
-
-def read_progress(run_dir: Path) -> dict | None:
-    try:
-        return read_json(run_dir / PROGRESS)
-    except (OSError, json.JSONDecodeError):
-        return None
+    """Read-modify-write run.json under the run's lock (the trainer and the dashboard both write it)."""
+    return rundir.update_json(run_dir, rundir.RUN_JSON, **changes)
 
 
 # --- runs ----------------------------------------------------------------------------------------
@@ -137,7 +51,7 @@ class RunInfo:
     run_id: str
     path: Path
     meta: dict = field(default_factory=dict)
-    status: str = "damaged"
+    status: str = DAMAGED
     damaged: str = ""
 
     @property
@@ -145,8 +59,21 @@ class RunInfo:
         return self.meta.get("name", self.run_id)
 
     @property
+    def data(self) -> dict:
+        return self.meta.get("data") or {}
+
+    @property
     def is_synthetic(self) -> bool:
-        return self.meta.get("data", {}).get("kind") == "synthetic"
+        return self.data.get("kind") == "synthetic"
+
+    @property
+    def has_results(self) -> bool:
+        return self.status in HAS_RESULTS
+
+    @property
+    def is_training(self) -> bool:
+        """Its training process is alive (a queued run not launched yet holds no CPU)."""
+        return self.status in ACTIVE and process_alive(self.meta.get("pid"))
 
 
 def process_alive(pid: int | None) -> bool:
@@ -169,30 +96,27 @@ def process_alive(pid: int | None) -> bool:
 def effective_status(meta: dict) -> str:
     """run.json's (or study.json's) status, except that a queued or running one whose recorded
     process is gone is 'interrupted'. Queued with no pid yet means not launched."""
-    status = meta.get("status", "damaged")
+    status = meta.get("status", DAMAGED)
     if status in ACTIVE and meta.get("pid") and not process_alive(meta["pid"]):
         return "interrupted"
     return status
 
 
 def load_run(path: Path) -> RunInfo:
+    """The run at `path`, with every file it should have checked; a file that does not fit marks it damaged
+    with the reason, and whatever could be read stays in `meta`."""
     info = RunInfo(path.name, path)
     try:
-        info.meta = read_json(path / RUN_JSON)
-    except FileNotFoundError:
-        info.damaged = "run.json is missing"
-        return info
-    except (OSError, json.JSONDecodeError) as exc:
-        info.damaged = f"run.json is unreadable ({exc})"
-        return info
-    missing = [k for k in ("status", "spec", "config") if k not in info.meta]
-    if missing:
-        info.damaged = f"run.json lacks {', '.join(missing)}"
-        return info
-    info.status = effective_status(info.meta)
-    if info.status in ("completed", "stopped") and not (path / "report.json").exists():
-        info.damaged = "report.json is missing"
-        info.status = "damaged"
+        info.meta = rundir.read_run_json(path)
+        status = effective_status(info.meta)
+        rundir.read_metric_lines(path)
+        if status in HAS_RESULTS:
+            rundir.read_report(path)
+            rundir.check_zip(path, rundir.PREDICTIONS)
+            rundir.check_zip(path, rundir.MODEL)
+        info.status = status
+    except DamagedRun as exc:
+        info.damaged = str(exc)
     return info
 
 
@@ -201,13 +125,20 @@ def list_runs(runs_dir: Path) -> list[RunInfo]:
     if not runs_dir.is_dir():
         return []
     found = [load_run(p) for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    return sorted(found, key=lambda r: r.meta.get("created", ""), reverse=True)
+    return sorted(found, key=lambda r: str(r.meta.get("created", "")), reverse=True)
 
 
 def find_run(runs_dir: Path, ref: str) -> RunInfo:
-    """A run by id, unique id prefix, or path."""
-    if "/" in ref and (Path(ref) / RUN_JSON).exists():
-        return load_run(Path(ref))
+    """A run by id, unique id prefix, or its directory, always inside `runs_dir` (never a path outside it)."""
+    ref = ref.rstrip("/")
+    if "/" in ref:
+        path = Path(ref).resolve()
+        if path.parent != runs_dir.resolve() or not path.is_dir():
+            raise RunError(f"{ref} is not a run directory in {runs_dir}; name runs by their id "
+                           "(`cifar-lab runs` lists them) or pass --runs-dir.")
+        return load_run(runs_dir / path.name)
+    if not RUN_ID.fullmatch(ref):
+        raise RunError(f"{ref!r} is not a run id: ids are {NAME_RULE}. `cifar-lab runs` lists them.")
     exact = runs_dir / ref
     if exact.is_dir():
         return load_run(exact)
@@ -217,23 +148,6 @@ def find_run(runs_dir: Path, ref: str) -> RunInfo:
     if not matches:
         raise RunError(f"No run {ref!r} in {runs_dir}; `cifar-lab runs` lists them.")
     raise RunError(f"{ref!r} matches {len(matches)} runs; give more of the id.")
-
-
-def runs_table(runs: list[RunInfo]) -> pd.DataFrame:
-    """The runs as the table both `cifar-lab runs` and the dashboard show."""
-    rows = []
-    for r in runs:
-        m = r.meta
-        rows.append({
-            "id": r.run_id, "name": r.name, "arch": m.get("spec", {}).get("name", "?"),
-            "status": r.status, "params": m.get("params"), "best epoch": m.get("best_epoch"),
-            "test acc": m.get("test_accuracy"), "wall s": m.get("wall_time"),
-            "data": m.get("data", {}).get("kind", "?"), "created": m.get("created", ""),
-            "problem": r.damaged,
-        })
-    table = pd.DataFrame(rows, columns=["id", "name", "arch", "status", "params", "best epoch", "test acc",
-                                        "wall s", "data", "created", "problem"])
-    return table.astype({"params": "Int64", "best epoch": "Int64", "test acc": "Float64", "wall s": "Float64"})
 
 
 def new_run_id(runs_dir: Path, name: str) -> str:
@@ -246,42 +160,52 @@ def new_run_id(runs_dir: Path, name: str) -> str:
     return run_id
 
 
-def create_run(runs_dir: Path, spec: ArchitectureSpec, config: TrainConfig, data_source: str,
+def check_name(name: str) -> str:
+    """A run name as given, if it follows the id rule (no markup, no whitespace, no newline)."""
+    if not RUN_ID.fullmatch(name):
+        raise RunError(f"Run name {name!r} must be {NAME_RULE}.")
+    return name
+
+
+def create_run(runs_dir: Path, spec: ArchitectureSpec, config: TrainConfig, data: dict,
                name: str | None = None, extra: dict | None = None) -> Path:
-    """A new run directory with run.json in status 'queued'."""
+    """A new run directory with run.json in status 'queued'. `data` describes the data source (at least
+    its 'source'; `Dataset.describe()` gives all a user needs to trust a result)."""
+    if name:
+        check_name(name)
     runs_dir.mkdir(parents=True, exist_ok=True)
-    if name and not RUN_ID.match(name):
-        raise RunError(f"Run name {name!r} must be 1-80 lowercase letters, digits, '.', '_' or '-'.")
     run_id = new_run_id(runs_dir, name or spec.name)
     run_dir = runs_dir / run_id
     run_dir.mkdir()
     meta = {
         "id": run_id, "name": name or run_id, "created": datetime.now(UTC).isoformat(),
-        "status": "queued", "spec": spec.to_dict(), "config": asdict(config),
-        "data": {"source": data_source}, **(extra or {}),
+        "status": "queued", "spec": spec.to_dict(), "config": asdict(config), "data": data, **(extra or {}),
     }
-    write_json_atomic(run_dir / RUN_JSON, meta)
+    try:
+        rundir.write_json_atomic(run_dir / rundir.RUN_JSON, meta)
+    except OSError:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return run_dir
 
 
 def active_runs(runs_dir: Path) -> list[RunInfo]:
-    """Runs whose training process is alive (a queued run not launched yet holds no CPU)."""
-    return [r for r in list_runs(runs_dir) if r.status in ACTIVE and process_alive(r.meta.get("pid"))]
+    """Runs whose training process is alive."""
+    return [r for r in list_runs(runs_dir) if r.is_training]
 
 
 def ensure_idle(runs_dir: Path, except_run: Path | None = None) -> None:
     """Refuse, with the reason, to start training while another run trains."""
     busy = [r for r in active_runs(runs_dir) if r.path != except_run]
     if busy:
-        raise RunError(f"Run {busy[0].run_id} is still training; stop it or wait for it to finish "
-                       "(on a CPU two runs at once only slow each other down).")
+        raise Busy(f"Run {busy[0].run_id} is still training; stop it or wait for it to finish "
+                       "(on one machine two runs at once only slow each other down).")
 
 
-def launch(run_dir: Path) -> int:
+def _spawn(run_dir: Path) -> int:
     """Start the trainer as its own process in a new session; its output goes to log.txt. Returns its pid."""
-    ensure_idle(run_dir.parent, except_run=run_dir)
-    (run_dir / STOP).unlink(missing_ok=True)
-    with open(run_dir / "log.txt", "a") as log:
+    (run_dir / rundir.STOP).unlink(missing_ok=True)
+    with open(run_dir / rundir.LOG, "a") as log:
         proc = subprocess.Popen([sys.executable, "-m", "cifar_core.train", str(run_dir)],
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=Path.cwd())
@@ -289,28 +213,42 @@ def launch(run_dir: Path) -> int:
     return proc.pid
 
 
-def start(runs_dir: Path, spec: ArchitectureSpec, config: TrainConfig, data_source: str,
-          name: str | None = None) -> Path:
-    """Create and launch a run, refusing before anything is written while another run trains."""
-    ensure_idle(runs_dir)
-    run_dir = create_run(runs_dir, spec, config, data_source, name)
-    launch(run_dir)
+def start(runs_dir: Path, spec: ArchitectureSpec, config: TrainConfig, data: dict,
+          name: str | None = None, extra: dict | None = None) -> Path:
+    """Create and launch a run as one step: the runs-dir lock is held from the idle check to the recorded pid,
+    so two starts at the same instant cannot both train, and a refused start writes nothing."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    with rundir.locked(runs_dir):
+        ensure_idle(runs_dir)
+        run_dir = create_run(runs_dir, spec, config, data, name, extra)
+        _spawn(run_dir)
     return run_dir
+
+
+def launch(run_dir: Path) -> int:
+    """Launch an existing queued run, under the same lock and idle check as `start`."""
+    with rundir.locked(run_dir.parent):
+        ensure_idle(run_dir.parent, except_run=run_dir)
+        return _spawn(run_dir)
 
 
 def stop(run: RunInfo) -> None:
     """Ask a training process to stop at its next batch; it keeps the best weights and evaluates them."""
     if run.status not in ACTIVE:
         raise RunError(f"Run {run.run_id} is {run.status}, not training: nothing to stop.")
-    (run.path / STOP).write_text(datetime.now(UTC).isoformat())
+    (run.path / rundir.STOP).write_text(datetime.now(UTC).isoformat())
 
 
 def resume(run: RunInfo) -> int:
-    """Relaunch an interrupted (or failed) run; it continues from its last completed epoch."""
-    if run.status not in ("interrupted", "failed"):
-        raise RunError(f"Run {run.run_id} is {run.status}; only interrupted or failed runs can be resumed.")
-    update_run(run.path, status="queued", error=None)
-    return launch(run.path)
+    """Relaunch an interrupted (or failed) run; it continues from its last completed epoch. The status is
+    read again under the lock, so two resumes of one run cannot start two trainers."""
+    with rundir.locked(run.path.parent):
+        now = load_run(run.path)
+        if now.status not in RESUMABLE:
+            raise RunError(f"Run {run.run_id} is {now.status}; only interrupted or failed runs can be resumed.")
+        ensure_idle(run.path.parent, except_run=run.path)
+        update_run(run.path, status="queued", error=None)
+        return _spawn(run.path)
 
 
 def wait(run_dir: Path, timeout: float = 600, poll: float = 0.5) -> str:
@@ -325,13 +263,71 @@ def wait(run_dir: Path, timeout: float = 600, poll: float = 0.5) -> str:
 
 
 def rename(run: RunInfo, new_name: str) -> None:
-    new_name = new_name.strip()
-    if not new_name:
-        raise RunError("A run name cannot be empty.")
-    update_run(run.path, name=new_name)
+    """Give a run a new display name, under the same rule as ids."""
+    if run.damaged:
+        raise RunError(f"Run {run.run_id} is damaged ({run.damaged}); delete it instead.")
+    update_run(run.path, name=check_name(new_name.strip()))
 
 
 def delete(run: RunInfo) -> None:
-    if run.status in ACTIVE:
+    """Remove a run directory; refused while its training process is alive."""
+    if run.is_training:
         raise RunError(f"Run {run.run_id} is {run.status}; stop it before deleting it.")
     shutil.rmtree(run.path)
+
+
+def seconds_per_epoch(metrics) -> float | None:
+    """Mean wall time of a training epoch (with its validation), the one speed figure every view shows."""
+    return float(metrics["seconds"].mean()) if len(metrics) else None
+
+
+def read_metrics(run_dir: Path):
+    """metrics.jsonl as a DataFrame (one row per epoch), with cumulative wall-clock seconds."""
+    import pandas as pd
+
+    df = pd.DataFrame(rundir.read_metric_lines(run_dir))
+    if not df.empty:
+        df["elapsed"] = df["seconds"].cumsum()
+    return df
+
+
+def runs_table(runs: list[RunInfo]):
+    """The runs as the table both `cifar-lab runs` and the dashboard show."""
+    import pandas as pd
+
+    rows = []
+    for r in runs:
+        m = r.meta
+        rows.append({
+            "id": r.run_id, "name": r.name, "arch": (m.get("spec") or {}).get("name", "?"),
+            "status": r.status, "params": m.get("params"), "best epoch": m.get("best_epoch"),
+            "test acc": m.get("test_accuracy"), "wall s": m.get("wall_time"),
+            "data": r.data.get("kind", "?"), "created": str(m.get("created", "")), "problem": r.damaged,
+        })
+    columns = ["id", "name", "arch", "status", "params", "best epoch", "test acc", "wall s", "data", "created",
+               "problem"]
+    table = pd.DataFrame(rows, columns=columns)
+    return table.astype({"params": "Int64", "best epoch": "Int64", "test acc": "Float64", "wall s": "Float64"})
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as a person reads them: '45 s', '4 min 05 s', '2 h 03 min'."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def progress_fraction(progress: dict) -> float:
+    """How much of the planned training progress.json says is done, 0..1."""
+    done = progress["epoch"] - 1 + progress["batch"] / max(progress["batches"], 1)
+    return min(max(done / max(progress["epochs"], 1), 0.0), 1.0)
+
+
+def progress_text(progress: dict) -> str:
+    """One line about a training run in flight: epoch, batch, speed and time left (early stopping may
+    end it sooner, so the ETA is an upper bound)."""
+    return (f"epoch {progress['epoch']}/{progress['epochs']} · batch {progress['batch']}/{progress['batches']} · "
+            f"{progress['images_per_s']:,.0f} images/s · ETA {format_duration(progress['eta_s'])} at most")

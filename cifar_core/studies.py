@@ -15,17 +15,43 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
-
-from cifar_core import runs, specs
+from cifar_core import preflight, rundir, runs, specs
 from cifar_core.config import TrainConfig
+from cifar_core.data import Dataset
+from cifar_core.rundir import ACTIVE, HAS_RESULTS, DamagedRun
 from cifar_core.specs import ArchitectureSpec
 
-KINDS = ("depth", "batchnorm", "dropout", "architectures", "seed")
+DESCRIPTIONS = {
+    "depth": "1 to 5 conv blocks of the baseline family (channels doubling from 32), with and without batch norm.",
+    "batchnorm": "Each preset with and without batch normalization.",
+    "dropout": "The batchnorm preset with dropout 0, 0.1, 0.25 and 0.4 after every block and in the head.",
+    "architectures": "Every preset and every saved custom architecture.",
+    "seed": "baseline, deeper and batchnorm under the seed notebook's protocol (Adam, batch 32, up to 30 epochs, "
+            "early stopping with patience 5, validation on the test set), compared with its published figures.",
+}
+KINDS = tuple(DESCRIPTIONS)
 DROPOUT_RATES = (0.0, 0.1, 0.25, 0.4)
 SEED_PRESETS = ("baseline", "deeper", "batchnorm")
-STUDY_JSON, STOP = "study.json", "STOP"
+STUDY_JSON = "study.json"
 POLL_S = 1.0
+
+STUDY_SCHEMA = {
+    "type": "object",
+    "required": ["id", "kind", "status", "data", "config", "runs_dir", "runs"],
+    "properties": {
+        "id": {"type": "string", "pattern": f"^{rundir.RUN_ID_PATTERN}$"},
+        "kind": {"enum": list(KINDS)},
+        "status": {"enum": list(rundir.STATUSES)},
+        "pid": {"type": ["integer", "null"]},
+        "data": {"type": "object", "required": ["source"], "properties": {"source": {"type": "string"}}},
+        "config": {"type": "object"},
+        "runs_dir": {"type": "string"},
+        "runs": {"type": "array", "items": {
+            "type": "object", "required": ["name", "spec", "config", "labels"],
+            "properties": {"name": {"type": "string"}, "spec": {"type": "object"}, "config": {"type": "object"},
+                           "labels": {"type": "object"}, "run_id": {"type": ["string", "null"]}}}},
+    },
+}
 
 
 @dataclass
@@ -73,17 +99,20 @@ def plan(kind: str, config: TrainConfig, custom: dict[str, ArchitectureSpec] | N
     raise runs.RunError(f"Unknown study {kind!r}: choose one of {', '.join(KINDS)}.")
 
 
-def create(studies_dir: Path, runs_dir: Path, kind: str, config: TrainConfig, data_source: str,
+def create(studies_dir: Path, runs_dir: Path, kind: str, config: TrainConfig, dataset: Dataset,
            custom: dict[str, ArchitectureSpec] | None = None) -> Path:
-    """A study directory with its plan; no run directory exists until the study process reaches it."""
+    """A study directory with its plan, after every planned run has passed the same checks a single run does;
+    no run directory exists until the study process reaches it."""
     planned = plan(kind, config, custom)
+    for p in planned:
+        preflight.check(p.spec, p.config, dataset)
     studies_dir.mkdir(parents=True, exist_ok=True)
     study_id = runs.new_run_id(studies_dir, kind)
     study_dir = studies_dir / study_id
     study_dir.mkdir()
-    runs.write_json_atomic(study_dir / STUDY_JSON, {
+    rundir.write_json_atomic(study_dir / STUDY_JSON, {
         "id": study_id, "kind": kind, "created": datetime.now(UTC).isoformat(), "status": "queued",
-        "data": {"source": data_source}, "config": asdict(config), "runs_dir": str(runs_dir.resolve()),
+        "data": dataset.describe(), "config": asdict(config), "runs_dir": str(runs_dir.resolve()),
         "runs": [{"name": p.name, "spec": p.spec.to_dict(), "config": asdict(p.config), "labels": p.labels,
                   "run_id": None} for p in planned],
     })
@@ -91,7 +120,8 @@ def create(studies_dir: Path, runs_dir: Path, kind: str, config: TrainConfig, da
 
 
 def read(study_dir: Path) -> dict:
-    return runs.read_json(study_dir / STUDY_JSON)
+    """study.json, checked against its schema (DamagedRun says what does not fit)."""
+    return rundir.read_checked_json(study_dir / STUDY_JSON, STUDY_SCHEMA)
 
 
 def status(study: dict) -> str:
@@ -100,19 +130,34 @@ def status(study: dict) -> str:
 
 
 def list_studies(studies_dir: Path) -> list[dict]:
+    """Every study, newest first; a damaged study.json is listed with status 'damaged' and its reason."""
     found = []
     for d in sorted(studies_dir.iterdir(), reverse=True) if studies_dir.is_dir() else []:
+        if not d.is_dir() or d.name.startswith("."):
+            continue
         try:
             found.append({**read(d), "path": str(d)})
-        except (OSError, ValueError):
-            continue
+        except DamagedRun as exc:
+            found.append({"id": d.name, "kind": "?", "status": rundir.DAMAGED, "error": str(exc), "path": str(d)})
     return found
+
+
+def find_study(studies_dir: Path, ref: str) -> Path:
+    """A study by id or unique id prefix, always inside `studies_dir`."""
+    if not runs.RUN_ID.fullmatch(ref):
+        raise runs.RunError(f"{ref!r} is not a study id; `cifar-lab studies` lists them.")
+    matches = [p for p in studies_dir.glob(f"{ref}*") if (p / STUDY_JSON).exists()] if studies_dir.is_dir() else []
+    exact = [p for p in matches if p.name == ref]
+    if len(exact) == 1 or len(matches) == 1:
+        return (exact or matches)[0]
+    raise runs.RunError(f"No study matches {ref!r} in {studies_dir}; `cifar-lab studies` lists them."
+                        if not matches else f"{ref!r} matches {len(matches)} studies; give more of the id.")
 
 
 def launch(study_dir: Path) -> int:
     """Start the study's background process (new session); output to the study's log.txt."""
-    (study_dir / STOP).unlink(missing_ok=True)
-    with open(study_dir / "log.txt", "a") as log:
+    (study_dir / rundir.STOP).unlink(missing_ok=True)
+    with open(study_dir / rundir.LOG, "a") as log:
         proc = subprocess.Popen([sys.executable, "-m", "cifar_core.studies", str(study_dir)], stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     _update(study_dir, status="running", pid=proc.pid)
@@ -121,27 +166,23 @@ def launch(study_dir: Path) -> int:
 
 def stop(study_dir: Path) -> None:
     """Stop the run in progress (keeping its best weights) and start no further run."""
-    (study_dir / STOP).write_text(datetime.now(UTC).isoformat())
+    (study_dir / rundir.STOP).write_text(datetime.now(UTC).isoformat())
     study = read(study_dir)
     for entry in study["runs"]:
         run_dir = run_dir_of(study, entry)
-        if _run_state(run_dir) in runs.ACTIVE:
+        if _run_state(run_dir) in ACTIVE:
             runs.stop(runs.load_run(run_dir))
 
 
 def resume(study_dir: Path) -> int:
     study = read(study_dir)
-    if status(study) in runs.ACTIVE:
+    if status(study) in ACTIVE:
         raise runs.RunError(f"Study {study['id']} is still running.")
     return launch(study_dir)
 
 
 def _update(study_dir: Path, **changes) -> dict:
-    with runs.locked(study_dir):
-        study = read(study_dir)
-        study.update(changes)
-        runs.write_json_atomic(study_dir / STUDY_JSON, study)
-    return study
+    return rundir.update_json(study_dir, STUDY_JSON, **changes)
 
 
 def run_dir_of(study: dict, entry: dict) -> Path | None:
@@ -153,50 +194,69 @@ def _run_state(run_dir: Path | None) -> str | None:
     return runs.load_run(run_dir).status if run_dir and run_dir.exists() else None
 
 
+def _adopt_created_runs(study_dir: Path) -> dict:
+    """Record the run id of any planned run whose directory exists but study.json missed it (the study
+    process was killed between starting the run and writing its id): resume must not train it twice."""
+    study = read(study_dir)
+    missing = {i for i, e in enumerate(study["runs"]) if not e.get("run_id")}
+    if missing:
+        for info in runs.list_runs(Path(study["runs_dir"])):
+            index = info.meta.get("study_index")
+            if info.meta.get("study") == study["id"] and index in missing:
+                _set_run_id(study_dir, index, info.run_id)
+    return read(study_dir)
+
+
 def run_study(study_dir: Path) -> str:
     """Train every unfinished run of the study in order; interrupted runs are resumed, finished ones kept."""
-    study = _update(study_dir, status="running", pid=os.getpid())
-    runs_dir = Path(study["runs_dir"])
+    _update(study_dir, status="running", pid=os.getpid())
+    study = _adopt_created_runs(study_dir)
     for i, entry in enumerate(study["runs"]):
-        run_dir = run_dir_of(study, entry)
-        if _run_state(run_dir) in ("completed", "stopped"):
+        if _run_state(run_dir_of(study, entry)) in HAS_RESULTS:
             continue
-        _wait_idle(runs_dir, study_dir)
-        if (study_dir / STOP).exists():
+        run_dir = _start_when_idle(study_dir, study, i, entry)
+        if run_dir is None:
             break
-        state = _run_state(run_dir)
-        if state in ("completed", "stopped"):
-            continue
-        if state in ("interrupted", "failed"):
-            runs.resume(runs.load_run(run_dir))
-        else:
-            run_dir = runs.create_run(runs_dir, specs.from_dict(entry["spec"]), TrainConfig.from_dict(entry["config"]),
-                                      study["data"]["source"], f"{study['id']}-{entry['name']}"[:80],
-                                      extra={"study": study["id"], "labels": entry["labels"]})
-            _set_run_id(study_dir, i, run_dir.name)
-            runs.launch(run_dir)
         print(f"[study] {entry['name']}: {run_dir.name}", flush=True)
         runs.wait(run_dir, timeout=7 * 24 * 3600, poll=POLL_S)
-    final = "stopped" if (study_dir / STOP).exists() else "completed"
+    final = "stopped" if (study_dir / rundir.STOP).exists() else "completed"
     _update(study_dir, status=final, finished=time.time())
     return final
 
 
+def _start_when_idle(study_dir: Path, study: dict, index: int, entry: dict) -> Path | None:
+    """Start (or resume) one planned run as soon as no other run trains; None once the study is stopped."""
+    run_dir = run_dir_of(study, entry)
+    while not (study_dir / rundir.STOP).exists():
+        try:
+            state = _run_state(run_dir)
+            if state in rundir.RESUMABLE:
+                runs.resume(runs.load_run(run_dir))
+                return run_dir
+            if state in ACTIVE:
+                return run_dir
+            run_dir = runs.start(Path(study["runs_dir"]), specs.from_dict(entry["spec"]),
+                                 TrainConfig.from_dict(entry["config"]), study["data"],
+                                 f"{study['id']}-{entry['name']}"[:80],
+                                 extra={"study": study["id"], "study_index": index, "labels": entry["labels"]})
+            _set_run_id(study_dir, index, run_dir.name)
+            return run_dir
+        except runs.Busy:
+            time.sleep(POLL_S)  # another run trains: two at once only slow each other down
+    return None
+
+
 def _set_run_id(study_dir: Path, index: int, run_id: str) -> None:
-    with runs.locked(study_dir):
+    with rundir.locked(study_dir):
         study = read(study_dir)
         study["runs"][index]["run_id"] = run_id
-        runs.write_json_atomic(study_dir / STUDY_JSON, study)
+        rundir.write_json_atomic(study_dir / STUDY_JSON, study)
 
 
-def _wait_idle(runs_dir: Path, study_dir: Path) -> None:
-    """Wait while a run outside this study trains: two trainings at once only slow each other down."""
-    while runs.active_runs(runs_dir) and not (study_dir / STOP).exists():
-        time.sleep(POLL_S)
-
-
-def queue(study_dir: Path) -> pd.DataFrame:
+def queue(study_dir: Path):
     """The study's runs in order with their live status: what has run, what runs now, what is left."""
+    import pandas as pd
+
     rows, study = [], read(study_dir)
     for entry in study["runs"]:
         run_dir = run_dir_of(study, entry)
@@ -206,12 +266,19 @@ def queue(study_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def results(study_dir: Path) -> pd.DataFrame:
+def finished_count(queue_table) -> int:
+    """How many of a study's runs have results (completed or stopped)."""
+    return int(queue_table["status"].isin(HAS_RESULTS).sum())
+
+
+def results(study_dir: Path):
     """One row per finished run: its labels and what it achieved (accuracy, overfitting gap, speed, size)."""
+    import pandas as pd
+
     rows, study = [], read(study_dir)
     for entry in study["runs"]:
         run_dir = run_dir_of(study, entry)
-        if _run_state(run_dir) not in ("completed", "stopped"):
+        if _run_state(run_dir) not in HAS_RESULTS:
             continue
         info = runs.load_run(run_dir)
         m, metrics = info.meta, runs.read_metrics(run_dir)

@@ -7,6 +7,8 @@ test set and writes model.keras, predictions.npz and report.json.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
 import time
@@ -16,32 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from cifar_core import data as data_mod
-from cifar_core import evaluate, runs, specs
+from cifar_core import evaluate, rundir, runs, runtime, specs
 from cifar_core.config import TrainConfig
 
+tf = runtime.tensorflow()
+import keras  # noqa: E402  (after runtime has imported TensorFlow quietly)
+
 PROGRESS_EVERY_S = 0.5
-BEST_WEIGHTS = "best.weights.h5"
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def configure_tensorflow(seed: int):
-    """Threads from the cores this process may use; GPU memory growth when a GPU is present; seeds."""
-    import keras
-    import tensorflow as tf
-
-    cores = available_cores()
-    tf.config.threading.set_intra_op_parallelism_threads(cores)
-    tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, cores)))
-    for gpu in tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.set_memory_growth(gpu, True)
-    keras.utils.set_random_seed(seed)
-    return tf
+EVAL_BATCH = 256
+RESERVE_BYTES = 1 << 20
 
 
 def prepare_data(dataset: data_mod.Dataset, cfg: TrainConfig) -> dict[str, np.ndarray]:
@@ -62,7 +47,7 @@ def prepare_data(dataset: data_mod.Dataset, cfg: TrainConfig) -> dict[str, np.nd
             "x_test": x_test, "y_test": y_test, "test_index": test_index}
 
 
-def make_dataset(tf, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None, augment: bool = False):
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None, augment: bool = False):
     """uint8 images in shuffled batches; the model's Rescaling layer casts and scales them itself."""
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if seed is not None:
@@ -79,100 +64,123 @@ def make_dataset(tf, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | 
 
 
 def library_versions() -> dict[str, str]:
-    import keras
     import sklearn
-    import tensorflow as tf
 
     return {"python": sys.version.split()[0], "tensorflow": tf.__version__, "keras": keras.__version__,
             "numpy": np.__version__, "scikit-learn": sklearn.__version__}
 
 
-def make_callbacks(run_dir: Path, cfg: TrainConfig, n_train: int, history: list[dict]):
-    """The callbacks, in the order that keeps a crash from losing or doubling an epoch.
-    `history` holds the epochs finished before a resume.
+class RunDirWriter(keras.callbacks.Callback):
+    """Streams one metrics.jsonl line per epoch and progress.json every half second."""
 
-    Metrics and best weights are written before BackupAndRestore records the epoch as done.
-    """
-    import keras
+    def __init__(self, run_dir: Path, batch_size: int, n_train: int):
+        super().__init__()
+        self.run_dir, self.batch_size, self.n_train = run_dir, batch_size, n_train
+        self.last_write = 0.0
 
-    class RunDirWriter(keras.callbacks.Callback):
-        """Streams one metrics.jsonl line per epoch and progress.json every half second."""
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.epoch_start, self.train_end = epoch, time.monotonic(), None
 
-        def on_train_begin(self, logs=None):
-            self.last_write = 0.0
+    def on_test_begin(self, logs=None):
+        self.train_end = self.train_end or time.monotonic()
 
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch, self.epoch_start = epoch, time.monotonic()
-            self.train_end = None
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.monotonic()
+        if now - self.last_write >= PROGRESS_EVERY_S:
+            self.last_write = now
+            self._progress(batch + 1, now)
 
-        def on_test_begin(self, logs=None):
-            self.train_end = self.train_end or time.monotonic()
+    def _progress(self, batch: int, now: float) -> None:
+        steps = self.params.get("steps") or 1
+        seconds = now - self.epoch_start
+        per_epoch = seconds * steps / max(batch, 1)
+        rundir.write_json_atomic(self.run_dir / rundir.PROGRESS, {
+            "epoch": self.epoch + 1, "epochs": self.params["epochs"], "batch": batch, "batches": steps,
+            "images_per_s": batch * self.batch_size / max(seconds, 1e-9),
+            "eta_s": per_epoch * (self.params["epochs"] - self.epoch - batch / steps), "updated": time.time(),
+        })
 
-        def on_train_batch_end(self, batch, logs=None):
-            now = time.monotonic()
-            if now - self.last_write >= PROGRESS_EVERY_S:
-                self.last_write = now
-                self._progress(batch + 1, now)
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.monotonic()
+        train_s = (self.train_end or now) - self.epoch_start
+        logs = logs or {}
+        line = {"epoch": epoch + 1, **{k: float(logs[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy")
+                                       if k in logs},
+                "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                "seconds": now - self.epoch_start, "images_per_s": self.n_train / max(train_s, 1e-9)}
+        rundir.append_metrics_line(self.run_dir, line)
+        self._progress(self.params.get("steps") or 1, now)
 
-        def _progress(self, batch: int, now: float):
-            steps = self.params.get("steps") or 1
-            done = self.epoch + batch / steps
-            seconds = now - self.epoch_start
-            per_epoch = seconds * steps / max(batch, 1)
-            eta = per_epoch * (self.params["epochs"] - done)
-            runs.write_json_atomic(run_dir / runs.PROGRESS, {
-                "epoch": self.epoch + 1, "epochs": self.params["epochs"], "batch": batch,
-                "batches": steps, "images_per_s": batch * cfg.batch_size / max(seconds, 1e-9),
-                "eta_s": eta, "updated": time.time(),
-            })
 
-        def on_epoch_end(self, epoch, logs=None):
-            now = time.monotonic()
-            train_s = (self.train_end or now) - self.epoch_start
-            logs = logs or {}
-            line = {"epoch": epoch + 1, **{k: float(logs[k]) for k in
-                                           ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs},
-                    "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
-                    "seconds": now - self.epoch_start, "images_per_s": n_train / max(train_s, 1e-9)}
-            runs.append_metrics_line(run_dir, line)
-            self._progress(self.params.get("steps") or 1, now)
+class BestWeights(keras.callbacks.Callback):
+    """Keeps the weights of the best epoch by validation accuracy. They are written to a temp file and
+    renamed, so a crash or a full disk mid-write leaves the previous best intact."""
 
-    class StopFile(keras.callbacks.Callback):
-        """Stops at the next batch once RUN_DIR/STOP exists."""
+    def __init__(self, path: Path, best: float | None = None):
+        super().__init__()
+        self.path, self.best = path, best
 
-        def on_train_batch_end(self, batch, logs=None):
-            if (run_dir / runs.STOP).exists():
-                self.model.stop_training = True
+    def on_epoch_end(self, epoch, logs=None):
+        accuracy = (logs or {}).get("val_accuracy")
+        if accuracy is None or (self.best is not None and accuracy <= self.best):
+            return
+        tmp = self.path.with_name(f".{self.path.stem}.tmp.weights.h5")
+        try:
+            self.model.save_weights(tmp)
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.best = float(accuracy)
 
-    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-        """EarlyStopping whose best and wait survive a resume: they are recomputed from earlier epochs."""
 
-        def on_train_begin(self, logs=None):
-            super().on_train_begin(logs)
-            if self.monitor_op is None:
-                self._set_monitor_op()
-            for line in history:
-                self.wait += 1
-                if self._is_improvement(line["val_accuracy"], self.best):
-                    self.best, self.best_epoch, self.wait = line["val_accuracy"], line["epoch"] - 1, 0
+class StopFile(keras.callbacks.Callback):
+    """Stops at the next batch once RUN_DIR/STOP exists."""
 
+    def __init__(self, run_dir: Path):
+        super().__init__()
+        self.stop_file = run_dir / rundir.STOP
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.stop_file.exists():
+            self.model.stop_training = True
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping whose best and wait survive a resume: they are recomputed from the epochs before it."""
+
+    def __init__(self, history: list[dict], **kwargs):
+        super().__init__(**kwargs)
+        self.history_before = history
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        for line in self.history_before:
+            self.wait += 1
+            if self._is_improvement(line["val_accuracy"], self.best):
+                self.best, self.best_epoch, self.wait = line["val_accuracy"], line["epoch"] - 1, 0
+
+
+def make_callbacks(run_dir: Path, cfg: TrainConfig, n_train: int, history: list[dict]) -> list:
+    """The callbacks, in the order that keeps a crash from losing or doubling an epoch: metrics and best
+    weights are written before BackupAndRestore records the epoch as done. `history` holds the epochs
+    finished before a resume."""
     best_so_far = max((m["val_accuracy"] for m in history), default=None)
-    checkpoint = keras.callbacks.ModelCheckpoint(
-        str(run_dir / BEST_WEIGHTS), monitor="val_accuracy", mode="max", save_best_only=True,
-        save_weights_only=True, initial_value_threshold=best_so_far)
-    callbacks = [RunDirWriter(), checkpoint, StopFile()]
+    callbacks = [RunDirWriter(run_dir, cfg.batch_size, n_train),
+                 BestWeights(run_dir / rundir.BEST_WEIGHTS, best_so_far), StopFile(run_dir)]
     if cfg.patience > 0:
-        callbacks.append(ResumableEarlyStopping(monitor="val_accuracy", mode="max", patience=cfg.patience))
-    callbacks.append(keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True))
+        callbacks.append(ResumableEarlyStopping(history, monitor="val_accuracy", mode="max", patience=cfg.patience))
+    callbacks.append(keras.callbacks.BackupAndRestore(str(run_dir / rundir.BACKUP), double_checkpoint=True))
     return callbacks
 
 
 def resume_epoch(run_dir: Path) -> int:
     """The first epoch (0-based) still to train, from BackupAndRestore's metadata."""
-    meta = run_dir / "backup" / "training_metadata.json"
     try:
-        return int(runs.read_json(meta)["epoch"])
-    except (OSError, ValueError, KeyError):
+        return int(rundir.read_json(run_dir / rundir.BACKUP / "training_metadata.json")["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
         return 0
 
 
@@ -180,10 +188,10 @@ def train_run(run_dir: Path) -> dict:
     """Train the run described by run_dir/run.json to completion (or STOP); return its final run.json."""
     from cifar_core.models import build_model, compile_model
 
-    meta = runs.read_json(run_dir / runs.RUN_JSON)
+    meta = rundir.read_run_json(run_dir)
     cfg = TrainConfig.from_dict(meta["config"])
     spec = specs.check(specs.from_dict(meta["spec"]))
-    tf = configure_tensorflow(cfg.seed)
+    runtime.configure(cfg.seed)
     started = time.monotonic()
     dataset = data_mod.load_dataset(meta["data"]["source"])
     arrays = prepare_data(dataset, cfg)
@@ -191,31 +199,29 @@ def train_run(run_dir: Path) -> dict:
     model = compile_model(build_model(spec, len(dataset.class_names)), cfg.learning_rate, cfg.optimizer)
     runs.update_run(run_dir, params=int(model.count_params()),
                     data={**meta["data"], **dataset.describe()}, libraries=library_versions(),
-                    sizes={"train": n_train, "validation": len(arrays["y_val"]),
-                           "test": len(arrays["y_test"])},
+                    sizes={"train": n_train, "validation": len(arrays["y_val"]), "test": len(arrays["y_test"])},
                     devices=[d.name for d in tf.config.list_logical_devices()])
     if meta.get("training_done"):
         print("[cifar-lab] training had finished; evaluating the best weights again", flush=True)
-        earlier_s = sum(m["seconds"] for m in runs.read_metric_lines(run_dir))
+        earlier_s = sum(m["seconds"] for m in rundir.read_metric_lines(run_dir))
     else:
-        history = runs.truncate_metrics(run_dir, resume_epoch(run_dir) + 1)
+        history = rundir.truncate_metrics(run_dir, resume_epoch(run_dir) + 1)
         earlier_s = sum(m["seconds"] for m in history)
         print(f"[cifar-lab] training {spec.name} on {n_train} images "
               f"(from epoch {len(history) + 1}, {cfg.epochs} max)", flush=True)
-        train_ds = make_dataset(tf, arrays["x_train"], arrays["y_train"], cfg.batch_size, cfg.seed, cfg.augment)
-        val_ds = make_dataset(tf, arrays["x_val"], arrays["y_val"], 256, None)
+        train_ds = make_dataset(arrays["x_train"], arrays["y_train"], cfg.batch_size, cfg.seed, cfg.augment)
+        val_ds = make_dataset(arrays["x_val"], arrays["y_val"], EVAL_BATCH, None)
         model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, verbose=2,
                   callbacks=make_callbacks(run_dir, cfg, n_train, history))
         # BackupAndRestore has deleted backup/: from here on a resume only evaluates.
-        meta = runs.update_run(run_dir, training_done=True, stop_requested=(run_dir / runs.STOP).exists())
-    lines = runs.read_metric_lines(run_dir)
-    stopped = meta["stop_requested"]
-    if (run_dir / BEST_WEIGHTS).exists():
-        model.load_weights(str(run_dir / BEST_WEIGHTS))
-    model.save(str(run_dir / "model.keras"))
+        meta = runs.update_run(run_dir, training_done=True, stop_requested=(run_dir / rundir.STOP).exists())
+    lines = rundir.read_metric_lines(run_dir)
+    if (run_dir / rundir.BEST_WEIGHTS).exists():
+        model.load_weights(str(run_dir / rundir.BEST_WEIGHTS))
+    model.save(str(run_dir / rundir.MODEL))
     best = max(lines, key=lambda m: m["val_accuracy"]) if lines else {}
-    results = evaluate_and_save(model, tf, arrays, dataset.class_names, run_dir)
-    final = runs.update_run(run_dir, status="stopped" if stopped else "completed",
+    results = evaluate_and_save(model, arrays, dataset.class_names, run_dir)
+    final = runs.update_run(run_dir, status="stopped" if meta["stop_requested"] else "completed",
                             best_epoch=best.get("epoch"), best_val_accuracy=best.get("val_accuracy"),
                             epochs_run=len(lines), wall_time=earlier_s + time.monotonic() - started,
                             finished=time.time(), **results)
@@ -224,28 +230,57 @@ def train_run(run_dir: Path) -> dict:
     return final
 
 
-def evaluate_and_save(model, tf, arrays: dict, class_names, run_dir: Path) -> dict:
+def evaluate_and_save(model, arrays: dict, class_names, run_dir: Path) -> dict:
     """Test-set loss/accuracy, predictions.npz and report.json for the model as it is now."""
-    test_ds = make_dataset(tf, arrays["x_test"], arrays["y_test"], 256, None)
+    test_ds = make_dataset(arrays["x_test"], arrays["y_test"], EVAL_BATCH, None)
     test_loss, test_acc = model.evaluate(test_ds, verbose=0)
     probs = model.predict(test_ds, verbose=0)
-    evaluate.save_predictions(run_dir / "predictions.npz", arrays["y_test"], probs, arrays["test_index"])
+    evaluate.save_predictions(run_dir / rundir.PREDICTIONS, arrays["y_test"], probs, arrays["test_index"])
     report = evaluate.build_report(arrays["y_test"], probs.argmax(1), class_names)
-    runs.write_json_atomic(run_dir / "report.json", report)
+    rundir.write_json_atomic(run_dir / rundir.REPORT, report)
     return {"test_loss": float(test_loss), "test_accuracy": float(test_acc)}
+
+
+def load_model(run_dir: Path):
+    """The run's model.keras, loaded in Keras safe mode (a Lambda layer's code is refused, never run)."""
+    try:
+        return keras.models.load_model(run_dir / rundir.MODEL, safe_mode=True)
+    except Exception as exc:  # corrupt zip, unknown layer, refused Lambda: all end in the same advice
+        reason = " ".join(str(exc).split())[:300]
+        raise runs.RunError(f"Cannot load {rundir.MODEL} of run {run_dir.name}: {reason}. "
+                            "Delete the run, or retrain it.") from None
 
 
 def evaluate_run(run_dir: Path) -> dict:
     """Evaluate a run's saved model on its test set again; rewrites predictions.npz and report.json."""
-    import keras
-
-    meta = runs.read_json(run_dir / runs.RUN_JSON)
-    tf = configure_tensorflow(0)
+    meta = rundir.read_run_json(run_dir)
+    runtime.configure(0)
+    model = load_model(run_dir)
     dataset = data_mod.load_dataset(meta["data"]["source"])
     arrays = prepare_data(dataset, TrainConfig.from_dict(meta["config"]))
-    model = keras.models.load_model(run_dir / "model.keras")
-    runs.update_run(run_dir, **evaluate_and_save(model, tf, arrays, dataset.class_names, run_dir))
-    return runs.read_json(run_dir / "report.json")
+    runs.update_run(run_dir, **evaluate_and_save(model, arrays, dataset.class_names, run_dir))
+    return rundir.read_report(run_dir)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The one line run.json keeps about why a run failed; a full disk says so and what to do."""
+    if isinstance(exc, OSError) and (exc.errno == errno.ENOSPC or "No space left on device" in str(exc)):
+        return (f"No space left on device ({exc.filename or 'while writing'}). Free some space, then resume "
+                "the run: it continues from its last finished epoch.")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def reserve_space(run_dir: Path) -> None:
+    """Hold a little disk space back, so that a run that fills the disk can still record why it failed."""
+    with open(run_dir / rundir.RESERVE, "wb") as fh:
+        fh.write(b"\0" * RESERVE_BYTES)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def clean_temp_files(run_dir: Path) -> None:
+    for tmp in run_dir.glob(".*.tmp*"):
+        tmp.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,14 +289,28 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m cifar_core.train RUN_DIR", file=sys.stderr)
         return 2
     run_dir = Path(argv[0])
-    runs.update_run(run_dir, status="running", pid=os.getpid(), started=time.time())
     try:
+        reserve_space(run_dir)
+        runs.update_run(run_dir, status="running", pid=os.getpid(), started=time.time())
         train_run(run_dir)
     except Exception as exc:
-        traceback.print_exc()
-        runs.update_run(run_dir, status="failed", error=f"{type(exc).__name__}: {exc}")
+        record_failure(run_dir, exc)
         return 1
+    finally:
+        (run_dir / rundir.RESERVE).unlink(missing_ok=True)
     return 0
+
+
+def record_failure(run_dir: Path, exc: Exception) -> None:
+    """Mark the run failed with its reason, using the reserved space if the disk is full; the traceback
+    goes to log.txt where that is still possible."""
+    (run_dir / rundir.RESERVE).unlink(missing_ok=True)
+    clean_temp_files(run_dir)
+    try:
+        runs.update_run(run_dir, status="failed", error=failure_reason(exc))
+    finally:
+        with contextlib.suppress(OSError):
+            traceback.print_exc()
 
 
 if __name__ == "__main__":

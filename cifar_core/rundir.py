@@ -1,0 +1,286 @@
+"""The run directory: the names of its files, its status groups, and one schema per file.
+
+This is the contract between the trainer, which writes a run directory, and everything that reads one
+(CLI, dashboard, studies). Readers here validate what they read: a file that does not fit its schema
+raises `DamagedRun` naming the file and what is wrong, so a caller can list the run as damaged and go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+RUN_JSON = "run.json"
+METRICS = "metrics.jsonl"
+PROGRESS = "progress.json"
+STOP = "STOP"
+REPORT = "report.json"
+PREDICTIONS = "predictions.npz"
+MODEL = "model.keras"
+BEST_WEIGHTS = "best.weights.h5"
+BACKUP = "backup"
+LOG = "log.txt"
+LOCK = ".lock"
+RESERVE = ".reserve"
+
+STATUSES = ("queued", "running", "completed", "stopped", "failed", "interrupted")
+ACTIVE = ("queued", "running")
+HAS_RESULTS = ("completed", "stopped")
+RESUMABLE = ("interrupted", "failed")
+FINISHED = ("completed", "stopped", "failed")
+DAMAGED = "damaged"
+RUN_ID_PATTERN = r"[a-z0-9][a-z0-9._-]{0,79}"
+
+
+class DamagedRun(ValueError):
+    """A run file that is missing, unreadable or does not fit its schema; the message says which and why."""
+
+
+# --- writing ---------------------------------------------------------------------------------------
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write temp file, fsync, rename: readers see the old file or the new one, never half of one.
+    On any failure (a full disk, say) the temp file is removed and the old file stays as it was."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as fh:
+            json.dump(data, fh, indent=2, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def locked(folder: Path):
+    """An exclusive lock on `folder` (its .lock file), held by one process at a time."""
+    with open(folder / LOCK, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def update_json(folder: Path, name: str, **changes) -> dict:
+    """Read-modify-write a JSON file under the folder's lock, so two writers never lose each other's fields."""
+    with locked(folder):
+        meta = read_json(folder / name)
+        meta.update(changes)
+        write_json_atomic(folder / name, meta)
+    return meta
+
+
+def append_metrics_line(run_dir: Path, line: dict) -> None:
+    """Append one epoch's line and fsync it, so a kill right after loses nothing."""
+    with open(run_dir / METRICS, "a") as fh:
+        fh.write(json.dumps(line) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def truncate_metrics(run_dir: Path, before_epoch: int) -> list[dict]:
+    """Rewrite metrics.jsonl with only the epochs before `before_epoch` (the rest will be trained again).
+
+    Rewriting always also drops a half-written last line, which the next append would otherwise extend.
+    """
+    kept = [m for m in read_metric_lines(run_dir) if m["epoch"] < before_epoch]
+    tmp = run_dir / f".{METRICS}.tmp"
+    try:
+        tmp.write_text("".join(json.dumps(m) + "\n" for m in kept))
+        os.replace(tmp, run_dir / METRICS)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return kept
+
+
+# --- reading and validating ------------------------------------------------------------------------
+
+def read_json(path: Path) -> dict:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def _number(low=None, high=None, integer=False, null=True) -> dict:
+    schema = {"type": ["integer" if integer else "number", *(["null"] if null else [])]}
+    if low is not None:
+        schema["minimum"] = low
+    if high is not None:
+        schema["maximum"] = high
+    return schema
+
+
+RUN_SCHEMA = {
+    "type": "object",
+    "required": ["id", "status", "spec", "config", "created"],
+    "properties": {
+        "id": {"type": "string", "pattern": f"^{RUN_ID_PATTERN}$"},
+        "name": {"type": "string", "pattern": f"^{RUN_ID_PATTERN}$"},
+        "created": {"type": "string"},
+        "status": {"enum": list(STATUSES)},
+        "spec": {"type": "object"},
+        "config": {"type": "object"},
+        "data": {"type": "object", "properties": {"source": {"type": "string"}, "kind": {"type": "string"},
+                                                  "fingerprint": {"type": "string"}}},
+        "pid": _number(1, integer=True),
+        "params": _number(0, integer=True),
+        "best_epoch": _number(1, integer=True),
+        "epochs_run": _number(0, integer=True),
+        "test_accuracy": _number(0, 1),
+        "best_val_accuracy": _number(0, 1),
+        "test_loss": _number(),
+        "wall_time": _number(0),
+        "sizes": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+        "study": {"type": ["string", "null"]},
+        "labels": {"type": "object"},
+        "error": {"type": ["string", "null"]},
+    },
+}
+_SCORES = {"type": "object", "required": ["precision", "recall", "f1-score", "support"],
+           "properties": {k: _number(0, null=False) for k in ("precision", "recall", "f1-score", "support")}}
+REPORT_SCHEMA = {
+    "type": "object",
+    "required": ["class_names", "accuracy", "confusion_matrix", "per_class", "macro avg", "weighted avg"],
+    "properties": {
+        "class_names": {"type": "array", "minItems": 2, "items": {"type": "string"}},
+        "accuracy": _number(0, 1, null=False),
+        "confusion_matrix": {"type": "array", "items": {"type": "array",
+                                                        "items": {"type": "integer", "minimum": 0}}},
+        "per_class": {"type": "array", "items": {**_SCORES, "required": ["class", *_SCORES["required"]]}},
+        "macro avg": _SCORES,
+        "weighted avg": _SCORES,
+    },
+}
+METRICS_LINE_SCHEMA = {
+    "type": "object",
+    "required": ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"],
+    "properties": {"epoch": {"type": "integer", "minimum": 1}, "seconds": _number(0, null=False),
+                   **{k: _number(null=False) for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr",
+                                                        "images_per_s")}},
+}
+
+
+def check_schema(value, schema: dict, where: str) -> None:
+    """Raise DamagedRun naming the first place where `value` does not fit `schema`."""
+    from jsonschema import Draft202012Validator
+
+    error = next(iter(Draft202012Validator(schema).iter_errors(value)), None)
+    if error is not None:
+        place = "/".join(str(p) for p in error.absolute_path)
+        raise DamagedRun(f"{where}{': ' + place if place else ''}: {error.message}")
+
+
+def read_checked_json(path: Path, schema: dict) -> dict:
+    """A JSON file that must exist, parse and fit `schema`."""
+    try:
+        value = read_json(path)
+    except FileNotFoundError:
+        raise DamagedRun(f"{path.name} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise DamagedRun(f"{path.name} is unreadable ({exc})") from None
+    check_schema(value, schema, path.name)
+    return value
+
+
+def read_run_json(run_dir: Path) -> dict:
+    """run.json, checked: its own schema, then a spec and training config that can be used as they are."""
+    from cifar_core import config, specs
+
+    meta = read_checked_json(run_dir / RUN_JSON, RUN_SCHEMA)
+    try:
+        specs.from_dict(meta["spec"])
+        config.TrainConfig.from_dict(meta["config"])
+    except ValueError as exc:
+        raise DamagedRun(f"{RUN_JSON}: {exc}") from None
+    return meta
+
+
+def read_report(run_dir: Path) -> dict:
+    """report.json, checked: its schema, and a square confusion matrix with one row per class."""
+    report = read_checked_json(run_dir / REPORT, REPORT_SCHEMA)
+    n = len(report["class_names"])
+    rows = report["confusion_matrix"]
+    if len(rows) != n or any(len(row) != n for row in rows) or len(report["per_class"]) != n:
+        raise DamagedRun(f"{REPORT}: the confusion matrix and per-class rows must be {n}x{n} and {n} "
+                         f"(one per class)")
+    return report
+
+
+def read_metric_lines(run_dir: Path) -> list[dict]:
+    """metrics.jsonl, checked line by line. A last line without its newline is a write the trainer had not
+    finished (a crash, or a read mid-write) and is skipped; any other line that is not an epoch record, or an
+    epoch out of order, makes the run damaged."""
+    path = run_dir / METRICS
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DamagedRun(f"{METRICS} is unreadable ({exc})") from None
+    raw_lines = text.split("\n")
+    complete = raw_lines[:-1]  # the part after the last newline is empty, or a half-written line
+    lines = []
+    for number, raw in enumerate(complete, start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+        except json.JSONDecodeError:
+            raise DamagedRun(f"{METRICS} line {number} is not JSON") from None
+        check_schema(line, METRICS_LINE_SCHEMA, f"{METRICS} line {number}")
+        if line["epoch"] != len(lines) + 1:
+            raise DamagedRun(f"{METRICS} line {number}: epoch {line['epoch']} where {len(lines) + 1} belongs")
+        lines.append(line)
+    return lines
+
+
+def read_progress(run_dir: Path) -> dict | None:
+    """progress.json, or None: it is replaced every half second and only ever a hint, so a bad one is ignored."""
+    try:
+        progress = read_json(run_dir / PROGRESS)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    keys = ("epoch", "epochs", "batch", "batches", "images_per_s", "eta_s")
+    if not isinstance(progress, dict) or not all(isinstance(progress.get(k), int | float) for k in keys):
+        return None
+    return progress
+
+
+def check_zip(run_dir: Path, name: str) -> None:
+    """A cheap integrity check of a zip-based file (predictions.npz, model.keras): its directory is readable."""
+    path = run_dir / name
+    if not path.exists():
+        raise DamagedRun(f"{name} is missing")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            zf.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise DamagedRun(f"{name} is truncated or corrupt ({exc})") from None
+
+
+def read_predictions(run_dir: Path) -> dict[str, np.ndarray]:
+    """predictions.npz, checked: labels, predicted labels, probabilities and test indices of one length."""
+    path = run_dir / PREDICTIONS
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            preds = {k: z[k] for k in ("y_true", "y_pred", "probs", "index")}
+    except FileNotFoundError:
+        raise DamagedRun(f"{PREDICTIONS} is missing") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise DamagedRun(f"{PREDICTIONS} is unreadable ({exc})") from None
+    n = len(preds["y_true"])
+    probs = preds["probs"]
+    if probs.ndim != 2 or probs.shape[0] != n or any(len(preds[k]) != n for k in ("y_pred", "index")):
+        raise DamagedRun(f"{PREDICTIONS}: arrays of different lengths ({ {k: v.shape for k, v in preds.items()} })")
+    if n and (preds["y_true"].min() < 0 or preds["y_true"].max() >= probs.shape[1]):
+        raise DamagedRun(f"{PREDICTIONS}: labels outside 0..{probs.shape[1] - 1}")
+    return preds

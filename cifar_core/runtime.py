@@ -1,0 +1,66 @@
+"""TensorFlow, imported quietly and set up for the hardware this process finds.
+
+TensorFlow's C++ side logs CUDA probes and absl notices straight to file descriptor 2 while it loads, before
+any Python setting can reach it; those lines mean nothing to a user of this lab, so the import runs with
+descriptor 2 pointed at /dev/null. Whatever matters (no GPU, say) the lab says in its own words.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def stderr_to_devnull():
+    """Point file descriptor 2 at /dev/null for the block (C++ logging bypasses sys.stderr)."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def tensorflow():
+    """The tensorflow module, imported without its start-up log lines; devices are probed here too,
+    because the first probe is what logs the CUDA messages."""
+    if "tensorflow" not in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        with stderr_to_devnull():
+            import keras  # noqa: F401  (keras logs on import too)
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        tf.get_logger().setLevel("ERROR")
+    import tensorflow as tf
+
+    return tf
+
+
+def configure(seed: int):
+    """Threads from the cores this process may use; GPU memory growth when a GPU is present; seeds."""
+    tf = tensorflow()
+    import keras
+
+    cores = available_cores()
+    with contextlib.suppress(RuntimeError):  # already set once in this process
+        tf.config.threading.set_intra_op_parallelism_threads(cores)
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, cores)))
+    for gpu in tf.config.list_physical_devices("GPU"):
+        with contextlib.suppress(RuntimeError):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    keras.utils.set_random_seed(seed)
+    return tf
