@@ -15,7 +15,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from cifar_core import data, specs, train  # noqa: E402
+from cifar_core import data, runtime, specs, train  # noqa: E402
 from cifar_core.models import build_model, compile_model  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg"
@@ -63,10 +63,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs, after one warm-up epoch")
     args = parser.parse_args()
 
-    tf = train.configure_tensorflow(0)
+    tf = runtime.configure(0)
     ds = data.load_dataset(args.data)
     x, y = data.stratified_subset(ds.x_train, ds.y_train, args.images, 0)
-    print(f"data: {ds.source} ({ds.kind}), {len(y)} images, {train.available_cores()} cores, "
+    print(f"data: {ds.source} ({ds.kind}), {len(y)} images, {runtime.available_cores()} cores, "
           f"devices: {[d.name for d in tf.config.list_logical_devices()]}")
 
     results = {}
@@ -79,7 +79,7 @@ def main() -> None:
 
     ours = compile_model(build_model(specs.PRESETS["baseline"]))
     timer = EpochTimer()
-    ours.fit(train.make_dataset(tf, x, y, 32, seed=0), epochs=1 + args.epochs, verbose=0,
+    ours.fit(train.make_dataset(x, y, 32, seed=0), epochs=1 + args.epochs, verbose=0,
              callbacks=[timer.callback])
     results["cifar-lab pipeline (uint8 tf.data)"] = timer.seconds[1:]
 

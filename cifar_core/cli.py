@@ -9,12 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
+from cifar_core import caveats, data, preflight, progress, rundir, runs, shapes, specs, studies
+from cifar_core.config import OPTIMIZERS, VALIDATIONS, ConfigError, TrainConfig
+from cifar_core.jsonfields import FieldError
 
-from cifar_core import data, evaluate, report, runs, specs, studies
-from cifar_core.config import TrainConfig
-
-USER_ERRORS = (data.DataError, specs.SpecError, runs.RunError)
+USER_ERRORS = (data.DataError, specs.SpecError, runs.RunError, ConfigError, FieldError, rundir.DamagedRun)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("study-report", cmd_study_report, "study", "write a study's report.md and charts"),
     ):
         p = sub.add_parser(name, parents=[common], help=help_)
-        p.add_argument(ref, help=f"{ref} id (or a unique prefix of it)" + (" or run directory" if ref == "run" else ""))
+        p.add_argument(ref, help=f"{ref} id (or a unique prefix of it)")
         if name == "show":
             p.add_argument("--json", action="store_true")
         if name in ("resume", "study-resume"):
@@ -91,39 +90,38 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.learning_rate)
-    p.add_argument("--optimizer", default=d.optimizer, choices=("adam", "sgd", "rmsprop"))
+    p.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
     p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience; 0 turns it off")
     p.add_argument("--subset", type=int, default=None, help="train on N stratified training images")
     p.add_argument("--test-subset", type=int, default=None, help="evaluate on N stratified test images")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--validation", choices=("split", "test"), default=d.validation,
-                   help="'split': hold out 5,000 training images; 'test': the seed notebook's protocol")
+    p.add_argument("--validation", choices=VALIDATIONS, default=d.validation,
+                   help=f"'split': hold out {d.validation_size:,} training images; "
+                        "'test': the seed notebook's protocol")
     p.add_argument("--augment", action="store_true", help="random flips and 4-pixel shifts")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return checked(TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-                               learning_rate=args.lr, patience=args.patience, seed=args.seed,
-                               validation=args.validation, subset=args.subset, test_subset=args.test_subset,
-                               augment=args.augment))
-
-
-def checked(cfg: TrainConfig) -> TrainConfig:
-    problems = cfg.problems()
-    if problems:
-        raise runs.RunError(" ".join(problems))
-    return cfg
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+                       learning_rate=args.lr, patience=args.patience, seed=args.seed, validation=args.validation,
+                       subset=args.subset, test_subset=args.test_subset, augment=args.augment).check()
 
 
 def runs_dir(args: argparse.Namespace) -> Path:
     return args.runs_dir or runs.default_runs_dir()
 
 
-def checked_source(source: str | None) -> str:
-    """The data source, resolved to an absolute path and checked for layout before any process starts."""
+def studies_dir(args) -> Path:
+    return studies.default_studies_dir(runs_dir(args))
+
+
+def load_data(source: str | None) -> data.Dataset:
+    """The data set a run will use, decoded now (with a progress bar the first time), so that bad data is
+    reported before any run directory exists."""
     source = source or data.default_source()
-    kind = data.detect_kind(source)
-    return source if kind in ("keras", data.SYNTHETIC) else str(Path(source).expanduser().resolve())
+    data.detect_kind(source)
+    with progress.counting(f"decoding {source}") as update:
+        return data.load_dataset(source, progress=update)
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -133,41 +131,57 @@ def cmd_arch(args) -> int:
     if args.json:
         print(spec.to_json())
         return 0
-    from cifar_core.models import describe
-
-    table, total = describe(spec)
+    rows = shapes.layer_rows(spec)
+    widths = {k: max(len(k), *(len(f"{r[k]:,}" if k == "params" else str(r[k])) for r in rows)) for k in rows[0]}
     print(f"{spec.name}: {spec.description}")
-    print(table.to_string(index=False))
-    print(f"Total parameters: {total:,}")
+    print("  ".join(k.ljust(w) if k != "params" else k.rjust(w) for k, w in widths.items()))
+    for r in rows:
+        print("  ".join(f"{r[k]:,}".rjust(w) if k == "params" else str(r[k]).ljust(w) for k, w in widths.items()))
+    print(f"Total parameters: {shapes.param_count(spec):,}")
     return 0
 
 
 def cmd_train(args) -> int:
     spec = specs.resolve(args.arch, specs.specs_dir(runs_dir(args)))
     cfg = config_from_args(args)
-    run_dir = runs.start(runs_dir(args), spec, cfg, checked_source(args.data), args.name)
+    if args.name:
+        runs.check_name(args.name)
+    dataset = load_data(args.data)
+    preflight.check(spec, cfg, dataset)
+    run_dir = runs.start(runs_dir(args), spec, cfg, dataset.describe(), args.name)
     print(run_dir, flush=True)
     return 0 if args.detach else follow(run_dir)
 
 
+def epoch_line(m: dict) -> str:
+    return (f"epoch {m['epoch']:>3}  loss {m['loss']:.4f}  acc {m['accuracy']:.4f}  val_loss {m['val_loss']:.4f}  "
+            f"val_acc {m['val_accuracy']:.4f}  {m['seconds']:.1f}s  {m.get('images_per_s', 0):,.0f} img/s")
+
+
 def follow(run_dir: Path) -> int:
-    """Print each epoch as it lands; Ctrl-C asks the run to stop and waits for its best weights."""
+    """Print each epoch as it lands, with a bar for the epoch in flight on a terminal; Ctrl-C asks the run
+    to stop and waits for its best weights."""
     printed = 0
     try:
-        while True:
-            info = runs.load_run(run_dir)
-            lines = runs.read_metric_lines(run_dir)
-            for m in lines[printed:]:
-                print(f"epoch {m['epoch']:>3}  loss {m['loss']:.4f}  acc {m['accuracy']:.4f}  "
-                      f"val_loss {m['val_loss']:.4f}  val_acc {m['val_accuracy']:.4f}  "
-                      f"{m['seconds']:.1f}s  {m['images_per_s']:.0f} img/s", flush=True)
-            printed = len(lines)
-            if info.status not in runs.ACTIVE:
-                break
-            time.sleep(0.5)
+        with progress.bars() as bars:
+            task = bars.add_task("starting", total=None, note="")
+            while True:
+                info = runs.load_run(run_dir)
+                lines = rundir.read_metric_lines(run_dir) if not info.damaged else []
+                for m in lines[printed:]:
+                    bars.console.print(epoch_line(m), highlight=False) if progress.interactive() else print(
+                        epoch_line(m), flush=True)
+                printed = len(lines)
+                now = rundir.read_progress(run_dir)
+                if now:
+                    bars.update(task, description=f"epoch {now['epoch']}/{now['epochs']}", completed=now["batch"],
+                                total=now["batches"], note=f"{now['images_per_s']:,.0f} img/s")
+                if info.status not in rundir.ACTIVE:
+                    break
+                time.sleep(0.5)
     except KeyboardInterrupt:
         print("stopping: keeping the best weights and evaluating them...", file=sys.stderr, flush=True)
-        (run_dir / runs.STOP).write_text("ctrl-c")
+        (run_dir / rundir.STOP).write_text("ctrl-c")
         runs.wait(run_dir, timeout=3600)
         info = runs.load_run(run_dir)
     return print_outcome(info)
@@ -175,20 +189,23 @@ def follow(run_dir: Path) -> int:
 
 def print_outcome(info: runs.RunInfo) -> int:
     m = info.meta
-    if info.status in ("completed", "stopped"):
-        print(f"{info.status}: test accuracy {m['test_accuracy']:.4f}, best epoch {m['best_epoch']}, "
-              f"wall time {m['wall_time']:.0f} s")
+    if info.has_results:
+        print(f"{info.status}: test accuracy {m['test_accuracy']:.4f}, best epoch {m.get('best_epoch')}, "
+              f"wall time {m.get('wall_time') or 0:.0f} s")
         return 0
-    print(f"run {info.status}: {m.get('error') or info.damaged or 'see ' + str(info.path / 'log.txt')}",
-          file=sys.stderr)
+    reason = info.damaged or m.get("error") or f"see {info.path / rundir.LOG}"
+    print(f"run {info.status}: {reason}", file=sys.stderr)
     return 1
 
 
 def cmd_runs(args) -> int:
-    table = runs.runs_table(runs.list_runs(runs_dir(args)))
-    if table.empty:
+    found = runs.list_runs(runs_dir(args))
+    if not found:
         print(f"No runs in {runs_dir(args)}. Start one with `cifar-lab train --arch baseline`.")
         return 0
+    import pandas as pd
+
+    table = runs.runs_table(found)
     cols = ["id", "arch", "status", "params", "best epoch", "test acc", "wall s", "data", "problem"]
     formats = {"test acc": "{:.4f}", "wall s": "{:.0f}"}
     shown = pd.DataFrame({c: ["-" if pd.isna(v) else formats.get(c, "{}").format(v) for v in table[c]] for c in cols})
@@ -199,25 +216,24 @@ def cmd_runs(args) -> int:
 def cmd_show(args) -> int:
     info = runs.find_run(runs_dir(args), args.run)
     report = _report(info)
+    metrics = _metric_lines(info)
     if args.json:
         print(json.dumps({"run": info.meta, "status": info.status, "damaged": info.damaged,
-                          "metrics": runs.read_metric_lines(info.path), "report": report}, indent=2))
+                          "metrics": metrics, "report": report}, indent=2))
         return 0
     m = info.meta
-    print(f"{info.run_id}  [{info.status}]  {m.get('spec', {}).get('name')}  {m.get('params') or '?'} params")
+    print(f"{info.run_id}  [{info.status}]  {(m.get('spec') or {}).get('name', '?')}  {m.get('params') or '?'} params")
     if info.damaged:
         print(f"damaged: {info.damaged}")
-    print(f"data: {m.get('data', {}).get('source')} ({m.get('data', {}).get('kind', '?')})")
-    print("config: " + ", ".join(f"{k}={v}" for k, v in m.get("config", {}).items()))
-    if m.get("config", {}).get("validation") == "test":
-        print("note: validated on the test set (seed protocol): test accuracy is optimistic.")
-    metrics = runs.read_metrics(info.path)
-    if not metrics.empty:
-        print(metrics.drop(columns=["elapsed"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    progress = runs.read_progress(info.path)
-    if info.status == "running" and progress:
-        print(f"now: epoch {progress['epoch']}/{progress['epochs']}, batch {progress['batch']}/"
-              f"{progress['batches']}, ETA {progress['eta_s']:.0f} s")
+    print(f"data: {info.data.get('source', '?')} ({info.data.get('kind', '?')})")
+    print("config: " + ", ".join(f"{k}={v}" for k, v in (m.get("config") or {}).items()))
+    for note in caveats.for_run(m):
+        print(f"note: {note}")
+    for line in metrics:
+        print(epoch_line(line))
+    now = rundir.read_progress(info.path)
+    if info.status == "running" and now:
+        print(f"now: {runs.progress_text(now)}")
     if report:
         print_report(report)
     return 0
@@ -225,12 +241,23 @@ def cmd_show(args) -> int:
 
 def _report(info: runs.RunInfo) -> dict | None:
     try:
-        return runs.read_json(info.path / "report.json")
-    except (OSError, json.JSONDecodeError):
+        return rundir.read_report(info.path)
+    except rundir.DamagedRun:
         return None
 
 
+def _metric_lines(info: runs.RunInfo) -> list[dict]:
+    try:
+        return rundir.read_metric_lines(info.path)
+    except rundir.DamagedRun:
+        return []
+
+
 def print_report(report: dict) -> None:
+    import pandas as pd
+
+    from cifar_core import evaluate
+
     names = report["class_names"]
     print(f"\ntest accuracy {report['accuracy']:.4f}")
     print(evaluate.per_class_frame(report).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -242,8 +269,12 @@ def print_report(report: dict) -> None:
 
 def cmd_evaluate(args) -> int:
     info = runs.find_run(runs_dir(args), args.run)
-    if not (info.path / "model.keras").exists():
-        raise runs.RunError(f"Run {info.run_id} has no model.keras yet ({info.status}); train or resume it first.")
+    if info.is_training:
+        raise runs.RunError(f"Run {info.run_id} is still training; evaluate it once it has finished.")
+    if not (info.path / rundir.MODEL).exists():
+        raise runs.RunError(f"Run {info.run_id} has no {rundir.MODEL} yet ({info.status}); train or resume it first.")
+    if not info.meta:
+        raise runs.RunError(f"Run {info.run_id} is damaged ({info.damaged}); it cannot be evaluated.")
     from cifar_core.train import evaluate_run
 
     print_report(evaluate_run(info.path))
@@ -264,22 +295,9 @@ def cmd_resume(args) -> int:
     return 0 if args.detach else follow(info.path)
 
 
-def studies_dir(args) -> Path:
-    return studies.default_studies_dir(runs_dir(args))
-
-
-def find_study(args, ref: str) -> Path:
-    folder = studies_dir(args)
-    matches = [p for p in folder.glob(f"{ref}*") if (p / studies.STUDY_JSON).exists()] if folder.is_dir() else []
-    exact = [p for p in matches if p.name == ref]
-    if len(exact) == 1 or len(matches) == 1:
-        return (exact or matches)[0]
-    raise runs.RunError(f"No single study matches {ref!r} in {folder}; `cifar-lab studies` lists them."
-                        if not matches else f"{ref!r} matches {len(matches)} studies; give more of the id.")
-
-
 def start_study(args, kind: str, cfg: TrainConfig) -> Path:
-    study_dir = studies.create(studies_dir(args), runs_dir(args), kind, cfg, checked_source(args.data),
+    dataset = load_data(args.data)
+    study_dir = studies.create(studies_dir(args), runs_dir(args), kind, cfg, dataset,
                                specs.saved_specs(specs.specs_dir(runs_dir(args))))
     studies.launch(study_dir)
     print(study_dir, flush=True)
@@ -292,27 +310,39 @@ def cmd_study(args) -> int:
 
 
 def follow_study(study_dir: Path) -> int:
-    """Print each run as it finishes; Ctrl-C stops the study (the run in progress keeps its best weights)."""
+    """Print each run as it finishes, with a bar over the study's runs on a terminal; Ctrl-C stops the study
+    (the run in progress keeps its best weights)."""
     seen: set[str] = set()
     try:
-        while True:
-            study = studies.read(study_dir)
-            for entry, row in zip(study["runs"], studies.queue(study_dir).itertuples(), strict=True):
-                if row.status in runs.FINISHED and row.name not in seen:
-                    seen.add(row.name)
-                    meta = runs.read_json(studies.run_dir_of(study, entry) / runs.RUN_JSON)
-                    acc = meta.get("test_accuracy")
-                    print(f"{row.name:24s} {row.status:10s} test acc {acc if acc is None else f'{acc:.4f}'}  "
-                          f"best epoch {meta.get('best_epoch')}  {meta.get('wall_time') or 0:.0f} s", flush=True)
-            if studies.status(studies.read(study_dir)) not in runs.ACTIVE:
-                break
-            time.sleep(1)
+        with progress.bars() as bars:
+            task = bars.add_task(f"study {study_dir.name}", total=None, note="")
+            while True:
+                study = studies.read(study_dir)
+                table = studies.queue(study_dir)
+                for entry, row in zip(study["runs"], table.itertuples(), strict=True):
+                    if row.status in rundir.FINISHED and row.name not in seen:
+                        seen.add(row.name)
+                        line = _study_run_line(study, entry, row)
+                        bars.console.print(line, highlight=False) if progress.interactive() else print(line, flush=True)
+                running = table[table["status"] == "running"]["name"].tolist()
+                bars.update(task, completed=studies.finished_count(table), total=len(table),
+                            note=f"now: {running[0]}" if running else "")
+                if studies.status(study) not in rundir.ACTIVE:
+                    break
+                time.sleep(1)
     except KeyboardInterrupt:
         print("stopping the study ...", file=sys.stderr, flush=True)
         studies.stop(study_dir)
-    status = studies.status(studies.read(study_dir))
-    print(f"study {study_dir.name}: {status}")
-    return 0 if status == "completed" else 1
+    state = studies.status(studies.read(study_dir))
+    print(f"study {study_dir.name}: {state}")
+    return 0 if state == "completed" else 1
+
+
+def _study_run_line(study: dict, entry: dict, row) -> str:
+    meta = runs.load_run(studies.run_dir_of(study, entry)).meta
+    acc = meta.get("test_accuracy")
+    return (f"{row.name:24s} {row.status:10s} test acc {'-' if acc is None else f'{acc:.4f}'}  "
+            f"best epoch {meta.get('best_epoch')}  {meta.get('wall_time') or 0:.0f} s")
 
 
 def cmd_studies(args) -> int:
@@ -321,27 +351,32 @@ def cmd_studies(args) -> int:
         print(f"No studies in {studies_dir(args)}. Start one with `cifar-lab study depth --subset 10000`.")
         return 0
     for s in found:
+        if s["status"] == rundir.DAMAGED:
+            print(f"{s['id']:36s} damaged: {s['error']}")
+            continue
         table = studies.queue(Path(s["path"]))
-        done = int(table["status"].isin(["completed", "stopped"]).sum())
-        print(f"{s['id']:36s} {s['kind']:13s} {studies.status(s):11s} {done}/{len(table)} runs done")
+        print(f"{s['id']:36s} {s['kind']:13s} {studies.status(s):11s} "
+              f"{studies.finished_count(table)}/{len(table)} runs done")
     return 0
 
 
 def cmd_study_resume(args) -> int:
-    study_dir = find_study(args, args.study)
+    study_dir = studies.find_study(studies_dir(args), args.study)
     studies.resume(study_dir)
     print(study_dir, flush=True)
     return 0 if args.detach else follow_study(study_dir)
 
 
 def cmd_study_stop(args) -> int:
-    studies.stop(find_study(args, args.study))
+    studies.stop(studies.find_study(studies_dir(args), args.study))
     print("asked the study to stop")
     return 0
 
 
 def cmd_study_report(args) -> int:
-    study_dir = find_study(args, args.study)
+    from cifar_core import report
+
+    study_dir = studies.find_study(studies_dir(args), args.study)
     path = report.write_markdown(study_dir, study_dir / "report")
     print(path.read_text())
     print(f"written: {path}")
@@ -349,10 +384,12 @@ def cmd_study_report(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
+    from cifar_core import report
+
     if args.study:
-        study_dir = find_study(args, args.study)
+        study_dir = studies.find_study(studies_dir(args), args.study)
     else:
-        study_dir = start_study(args, "seed", checked(TrainConfig(subset=args.subset)))
+        study_dir = start_study(args, "seed", TrainConfig(subset=args.subset).check())
         follow_study(study_dir)
     table = report.seed_comparison(study_dir)
     out = report.write_markdown(study_dir, study_dir / "report")

@@ -10,6 +10,7 @@ import hashlib
 import os
 import pickle
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,10 @@ EXPECTED_LAYOUTS = (
     "an image folder with train/<class>/* and test/<class>/*, a cifar-10-batches-py folder "
     "(data_batch_1..5, test_batch), its cifar-10-python.tar.gz, 'keras' or 'synthetic'"
 )
+
+
+Progress = Callable[[int, int], None]
+"""Called as progress(done, total) while a data set is decoded for the first time."""
 
 
 class DataError(ValueError):
@@ -88,8 +93,9 @@ def detect_kind(source: str) -> str:
     raise DataError(f"{path} holds no CIFAR-10 data. Expected {EXPECTED_LAYOUTS}.")
 
 
-def load_dataset(source: str | None = None, use_cache: bool = True) -> Dataset:
-    """Load CIFAR-10 from `source` (a path, 'keras' or 'synthetic'), decoding at most once per version."""
+def load_dataset(source: str | None = None, use_cache: bool = True, progress: Progress | None = None) -> Dataset:
+    """Load CIFAR-10 from `source` (a path, 'keras' or 'synthetic'), decoding at most once per version;
+    `progress` hears how the first decode of an image folder goes."""
     source = source or default_source()
     kind = detect_kind(source)
     if kind == SYNTHETIC:
@@ -105,9 +111,11 @@ def load_dataset(source: str | None = None, use_cache: bool = True) -> Dataset:
             return Dataset(*arrays, names, str(path), kind, fingerprint)
         except (OSError, ValueError, KeyError):
             cached.unlink(missing_ok=True)
-    loader = {"image-folder": _load_image_folder, "python-batches": _load_batches_folder,
-              "tarball": _load_tarball}[kind if kind != "keras" else "python-batches"]
-    x_train, y_train, x_test, y_test, names = loader(path)
+    if kind == "image-folder":
+        x_train, y_train, x_test, y_test, names = _load_image_folder(path, progress)
+    else:
+        loader = _load_tarball if kind == "tarball" else _load_batches_folder
+        x_train, y_train, x_test, y_test, names = loader(path)
     if use_cache:
         _write_cache(cached, x_train, y_train, x_test, y_test, names)
     return Dataset(x_train, y_train, x_test, y_test, names, str(path), kind, fingerprint)
@@ -167,7 +175,7 @@ def _ordered_classes(names: list[str]) -> tuple[str, ...]:
     return CLASS_NAMES if set(names) == set(CLASS_NAMES) else tuple(names)
 
 
-def _load_image_folder(path: Path):
+def _load_image_folder(path: Path, progress: Progress | None = None):
     train_names, test_names = _class_folders(path / "train"), _class_folders(path / "test")
     if train_names != test_names:
         only_train = sorted(set(train_names) - set(test_names))
@@ -177,12 +185,13 @@ def _load_image_folder(path: Path):
             f"only in train {only_train}, only in test {only_test}. Both need the same class folders."
         )
     names = _ordered_classes(train_names)
-    x_train, y_train = _read_split(path / "train", names)
-    x_test, y_test = _read_split(path / "test", names)
-    return x_train, y_train, x_test, y_test, names
+    train_files, y_train = _list_split(path / "train", names)
+    test_files, y_test = _list_split(path / "test", names)
+    images = _read_images(train_files + test_files, progress)
+    return images[:len(train_files)], y_train, images[len(train_files):], y_test, names
 
 
-def _read_split(split_dir: Path, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _list_split(split_dir: Path, names: tuple[str, ...]) -> tuple[list[Path], np.ndarray]:
     files, labels = [], []
     for label, name in enumerate(names):
         found = sorted(p for p in (split_dir / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -190,10 +199,16 @@ def _read_split(split_dir: Path, names: tuple[str, ...]) -> tuple[np.ndarray, np
             raise DataError(f"{split_dir / name} has no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
         files += found
         labels += [label] * len(found)
+    return files, np.asarray(labels, dtype=np.int64)
+
+
+def _read_images(files: list[Path], progress: Progress | None) -> np.ndarray:
     images = np.empty((len(files), *IMAGE_SHAPE), dtype=np.uint8)
     for i, file in enumerate(files):
         images[i] = read_image(file)
-    return images, np.asarray(labels, dtype=np.int64)
+        if progress and (i % 500 == 0 or i == len(files) - 1):
+            progress(i + 1, len(files))
+    return images
 
 
 def read_image(file: Path) -> np.ndarray:

@@ -1,0 +1,54 @@
+"""What is checked before a run directory is created: settings, spec, the data's sizes, and memory.
+
+Every start (CLI, dashboard, study) goes through `check`, so a run that cannot work is refused with its
+reasons before anything is written, instead of failing inside the trainer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cifar_core import shapes, specs
+from cifar_core.config import ConfigError, TrainConfig
+from cifar_core.data import Dataset
+
+GIB = 2**30
+CGROUP_LIMIT = Path("/sys/fs/cgroup/memory.max")
+
+
+def memory_bytes() -> int:
+    """This machine's memory as this process may use it: physical memory, or a lower cgroup limit."""
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        limit = CGROUP_LIMIT.read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return total
+
+
+def problems(spec: specs.ArchitectureSpec, cfg: TrainConfig, sizes: dict[str, int],
+             memory: int | None = None) -> list[str]:
+    """Every reason this spec, config and data (`sizes`: train_images, test_images) cannot make a run."""
+    out = specs.validate(spec) + cfg.problems()
+    if cfg.subset and cfg.subset > sizes["train_images"]:
+        out.append(f"subset {cfg.subset:,} is more than the {sizes['train_images']:,} training images of this "
+                   "data set: lower it, or leave it out to use them all.")
+    if cfg.test_subset and cfg.test_subset > sizes["test_images"]:
+        out.append(f"test-subset {cfg.test_subset:,} is more than the {sizes['test_images']:,} test images.")
+    if not out:
+        memory = memory or memory_bytes()
+        need = shapes.training_bytes(spec, cfg.batch_size)
+        if need > memory // 2:
+            out.append(f"One training step of {spec.name} at batch {cfg.batch_size} needs about {need / GIB:.1f} GiB; "
+                       f"this machine has {memory / GIB:.1f} GiB. Lower the batch size or the network's size.")
+    return out
+
+
+def check(spec: specs.ArchitectureSpec, cfg: TrainConfig, dataset: Dataset) -> None:
+    """Raise ConfigError listing every problem, or return when a run of `spec` on `dataset` can start."""
+    found = problems(spec, cfg, {"train_images": len(dataset.y_train), "test_images": len(dataset.y_test)})
+    if found:
+        raise ConfigError(" ".join(found))
