@@ -19,10 +19,13 @@ name = st.selectbox("Start from", list(choices), key="arch_choice",
 base = choices[name]
 st.caption(base.description or " ")
 
+LIMITS = specs.LIMITS
 BLOCK_COLUMNS = {
-    "filters": st.column_config.NumberColumn("filters", min_value=1, step=1, required=True),
-    "kernel_size": st.column_config.NumberColumn("kernel", min_value=1, step=1, required=True),
-    "convs": st.column_config.NumberColumn("convs", min_value=1, step=1, required=True),
+    "filters": st.column_config.NumberColumn("filters", min_value=1, max_value=LIMITS.filters, step=1, required=True),
+    "kernel_size": st.column_config.NumberColumn("kernel", min_value=1, max_value=LIMITS.kernel_size, step=1,
+                                                 required=True),
+    "convs": st.column_config.NumberColumn("convs", min_value=1, max_value=LIMITS.convs_per_block, step=1,
+                                           required=True),
     "batch_norm": st.column_config.CheckboxColumn("batch norm"),
     "pool": st.column_config.SelectboxColumn("pool", options=list(specs.POOLS), required=True),
     "dropout": st.column_config.NumberColumn("dropout", min_value=0.0, max_value=0.95, step=0.05),
@@ -43,22 +46,7 @@ with left:
     head_dropout = h3.number_input("dropout", 0.0, 0.95, float(base.head.dropout), 0.05, key=f"hdrop_{name}")
 
 
-def edited_spec() -> tuple[specs.ArchitectureSpec | None, list[str]]:
-    """The spec the widgets describe, or the problems that keep it from being one."""
-    try:
-        dense = tuple(int(u) for u in dense_text.replace(" ", "").split(",") if u)
-    except ValueError:
-        return None, [f"Dense units {dense_text!r} must be whole numbers separated by commas, e.g. 128, 32."]
-    rows = edited.dropna(how="all")
-    if rows[["filters", "kernel_size", "convs", "pool"]].isna().any().any():
-        return None, ["Fill in filters, kernel, convs and pool for every block (or delete the empty row)."]
-    blocks = tuple(specs.ConvBlock(int(r.filters), int(r.kernel_size), int(r.convs), bool(r.batch_norm),
-                                   str(r.pool), float(r.dropout or 0.0)) for r in rows.itertuples())
-    spec = replace(base, blocks=blocks, head=specs.Head(pooling, dense, float(head_dropout)))
-    return spec, specs.validate(spec)
-
-
-spec, problems = edited_spec()
+spec, problems = specs.from_editor(base, edited.to_dict("records"), pooling, dense_text, head_dropout)
 with right:
     if problems:
         st.subheader("Cannot build this network")
@@ -73,8 +61,9 @@ with right:
         st.dataframe(table, hide_index=True, width="stretch",
                      column_config={"params": st.column_config.NumberColumn(format="%d")})
 
-if spec and not problems:
-    st.divider()
+
+
+def save_and_train_ui(spec: specs.ArchitectureSpec) -> None:
     s1, s2, s3 = st.columns([3, 2, 2], vertical_alignment="bottom")
     new_name = s1.text_input("Save as", value="" if spec.name in specs.PRESETS else spec.name,
                              placeholder="my-cnn", key="save_name")
@@ -87,5 +76,11 @@ if spec and not problems:
     if s3.button("Train this architecture", type="primary"):
         st.session_state["train_spec"] = spec.to_json()
         st.switch_page("pages/train.py")
+
+
+if spec and not problems:
+    st.divider()
+    if not cache.read_only():
+        save_and_train_ui(spec)
     with st.expander("Spec as JSON (for `cifar-lab arch FILE.json` and `train --arch FILE.json`)"):
         st.code(spec.to_json(), language="json")

@@ -1,9 +1,8 @@
 """Compare: two to four runs side by side: metrics, curves, confusion matrices, per-class scores, differences."""
 
-import pandas as pd
 import streamlit as st
 
-from cifar_core import charts, compare, evaluate
+from cifar_core import caveats, charts, compare, evaluate
 from ui import cache
 
 st.title("Compare runs")
@@ -20,10 +19,8 @@ if len(picked) < 2:
     st.stop()
 infos = [by_id[i] for i in picked]
 reports = {i.run_id: cache.report(i.path) for i in infos}
-if any(i.is_synthetic for i in infos):
-    st.warning("Some of these runs were trained on synthetic demo data, not CIFAR-10.")
-if any(i.meta.get("config", {}).get("validation") == "test" for i in infos):
-    st.warning("Some of these runs validated on the test set (seed protocol): their test accuracy is optimistic.")
+for note in caveats.for_runs([i.meta for i in infos]):
+    st.warning(note)
 
 st.subheader("Metrics")
 FORMATS = {"val acc": "%.4f", "test acc": "%.4f", "macro F1": "%.4f", "s/epoch": "%.1f"}
@@ -48,11 +45,10 @@ for col, info in zip(st.columns(len(infos)), infos, strict=True):
                                                   info.name, size=size))
 
 st.subheader("Per-class precision, recall and F1")
-per_class = pd.concat([evaluate.per_class_frame(reports[i.run_id]).assign(run=i.name) for i in infos
-                       if reports[i.run_id]], ignore_index=True)
+per_class = compare.per_class(infos, reports)
 metric = st.radio("metric", ["f1-score", "precision", "recall"], horizontal=True)
 st.altair_chart(charts.per_class_chart(per_class, metric), width="stretch")
-wide = per_class.pivot_table(index="class", columns="run", values=metric, sort=False)
+wide = compare.per_class_wide(per_class, metric)
 st.dataframe(wide.style.format("{:.3f}").highlight_max(axis=1, color="#d4edda"), width="stretch")
 
 st.subheader("What changed between two models")
@@ -71,6 +67,6 @@ with c2:
     if reports[a_id] and reports[b_id] and a_id != b_id:
         change = evaluate.confusion_difference(reports[a_id], reports[b_id])
         st.altair_chart(charts.difference_heatmap(change, f"{b.name} minus {a.name}"))
-        off = change[change["true"] != change["predicted"]].sort_values("change")
-        st.caption(f"Biggest drop: {off.iloc[0]['true']} → {off.iloc[0]['predicted']} ({off.iloc[0]['change']:+d}); "
-                   f"biggest rise: {off.iloc[-1]['true']} → {off.iloc[-1]['predicted']} ({off.iloc[-1]['change']:+d}).")
+        drop, rise = compare.biggest_changes(change)
+        st.caption(f"Biggest drop: {drop['true']} → {drop['predicted']} ({drop['change']:+d}); "
+                   f"biggest rise: {rise['true']} → {rise['predicted']} ({rise['change']:+d}).")

@@ -2,22 +2,14 @@
 
 import streamlit as st
 
-from cifar_core import charts, report, runs, specs, studies
-from cifar_core.config import TrainConfig
+from cifar_core import caveats, charts, data, report, rundir, runs, specs, studies
+from cifar_core.config import ConfigError, TrainConfig
 from ui import cache, sidebar
 
 st.title("Experiments")
 st.caption("Each study queues its runs and trains them one after another in one background process. "
            "Leave or reload the page: the study goes on, and its runs appear on every other page too.")
 
-DESCRIPTIONS = {
-    "depth": "1 to 5 conv blocks of the baseline family (channels doubling from 32), with and without batch norm.",
-    "batchnorm": "Each preset with and without batch normalization.",
-    "dropout": "The batchnorm preset with dropout 0, 0.1, 0.25 and 0.4 after every block and in the head.",
-    "architectures": "Every preset and every saved custom architecture.",
-    "seed": "baseline, deeper and batchnorm under the seed notebook's protocol (Adam, batch 32, up to 30 epochs, "
-            "early stopping with patience 5, validation on the test set), compared with its published figures.",
-}
 folder = studies.default_studies_dir(cache.runs_dir())
 RESULT_FORMATS = {"test_accuracy": "%.4f", "best_val_accuracy": "%.4f", "gap": "%.4f", "seconds_per_epoch": "%.1f",
                   "wall_time": "%.0f"}
@@ -26,7 +18,7 @@ RESULT_FORMATS = {"test_accuracy": "%.4f", "best_val_accuracy": "%.4f", "gap": "
 def start_panel(first_study: bool) -> None:
     with st.expander("Start a study", expanded=first_study):
         kind = st.radio("Study", studies.KINDS, horizontal=True, key="study_kind")
-        st.caption(DESCRIPTIONS[kind])
+        st.caption(studies.DESCRIPTIONS[kind])
         planned = studies.plan(kind, TrainConfig(), specs.saved_specs(cache.specs_folder()))
         with st.form("study"):
             c1, c2, c3 = st.columns(3)
@@ -35,17 +27,24 @@ def start_panel(first_study: bool) -> None:
             seed = c3.number_input("Seed", 0, 2**31 - 1, 0)
             go = st.form_submit_button(f"Start the {kind} study ({len(planned)} runs)", type="primary")
         if go:
-            source = sidebar.current_source()
-            problem = sidebar.data_problem(source)
-            if problem:
-                st.error(problem)
-                return
-            cfg = TrainConfig(epochs=int(epochs), subset=int(subset) or None, seed=int(seed))
-            study_dir = studies.create(folder, cache.runs_dir(), kind, cfg, source,
-                                       specs.saved_specs(cache.specs_folder()))
-            studies.launch(study_dir)
-            st.session_state["study_id"] = study_dir.name
-            st.rerun()
+            start(kind, TrainConfig(epochs=int(epochs), subset=int(subset) or None, seed=int(seed)))
+
+
+def start(kind: str, cfg: TrainConfig) -> None:
+    """Check the data and every planned run, then launch the study; a problem is shown, nothing written."""
+    source = sidebar.current_source()
+    problem = sidebar.data_problem(source)
+    try:
+        if problem:
+            raise data.DataError(problem)
+        study_dir = studies.create(folder, cache.runs_dir(), kind, cfg, cache.dataset(source),
+                                   specs.saved_specs(cache.specs_folder()))
+    except (ConfigError, data.DataError, runs.RunError) as exc:
+        st.error(str(exc))
+        return
+    studies.launch(study_dir)
+    st.session_state["study_id"] = study_dir.name
+    st.rerun()
 
 
 @st.fragment(run_every=3.0)
@@ -54,11 +53,13 @@ def queue_panel(study_dir) -> None:
     study = studies.read(study_dir)
     state = studies.status(study)
     table = studies.queue(study_dir)
-    done = int(table["status"].isin(["completed", "stopped"]).sum())
+    done = studies.finished_count(table)
     st.progress(done / len(table), text=f"study **{state}** · {done}/{len(table)} runs finished")
     st.dataframe(table.drop(columns=["run_id"]), hide_index=True, width="stretch")
+    if cache.read_only():
+        return
     c1, c2 = st.columns(2)
-    if state in ("running", "queued"):
+    if state in rundir.ACTIVE:
         if c1.button("Stop study", help="The run in progress stops at its next batch and keeps its best weights."):
             studies.stop(study_dir)
             st.rerun(scope="fragment")
@@ -77,7 +78,7 @@ def results_panel(study_dir) -> None:
     if results.empty:
         st.info("Results appear here as the study's runs finish.")
         return
-    for note in report.caveats(study):
+    for note in caveats.for_study(study):
         st.warning(note)
     if study["kind"] == "seed":
         st.subheader("Ours against the published seed study")
@@ -110,14 +111,19 @@ def results_panel(study_dir) -> None:
 
 
 all_studies = studies.list_studies(folder)
-start_panel(first_study=not all_studies)
+if not cache.read_only():
+    start_panel(first_study=not all_studies)
 if not all_studies:
     st.info("No studies yet: start one above, or from a terminal with `cifar-lab study depth --subset 10000`.")
     st.stop()
-ids = [s["id"] for s in all_studies]
+by_id = {s["id"]: s for s in all_studies}
+ids = list(by_id)
 chosen = st.session_state.get("study_id")
 study_id = st.selectbox("Study", ids, index=ids.index(chosen) if chosen in ids else 0,
-                        format_func=lambda i: f"{i} ({studies.status(next(s for s in all_studies if s['id'] == i))})")
+                        format_func=lambda i: f"{i} ({studies.status(by_id[i])})")
 study_dir = folder / study_id
+if by_id[study_id]["status"] == rundir.DAMAGED:
+    st.error(f"Study {study_id} is damaged: {by_id[study_id]['error']}. Its runs are still on the Runs page.")
+    st.stop()
 queue_panel(study_dir)
 results_panel(study_dir)

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from cifar_core import charts, data, evaluate
+from cifar_core import caveats, charts, data, evaluate, rundir
 from ui import cache, sidebar
 
 PER_PAGE, COLUMNS, ZOOM = 24, 6, 4
@@ -20,13 +20,18 @@ chosen = st.session_state.get(sidebar.RUN_KEY)
 run_id = st.selectbox("Run", ids, index=ids.index(chosen) if chosen in ids else 0,
                       format_func=lambda i: cache.run_label(by_id[i]))
 info = by_id[run_id]
-report, preds = cache.report(info.path), cache.predictions(info.path)
-if not report or preds is None:
-    st.error(f"Run {run_id} has no report.json or predictions.npz; run `cifar-lab evaluate {run_id}`.")
+report = cache.report(info.path)
+try:
+    preds = cache.predictions(info.path)
+except rundir.DamagedRun as exc:
+    st.error(f"Run {run_id}'s predictions cannot be used: {exc}. `cifar-lab evaluate {run_id}` writes them again.")
+    st.stop()
+if not report:
+    st.error(f"Run {run_id} has no usable {rundir.REPORT}; `cifar-lab evaluate {run_id}` writes it again.")
     st.stop()
 names = report["class_names"]
-if info.is_synthetic:
-    st.warning("Synthetic demo data: these are generated images, not CIFAR-10.")
+for note in caveats.for_run(info.meta):
+    st.warning(note)
 
 
 def choose_pair(true: str, predicted: str) -> None:
@@ -66,13 +71,13 @@ if wrong.empty:
     st.success(f"No {true} image was predicted as {predicted}.")
     st.stop()
 
-source = info.meta["data"]["source"]
+source = info.data.get("source", "")
 try:
     ds = cache.dataset(source)
 except data.DataError as exc:
     st.error(f"The test images of this run are not available: {exc}")
     st.stop()
-if ds.fingerprint != info.meta["data"].get("fingerprint"):
+if ds.fingerprint != info.data.get("fingerprint"):
     st.warning("The data at this run's source changed since it trained; images may not match its predictions.")
 
 pages = (len(wrong) - 1) // PER_PAGE + 1
@@ -83,6 +88,9 @@ p2.markdown(f"**{len(wrong)}** {true} test images predicted as **{predicted}** "
 shown = wrong.iloc[(page - 1) * PER_PAGE: page * PER_PAGE]
 for start in range(0, len(shown), COLUMNS):
     for col, row in zip(st.columns(COLUMNS), shown.iloc[start:start + COLUMNS].itertuples(), strict=False):
+        if int(row.index) >= len(ds.x_test):
+            col.caption(f"test #{int(row.index)} is not in the data set any more")
+            continue
         image = Image.fromarray(ds.x_test[int(row.index)]).resize((32 * ZOOM, 32 * ZOOM), Image.NEAREST)
         top = evaluate.top_k(np.asarray(preds["probs"][int(row.row)], dtype=np.float32), names, 3)
         col.image(image, width="stretch")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cifar_core import charts, evaluate, runs
+from cifar_core import caveats, charts, evaluate, rundir, runs
 from ui import cache, sidebar
 
 st.title("Runs")
@@ -13,7 +13,7 @@ if not all_runs:
     st.stop()
 
 table = runs.runs_table(all_runs)
-damaged = table[table["status"] == "damaged"]
+damaged = table[table["status"] == rundir.DAMAGED]
 if not damaged.empty:
     st.warning(f"{len(damaged)} damaged run director{'y' if len(damaged) == 1 else 'ies'}: "
                + "; ".join(f"`{r.id}`: {r.problem}" for r in damaged.itertuples()))
@@ -30,69 +30,83 @@ run_id = ids[rows[0]] if rows else st.selectbox("Open run", ids, index=default)
 info = next(r for r in all_runs if r.run_id == run_id)
 m = info.meta
 
-st.subheader(f"{info.name}")
-sizes = m.get("sizes") or {}
-context = [f"{sizes['train']:,} train · {sizes['validation']:,} validation · {sizes['test']:,} test images"
-           if sizes else "", f"part of study `{m['study']}`" if m.get("study") else "",
-           f"data: `{m.get('data', {}).get('source', '?')}`"]
-st.caption(" · ".join(c for c in context if c))
-if info.damaged:
-    st.error(f"Damaged: {info.damaged}. The files that remain are shown below; delete it when you no longer need it.")
-if info.is_synthetic:
-    st.warning("Trained on synthetic demo data, not CIFAR-10.")
-if m.get("config", {}).get("validation") == "test":
-    st.warning("Validated on the test set (seed protocol): its test accuracy is optimistic.")
-cols = st.columns(5)
-cols[0].metric("Status", info.status)
-cols[1].metric("Test accuracy", f"{m['test_accuracy']:.4f}" if m.get("test_accuracy") is not None else "-")
-cols[2].metric("Best epoch", m.get("best_epoch") or "-")
-cols[3].metric("Parameters", f"{m['params']:,}" if m.get("params") else "-")
-cols[4].metric("Wall time", f"{m['wall_time']:.0f} s" if m.get("wall_time") else "-")
 
-metrics = cache.metrics(info.path)
-if not metrics.empty:
-    long = charts.curves_frame({info.name: metrics})
-    c1, c2 = st.columns(2)
-    c1.altair_chart(charts.curves_chart(long, "loss"), width="stretch")
-    c2.altair_chart(charts.curves_chart(long, "accuracy"), width="stretch")
-report = cache.report(info.path)
-if report:
-    c1, c2 = st.columns([3, 2])
-    c1.altair_chart(charts.confusion_heatmap(evaluate.confusion_frame(report), title="confusion matrix"))
-    c2.dataframe(evaluate.per_class_frame(report), hide_index=True,
-                 column_config={k: st.column_config.NumberColumn(format="%.3f")
-                                for k in ("precision", "recall", "f1-score")})
+def summary_ui() -> None:
+    st.subheader(info.name)
+    sizes = m.get("sizes") or {}
+    context = [f"{sizes['train']:,} train · {sizes['validation']:,} validation · {sizes['test']:,} test images"
+               if {"train", "validation", "test"} <= set(sizes) else "",
+               f"part of study `{m['study']}`" if m.get("study") else "", f"data: `{info.data.get('source', '?')}`"]
+    st.caption(" · ".join(c for c in context if c))
+    if info.damaged:
+        st.error(f"Damaged: {info.damaged}. What can still be read is shown below; delete the run when you no "
+                 "longer need it.")
+    for note in caveats.for_run(m):
+        st.warning(note)
+    cols = st.columns(5)
+    cols[0].metric("Status", info.status)
+    cols[1].metric("Test accuracy", f"{m['test_accuracy']:.4f}" if m.get("test_accuracy") is not None else "-")
+    cols[2].metric("Best epoch", m.get("best_epoch") or "-")
+    cols[3].metric("Parameters", f"{m['params']:,}" if m.get("params") else "-")
+    cols[4].metric("Wall time", f"{m['wall_time']:.0f} s" if m.get("wall_time") else "-")
 
-with st.expander("Settings (run.json)"):
-    st.json({k: m.get(k) for k in ("spec", "config", "data", "sizes", "libraries", "devices", "error") if k in m})
-with st.expander("Log"):
-    log = info.path / "log.txt"
-    st.code(log.read_text()[-6000:] if log.exists() else "(no log)")
 
-st.divider()
-a1, a2, a3 = st.columns(3)
-with a1:
-    new_name = st.text_input("Rename", value=info.name, key=f"rename_{run_id}")
-    if st.button("Save name", disabled=new_name == info.name or info.damaged == "run.json is missing"):
-        runs.rename(info, new_name)
-        st.rerun()
-with a2:
-    if info.status in ("interrupted", "failed"):
-        st.caption("This run ended before finishing; it continues from its last completed epoch.")
-        if st.button("Resume", type="primary"):
+def results_ui() -> None:
+    metrics = cache.metrics(info.path)
+    if not metrics.empty:
+        long = charts.curves_frame({info.name: metrics})
+        c1, c2 = st.columns(2)
+        c1.altair_chart(charts.curves_chart(long, "loss"), width="stretch")
+        c2.altair_chart(charts.curves_chart(long, "accuracy"), width="stretch")
+    report = cache.report(info.path)
+    if report:
+        c1, c2 = st.columns([3, 2])
+        c1.altair_chart(charts.confusion_heatmap(evaluate.confusion_frame(report), title="confusion matrix"))
+        c2.dataframe(evaluate.per_class_frame(report), hide_index=True,
+                     column_config={k: st.column_config.NumberColumn(format="%.3f")
+                                    for k in ("precision", "recall", "f1-score")})
+    with st.expander("Settings (run.json)"):
+        st.json({k: m.get(k) for k in ("spec", "config", "data", "sizes", "libraries", "devices", "error") if k in m})
+    with st.expander("Log"):
+        log = info.path / rundir.LOG
+        st.code(log.read_text(errors="replace")[-6000:] if log.exists() else "(no log)")
+
+
+def actions_ui() -> None:
+    """Rename, resume or stop, delete: only for the person at the machine (never in a shared view)."""
+    a1, a2, a3 = st.columns(3)
+    with a1:
+        new_name = st.text_input("Rename", value=info.name, key=f"rename_{run_id}", help=f"{runs.NAME_RULE}.")
+        if st.button("Save name", disabled=new_name == info.name or bool(info.damaged)):
             try:
-                runs.resume(info)
-                st.switch_page("pages/train.py")
+                runs.rename(info, new_name)
+                st.rerun()
             except runs.RunError as exc:
                 st.error(str(exc))
-    elif info.status in runs.ACTIVE and st.button("Stop"):
-        runs.stop(info)
-        st.rerun()
-with a3:
-    sure = st.checkbox(f"Yes, delete {run_id} and all its files", key=f"confirm_{run_id}")
-    if st.button("Delete run", disabled=not sure):
-        try:
-            runs.delete(info)
+    with a2:
+        if info.status in rundir.RESUMABLE:
+            st.caption("This run ended before finishing; it continues from its last completed epoch.")
+            if st.button("Resume", type="primary"):
+                try:
+                    runs.resume(info)
+                    st.switch_page("pages/train.py")
+                except runs.RunError as exc:
+                    st.error(str(exc))
+        elif info.is_training and st.button("Stop"):
+            runs.stop(info)
             st.rerun()
-        except runs.RunError as exc:
-            st.error(str(exc))
+    with a3:
+        sure = st.checkbox(f"Yes, delete {run_id} and all its files", key=f"confirm_{run_id}")
+        if st.button("Delete run", disabled=not sure):
+            try:
+                runs.delete(info)
+                st.rerun()
+            except runs.RunError as exc:
+                st.error(str(exc))
+
+
+summary_ui()
+results_ui()
+if not cache.read_only():
+    st.divider()
+    actions_ui()

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from cifar_core import charts, runs, specs
-from cifar_core.config import TrainConfig
+from cifar_core import caveats, charts, data, preflight, rundir, runs, specs
+from cifar_core.config import VALIDATION_LABELS, ConfigError, TrainConfig
 from ui import cache, sidebar
 
 st.title("Train")
@@ -16,18 +16,13 @@ POLL_S = 2.0
 def live_panel(run_dir) -> None:
     """Re-reads progress.json and metrics.jsonl every couple of seconds; survives reloads and restarts."""
     info = runs.load_run(run_dir)
-    progress = runs.read_progress(run_dir) or {}
-    metrics = runs.read_metrics(run_dir)
-    m = info.meta
+    progress = rundir.read_progress(run_dir)
+    metrics = cache.metrics(run_dir)
     synthetic = " · **synthetic data**" if info.is_synthetic else ""
-    st.markdown(f"**{info.name}** · `{m['spec']['name']}` · status **{info.status}**{synthetic}")
+    st.markdown(f"**{info.name}** · `{(info.meta.get('spec') or {}).get('name')}` · status **{info.status}**"
+                f"{synthetic}")
     if progress:
-        epochs, batches = progress["epochs"], progress["batches"]
-        done = (progress["epoch"] - 1 + progress["batch"] / batches) / epochs
-        eta = progress["eta_s"]
-        st.progress(min(done, 1.0), text=f"epoch {progress['epoch']}/{epochs} · batch {progress['batch']}/{batches}"
-                    f" · {progress['images_per_s']:.0f} images/s · ETA {eta // 60:.0f} min {eta % 60:02.0f} s"
-                    " (at most; early stopping may end it sooner)")
+        st.progress(runs.progress_fraction(progress), text=runs.progress_text(progress))
     else:
         st.progress(0.0, text="starting: loading data and building the model ...")
     if not metrics.empty:
@@ -38,10 +33,10 @@ def live_panel(run_dir) -> None:
         best = metrics.loc[metrics["val_accuracy"].idxmax()]
         st.caption(f"{len(metrics)} epochs done · best so far: epoch {int(best['epoch'])}, "
                    f"val accuracy {best['val_accuracy']:.4f}")
-    if info.status in runs.ACTIVE:
-        if (run_dir / runs.STOP).exists():
+    if info.status in rundir.ACTIVE:
+        if (run_dir / rundir.STOP).exists():
             st.info("Stopping at the next batch: restoring the best weights and evaluating them ...")
-        elif st.button("Stop (keep best weights)", key="stop_run"):
+        elif not cache.read_only() and st.button("Stop (keep best weights)", key="stop_run"):
             runs.stop(info)
             st.rerun(scope="fragment")
     else:
@@ -51,23 +46,22 @@ def live_panel(run_dir) -> None:
 def finished_summary(run_dir) -> None:
     info = runs.load_run(run_dir)
     m = info.meta
-    if info.status in ("completed", "stopped"):
-        st.success(f"{info.name} {info.status}: test accuracy {m['test_accuracy']:.4f}, best epoch {m['best_epoch']}, "
-                   f"{m['epochs_run']} epochs in {m['wall_time']:.0f} s.")
+    if info.has_results:
+        st.success(f"{info.name} {info.status}: test accuracy {m['test_accuracy']:.4f}, best epoch "
+                   f"{m.get('best_epoch')}, {m.get('epochs_run')} epochs in {m.get('wall_time') or 0:.0f} s.")
         c1, c2 = st.columns(2)
         if c1.button("Browse its mistakes"):
             st.session_state[sidebar.RUN_KEY] = info.run_id
             st.switch_page("pages/misclassified.py")
         if c2.button("Compare runs"):
             st.switch_page("pages/compare.py")
-    elif info.status in ("failed", "interrupted"):
-        st.error(f"{info.name} {info.status}: {m.get('error') or 'the process ended early'}. "
+    elif info.status in ("failed", "interrupted", rundir.DAMAGED):
+        st.error(f"{info.name} {info.status}: {info.damaged or m.get('error') or 'the process ended early'}. "
                  "Resume it from the Runs page; the log is there too.")
 
 
 def start_form() -> None:
-    folder = cache.specs_folder()
-    choices = {**specs.PRESETS, **specs.saved_specs(folder)}
+    choices = {**specs.PRESETS, **specs.saved_specs(cache.specs_folder())}
     edited = st.session_state.get("train_spec")
     if edited:
         choices = {"(edited on Architectures)": specs.from_json(edited), **choices}
@@ -76,12 +70,11 @@ def start_form() -> None:
     if problem:
         st.warning("No data to train on yet: see the sidebar.")
     d = TrainConfig()
-    validation = st.radio("Validation", ["split", "test"], horizontal=True, key="validation",
-                          format_func={"split": "5,000 held-out training images",
-                                       "test": "test set (seed protocol, leaks the test set)"}.get)
+    validation = st.radio("Validation", list(VALIDATION_LABELS), horizontal=True, key="validation",
+                          format_func=lambda v: (f"{d.validation_size:,} " if v == "split" else "")
+                          + VALIDATION_LABELS[v])
     if validation == "test":
-        st.warning("Validating on the test set picks the best epoch by test accuracy: the reported test accuracy "
-                   "is optimistic. Use it only to reproduce the seed study.")
+        st.warning(caveats.SEED_PROTOCOL + " Use it only to reproduce the seed study.")
     with st.form("start"):
         arch = st.selectbox("Architecture", list(choices))
         c1, c2, c3, c4 = st.columns(4)
@@ -97,17 +90,20 @@ def start_form() -> None:
     if submitted:
         cfg = TrainConfig(epochs=int(epochs), batch_size=int(batch), learning_rate=float(lr), patience=int(patience),
                           validation=validation, subset=int(subset) or None, seed=int(seed), augment=augment)
-        bad = cfg.problems()
-        if bad:
-            st.error(" ".join(bad))
-            return
-        try:
-            run_dir = runs.start(cache.runs_dir(), choices[arch], cfg, source)
-        except runs.RunError as exc:
-            st.error(str(exc))
-            return
-        st.session_state["watch_run"] = str(run_dir)
-        st.rerun()
+        start(choices[arch], cfg, source)
+
+
+def start(spec: specs.ArchitectureSpec, cfg: TrainConfig, source: str) -> None:
+    """Check everything, then start the run; any problem is shown and nothing is written."""
+    try:
+        dataset = cache.dataset(source)
+        preflight.check(spec, cfg, dataset)
+        run_dir = runs.start(cache.runs_dir(), spec, cfg, dataset.describe())
+    except (ConfigError, runs.RunError, data.DataError) as exc:
+        st.error(str(exc))
+        return
+    st.session_state["watch_run"] = str(run_dir)
+    st.rerun()
 
 
 active = runs.active_runs(cache.runs_dir())
@@ -115,8 +111,10 @@ if active:
     st.caption("A run is training. It runs in its own process: leave, reload or restart the dashboard, "
                "it carries on and this page picks it up again.")
     live_panel(active[0].path)
+elif cache.read_only():
+    st.info("No run is training right now. Runs are started on the machine that serves this dashboard.")
 else:
     watched = st.session_state.get("watch_run")
-    if watched and (Path(watched) / runs.RUN_JSON).exists():
+    if watched and (Path(watched) / rundir.RUN_JSON).exists():
         finished_summary(Path(watched))
     start_form()

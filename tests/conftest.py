@@ -19,6 +19,7 @@ os.environ["CIFAR_LAB_CACHE"] = tempfile.mkdtemp(prefix="cifar-lab-cache-")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_JPEG = ROOT.parent / "shared" / "data" / "cifar10-jpeg"
+SYNTHETIC = {"source": "synthetic", "kind": "synthetic"}
 
 
 def cli(*args: str, runs_dir: Path, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, cli
+from conftest import SYNTHETIC, ROOT, cli
 from streamlit.testing.v1 import AppTest
 
-from cifar_core import runs
+from cifar_core import rundir, runs
 from cifar_core.config import TrainConfig
 from cifar_core.specs import PRESETS
 
@@ -76,7 +76,7 @@ def test_architectures_page_updates_and_validates(app):
     at.selectbox(key="arch_choice").select("deeper").run()
     assert at.metric[0].value == "462,378"
     at.text_input(key="dense_deeper").input("128, 0").run()
-    assert any("at least 1 unit" in e.value for e in at.error) and not at.metric
+    assert any("need 1 to 16,384 units (got 0)" in e.value for e in at.error) and not at.metric
     at.text_input(key="dense_deeper").input("64").run()
     assert at.metric[0].value != "462,378" and not at.error
 
@@ -86,7 +86,7 @@ def test_architectures_save_custom_spec(app, app_runs):
     at.number_input(key="hdrop_baseline").set_value(0.3).run()
     at.text_input(key="save_name").input("my-net").run()
     at.button[0].click().run()
-    saved = runs.read_json(app_runs.parent / "specs" / "my-net.json")
+    saved = rundir.read_json(app_runs.parent / "specs" / "my-net.json")
     assert saved["head"]["dropout"] == pytest.approx(0.3)
     assert "my-net (saved)" in app().selectbox(key="arch_choice").options
 
@@ -136,23 +136,23 @@ def test_train_page_form_and_test_protocol_warning(app):
 
 
 def test_train_page_reattaches_to_a_live_run_and_picks_up_new_metrics(app, app_runs):
-    run_dir = runs.create_run(app_runs, PRESETS["baseline"], TrainConfig(epochs=300, patience=0), "synthetic",
+    run_dir = runs.create_run(app_runs, PRESETS["baseline"], TrainConfig(epochs=300, patience=0), SYNTHETIC,
                               name="live-run")
     pid = runs.launch(run_dir)
     try:
         deadline = time.monotonic() + 120
-        while len(runs.read_metric_lines(run_dir)) < 1:
+        while len(rundir.read_metric_lines(run_dir)) < 1:
             assert time.monotonic() < deadline, (run_dir / "log.txt").read_text()
             time.sleep(0.1)
         at = app("train")
         assert "live-run" in texts(at) and at.get("progress")
         shown = int(texts(at).split(" epochs done")[0].split()[-1])
-        while len(runs.read_metric_lines(run_dir)) <= shown:
+        while len(rundir.read_metric_lines(run_dir)) <= shown:
             time.sleep(0.1)
-        before = len(runs.read_metric_lines(run_dir))
+        before = len(rundir.read_metric_lines(run_dir))
         at.run()
         now = int(texts(at).split(" epochs done")[0].split()[-1])
-        assert shown < before <= now <= len(runs.read_metric_lines(run_dir))
+        assert shown < before <= now <= len(rundir.read_metric_lines(run_dir))
         assert len(at.get("vega_lite_chart")) == 2
         at.button(key="stop_run").click().run()
         assert runs.wait(run_dir, timeout=120) == "stopped"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cifar_core import compare, runs, specs
+from cifar_core import compare, rundir, runs, specs
 
 
 def meta(spec) -> dict:
@@ -20,6 +20,6 @@ def test_settings_diff_names_each_difference_and_marks_missing_ones():
 
 def test_compare_uses_the_same_seconds_per_epoch_as_studies(finished_run):
     info = runs.load_run(finished_run)
-    table = compare.metrics_table([info], {info.run_id: runs.read_json(finished_run / "report.json")})
+    table = compare.metrics_table([info], {info.run_id: rundir.read_json(finished_run / "report.json")})
     assert table.loc[0, "s/epoch"] == runs.read_metrics(finished_run)["seconds"].mean()
     assert table.loc[0, "cat→dog"] is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cifar_core import evaluate
+from cifar_core import evaluate, rundir
 
 NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -48,8 +48,8 @@ def test_confusion_frame_normalises_rows():
 
 def test_misclassified_sorted_by_confidence(tmp_path):
     y_true, _, probs = make_preds()
-    evaluate.save_predictions(tmp_path / "p.npz", y_true, probs)
-    preds = evaluate.load_predictions(tmp_path / "p.npz")
+    evaluate.save_predictions(tmp_path / rundir.PREDICTIONS, y_true, probs)
+    preds = rundir.read_predictions(tmp_path)
     assert preds["probs"].dtype == np.float16
     sure = evaluate.misclassified(preds, true=3, predicted=5)
     assert list(sure["index"]) == [1, 2]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import cli
 
-from cifar_core import report, runs, specs, studies
+from cifar_core import caveats, data, report, rundir, runs, specs, studies
 from cifar_core.config import TrainConfig
 
 
@@ -66,7 +66,7 @@ def kill(pid: int | None) -> None:
 def test_interrupted_study_resumes_with_unfinished_runs(tmp_path):
     runs_dir = tmp_path / "runs"
     cfg = TrainConfig(epochs=3, subset=300, patience=0)
-    study_dir = studies.create(tmp_path / "studies", runs_dir, "dropout", cfg, "synthetic")
+    study_dir = studies.create(tmp_path / "studies", runs_dir, "dropout", cfg, data.synthetic_dataset())
     studies.launch(study_dir)
     trainer_pid = None
     try:
@@ -78,7 +78,7 @@ def test_interrupted_study_resumes_with_unfinished_runs(tmp_path):
             assert time.monotonic() < deadline, (study_dir / "log.txt").read_text()
             time.sleep(0.05)
         first_run = queue["run_id"].iloc[0]
-        trainer_pid = runs.read_json(runs_dir / queue["run_id"].iloc[1] / "run.json").get("pid")
+        trainer_pid = rundir.read_json(runs_dir / queue["run_id"].iloc[1] / "run.json").get("pid")
         kill(studies.read(study_dir)["pid"])
         kill(trainer_pid)
         time.sleep(0.5)
@@ -89,7 +89,7 @@ def test_interrupted_study_resumes_with_unfinished_runs(tmp_path):
         assert list(queue["status"]) == ["completed"] * 4 and queue["run_id"].iloc[0] == first_run
         assert len(runs.list_runs(runs_dir)) == 4, "finished runs are kept, not trained again"
         resumed = runs_dir / queue["run_id"].iloc[1]
-        assert [m["epoch"] for m in runs.read_metric_lines(resumed)] == [1, 2, 3]
+        assert [m["epoch"] for m in rundir.read_metric_lines(resumed)] == [1, 2, 3]
     finally:
         kill(studies.read(study_dir).get("pid"))
         kill(trainer_pid)
@@ -118,7 +118,7 @@ def test_reproduce_prints_ours_against_published(seed_study):
 def test_markdown_and_html_reports(seed_study):
     study_dir, _ = seed_study
     md = (study_dir / "report" / "report.md").read_text()
-    assert "Seed protocol: validation and early stopping on the test set" in md and "synthetic" in md
+    assert caveats.SEED_PROTOCOL in md and caveats.SYNTHETIC in md
     pngs = sorted((study_dir / "report").glob("*.png"))
     assert [p.name for p in pngs] == ["accuracy.png", "gap.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)

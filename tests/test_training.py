@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli
+from conftest import SYNTHETIC, cli
 
-from cifar_core import runs
+from cifar_core import rundir, runs
 from cifar_core.config import TrainConfig
 from cifar_core.specs import PRESETS
 
@@ -28,7 +28,7 @@ def assert_run_contract(run_dir: Path, epochs_max: int, test_images: int) -> dic
         assert key in meta, f"run.json lacks {key}"
     assert meta["status"] == "completed" and meta["id"] == run_dir.name
     assert meta["data"]["fingerprint"] and {"tensorflow", "keras"} <= set(meta["libraries"])
-    lines = runs.read_metric_lines(run_dir)
+    lines = rundir.read_metric_lines(run_dir)
     assert [m["epoch"] for m in lines] == list(range(1, len(lines) + 1)) and 1 <= len(lines) <= epochs_max
     assert all(set(m) == METRIC_KEYS for m in lines)
     assert meta["best_epoch"] == max(lines, key=lambda m: m["val_accuracy"])["epoch"]
@@ -64,8 +64,8 @@ def test_tiny_run_on_real_jpegs(jpeg_sample, tmp_path):
 def test_same_seed_same_run(tmp_path, finished_run):
     out = cli("train", "--arch", "baseline", "--data", "synthetic", "--epochs", "3", "--subset", "800",
               runs_dir=tmp_path)
-    again = runs.read_metric_lines(Path(out.stdout.splitlines()[0]))
-    first = runs.read_metric_lines(finished_run)
+    again = rundir.read_metric_lines(Path(out.stdout.splitlines()[0]))
+    first = rundir.read_metric_lines(finished_run)
     assert [round(m["val_loss"], 4) for m in again] == [round(m["val_loss"], 4) for m in first]
 
 
@@ -76,7 +76,7 @@ def start():
 
     def _start(runs_dir: Path, epochs: int, patience: int = 0) -> Path:
         cfg = TrainConfig(epochs=epochs, patience=patience, seed=1)
-        run_dir = runs.create_run(runs_dir, PRESETS["baseline"], cfg, "synthetic")
+        run_dir = runs.create_run(runs_dir, PRESETS["baseline"], cfg, SYNTHETIC)
         pids.append(runs.launch(run_dir))
         return run_dir
 
@@ -88,24 +88,24 @@ def start():
 
 def wait_for_epochs(run_dir: Path, n: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while len(runs.read_metric_lines(run_dir)) < n:
+    while len(rundir.read_metric_lines(run_dir)) < n:
         assert time.monotonic() < deadline, (run_dir / "log.txt").read_text()
-        assert runs.load_run(run_dir).status in runs.ACTIVE, (run_dir / "log.txt").read_text()
+        assert runs.load_run(run_dir).status in rundir.ACTIVE, (run_dir / "log.txt").read_text()
         time.sleep(0.05)
 
 
 def test_kill_9_then_resume_continues_without_losing_or_doubling_epochs(tmp_path, start):
     run_dir = start(tmp_path, epochs=8)
     wait_for_epochs(run_dir, 2)
-    os.kill(runs.read_json(run_dir / "run.json")["pid"], signal.SIGKILL)
+    os.kill(rundir.read_json(run_dir / "run.json")["pid"], signal.SIGKILL)
     time.sleep(0.5)
     info = runs.load_run(run_dir)
     assert info.status == "interrupted"
-    done_before = len(runs.read_metric_lines(run_dir))
+    done_before = len(rundir.read_metric_lines(run_dir))
     assert 2 <= done_before < 8
     out = cli("resume", info.run_id, runs_dir=tmp_path)
     assert "completed" in out.stdout
-    lines = runs.read_metric_lines(run_dir)
+    lines = rundir.read_metric_lines(run_dir)
     assert [m["epoch"] for m in lines] == list(range(1, 9))
     assert "from epoch" in (run_dir / "log.txt").read_text().split("[cifar-lab] training")[-1]
     assert_run_contract(run_dir, epochs_max=8, test_images=500)
@@ -117,8 +117,8 @@ def test_stop_file_keeps_best_weights(tmp_path, start):
     out = cli("stop", run_dir.name, runs_dir=tmp_path)
     assert "asked" in out.stdout
     assert runs.wait(run_dir, timeout=120) == "stopped"
-    meta = runs.read_json(run_dir / "run.json")
-    lines = runs.read_metric_lines(run_dir)
+    meta = rundir.read_json(run_dir / "run.json")
+    lines = rundir.read_metric_lines(run_dir)
     assert meta["epochs_run"] == len(lines) < 200
     assert meta["best_epoch"] == max(lines, key=lambda m: m["val_accuracy"])["epoch"]
     assert (run_dir / "model.keras").exists() and (run_dir / "report.json").exists()
@@ -139,14 +139,14 @@ def test_second_run_is_refused_while_one_trains(tmp_path, start):
 def test_early_stopping_restores_best(tmp_path):
     out = cli("train", "--arch", "baseline", "--data", "synthetic", "--subset", "200", "--epochs", "40",
               "--patience", "1", "--lr", "0.05", runs_dir=tmp_path)
-    meta = runs.read_json(Path(out.stdout.splitlines()[0]) / "run.json")
+    meta = rundir.read_json(Path(out.stdout.splitlines()[0]) / "run.json")
     assert meta["epochs_run"] < 40 and meta["epochs_run"] == meta["best_epoch"] + 1
 
 
 @pytest.mark.parametrize("args, message", [
     (["train", "--arch", "resnet"], "Unknown architecture 'resnet'"),
     (["train", "--arch", "baseline", "--data", "/no/such/folder"], "does not exist"),
-    (["train", "--arch", "baseline", "--data", "synthetic", "--epochs", "0"], "epochs must be at least 1"),
+    (["train", "--arch", "baseline", "--data", "synthetic", "--epochs", "0"], "epochs must be 1 to 10,000 (got 0)"),
     (["show", "nothing-here"], "No run 'nothing-here'"),
     (["resume", "nothing-here"], "No run 'nothing-here'"),
 ])
@@ -162,9 +162,9 @@ def test_cli_runs_show_evaluate(finished_run, runs_root):
     assert "confusion matrix" in shown and "top confusions" in shown
     as_json = json.loads(cli("show", finished_run.name, "--json", runs_dir=runs_root).stdout)
     assert as_json["status"] == "completed" and len(as_json["metrics"]) == 3
-    before = runs.read_json(finished_run / "run.json")["test_accuracy"]
+    before = rundir.read_json(finished_run / "run.json")["test_accuracy"]
     assert "test accuracy" in cli("evaluate", finished_run.name, runs_dir=runs_root).stdout
-    assert runs.read_json(finished_run / "run.json")["test_accuracy"] == pytest.approx(before, abs=1e-6)
+    assert rundir.read_json(finished_run / "run.json")["test_accuracy"] == pytest.approx(before, abs=1e-6)
 
 
 def test_cli_arch():
@@ -179,10 +179,10 @@ def test_kill_during_final_evaluation_resumes_by_evaluating_only(tmp_path, finis
     for name in ("report.json", "predictions.npz", "model.keras"):
         (run_dir / name).unlink()
     runs.update_run(run_dir, status="running", pid=999_999_999)
-    before = runs.read_metric_lines(run_dir)
+    before = rundir.read_metric_lines(run_dir)
     assert runs.load_run(run_dir).status == "interrupted"
     cli("resume", run_dir.name, runs_dir=tmp_path)
-    assert runs.read_metric_lines(run_dir) == before
+    assert rundir.read_metric_lines(run_dir) == before
     assert_run_contract(run_dir, epochs_max=3, test_images=500)
 
 
@@ -192,14 +192,14 @@ def test_resume_drops_a_half_written_metrics_line(tmp_path, finished_run):
     shutil.copytree(finished_run, run_dir)
     with open(run_dir / "metrics.jsonl", "a") as fh:
         fh.write('{"epoch": 4, "loss": 0.')
-    kept = runs.truncate_metrics(run_dir, before_epoch=4)
-    runs.append_metrics_line(run_dir, {**kept[-1], "epoch": 4})
-    assert [m["epoch"] for m in runs.read_metric_lines(run_dir)] == [1, 2, 3, 4]
+    kept = rundir.truncate_metrics(run_dir, before_epoch=4)
+    rundir.append_metrics_line(run_dir, {**kept[-1], "epoch": 4})
+    assert [m["epoch"] for m in rundir.read_metric_lines(run_dir)] == [1, 2, 3, 4]
 
 
 def test_a_trainer_that_died_before_starting_reads_interrupted(tmp_path):
     cfg = TrainConfig(epochs=1)
-    run_dir = runs.create_run(tmp_path, PRESETS["baseline"], cfg, "synthetic")
+    run_dir = runs.create_run(tmp_path, PRESETS["baseline"], cfg, SYNTHETIC)
     assert runs.load_run(run_dir).status == "queued", "created, not launched yet"
     runs.update_run(run_dir, pid=999_999_999)
     assert runs.load_run(run_dir).status == "interrupted" and runs.active_runs(tmp_path) == []

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from cifar_core import data, evaluate, runs, specs
+from cifar_core import data, rundir, runs, serving, shapes, specs
 
 
 def _stamp(path: Path) -> int:
@@ -26,35 +26,50 @@ def specs_folder() -> Path:
     return specs.specs_dir(runs_dir())
 
 
+def read_only() -> bool:
+    """Whether this server is shared (not on loopback): then no page offers an action that writes."""
+    return serving.read_only(st.get_option("server.address"), os.environ)
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def _metrics(run_dir: str, stamp: int) -> pd.DataFrame:
-    return runs.read_metrics(Path(run_dir))
+    try:
+        return runs.read_metrics(Path(run_dir))
+    except rundir.DamagedRun:
+        return pd.DataFrame()
 
 
 def metrics(run_dir: Path) -> pd.DataFrame:
-    return _metrics(str(run_dir), _stamp(run_dir / runs.METRICS))
+    """A run's epochs (empty when it has none, or its metrics.jsonl is damaged: the run says why)."""
+    return _metrics(str(run_dir), _stamp(run_dir / rundir.METRICS))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _report(run_dir: str, stamp: int) -> dict | None:
     try:
-        return runs.read_json(Path(run_dir) / "report.json")
-    except (OSError, json.JSONDecodeError):
+        return rundir.read_report(Path(run_dir))
+    except rundir.DamagedRun:
         return None
 
 
 def report(run_dir: Path) -> dict | None:
-    return _report(str(run_dir), _stamp(run_dir / "report.json"))
+    return _report(str(run_dir), _stamp(run_dir / rundir.REPORT))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _predictions(run_dir: str, stamp: int) -> dict | None:
-    path = Path(run_dir) / "predictions.npz"
-    return evaluate.load_predictions(path) if path.exists() else None
+def _predictions(run_dir: str, stamp: int) -> dict | str:
+    try:
+        return rundir.read_predictions(Path(run_dir))
+    except rundir.DamagedRun as exc:
+        return str(exc)
 
 
-def predictions(run_dir: Path) -> dict | None:
-    return _predictions(str(run_dir), _stamp(run_dir / "predictions.npz"))
+def predictions(run_dir: Path) -> dict:
+    """A run's predictions; raises DamagedRun (with the reason) when predictions.npz cannot be used."""
+    found = _predictions(str(run_dir), _stamp(run_dir / rundir.PREDICTIONS))
+    if isinstance(found, str):
+        raise rundir.DamagedRun(found)
+    return found
 
 
 @st.cache_resource(show_spinner="Loading CIFAR-10 ...", max_entries=4)
@@ -70,19 +85,19 @@ def dataset(source: str) -> data.Dataset:
     return _dataset(str(path), _stamp(path))
 
 
-@st.cache_data(show_spinner="Building the model ...", max_entries=128)
+@st.cache_data(show_spinner=False, max_entries=256)
 def layer_table(spec_json: str) -> tuple[pd.DataFrame, int]:
-    """Layer table and parameter count; the only place a page needs TensorFlow, imported here on demand."""
-    from cifar_core.models import describe
-
-    return describe(specs.from_json(spec_json))
+    """Layer table and parameter count, computed from the spec in pure Python (no TensorFlow)."""
+    spec = specs.from_json(spec_json)
+    return pd.DataFrame(shapes.layer_rows(spec)), shapes.param_count(spec)
 
 
 def finished_runs() -> list[runs.RunInfo]:
-    return [r for r in runs.list_runs(runs_dir()) if r.status in ("completed", "stopped")]
+    return [r for r in runs.list_runs(runs_dir()) if r.has_results]
 
 
 def run_label(info: runs.RunInfo) -> str:
     acc = info.meta.get("test_accuracy")
     tag = " [synthetic]" if info.is_synthetic else ""
-    return f"{info.name} ({info.meta.get('spec', {}).get('name')}, {acc:.3f}){tag}" if acc else info.name + tag
+    arch = (info.meta.get("spec") or {}).get("name")
+    return f"{info.name} ({arch}, {acc:.3f}){tag}" if acc is not None else info.name + tag

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cifar_core import data
+from cifar_core import caveats, data, serving
 from ui import cache
 
 SOURCE_KEY, RUN_KEY = "data_source", "run_id"
 
 
 def current_source() -> str:
+    """The data source this session uses: its own choice, else CIFAR_LAB_DATA (a shared view has no choice)."""
+    if cache.read_only():
+        return data.default_source()
     return st.session_state.get(SOURCE_KEY) or data.default_source()
 
 
@@ -30,6 +33,8 @@ def data_problem(source: str) -> str | None:
 
 def render() -> None:
     with st.sidebar:
+        if cache.read_only():
+            st.info(serving.NOTICE, icon=":material/visibility:")
         st.markdown("#### Data")
         source = current_source()
         problem = data_problem(source)
@@ -43,14 +48,21 @@ def render() -> None:
             st.caption(f"**{ds.kind}** · `{ds.source}`  \n{len(ds.y_train):,} train · {len(ds.y_test):,} test · "
                        f"{len(ds.class_names)} classes")
             if ds.is_synthetic:
-                st.warning("Synthetic demo data: generated images, not CIFAR-10. Results are labelled synthetic.")
+                st.warning(caveats.SYNTHETIC_DATA)
         else:
             st.error(problem)
-            st.button("Use synthetic demo data", key="use_synthetic", on_click=_set_source, args=(data.SYNTHETIC,))
-        st.session_state.setdefault("source_input", source)
-        st.text_input("Data source", key="source_input", on_change=_typed_source,
-                      help="An image folder, cifar-10-batches-py, its .tar.gz, 'keras' or 'synthetic'.")
+        if not cache.read_only():
+            _source_ui(show_demo_button=ds is None)
         _run_picker()
+
+
+def _source_ui(show_demo_button: bool) -> None:
+    """Choosing a data source reads server paths, so only the person at the machine gets it."""
+    if show_demo_button:
+        st.button("Use synthetic demo data", key="use_synthetic", on_click=_set_source, args=(data.SYNTHETIC,))
+    st.session_state.setdefault("source_input", current_source())
+    st.text_input("Data source", key="source_input", on_change=_typed_source,
+                  help="An image folder, cifar-10-batches-py, its .tar.gz, 'keras' or 'synthetic'.")
 
 
 def _set_source(source: str) -> None:
