@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 # The full CIFAR-10 beside the project (../shared) is the default data set when nothing else is set.
 run: export CIFAR_LAB_DATA ?= $(abspath $(wildcard ../shared/data/cifar10-jpeg))
 
+# Local only (.streamlit/config.toml binds localhost). HOST=0.0.0.0 shares it read-only; WRITE=1 also allows changes.
+HOST ?= localhost
+WRITE ?=
 run: $(STAMP)
-	$(VENV)/bin/streamlit run app.py
+	$(VENV)/bin/cifar-lab serve --host $(HOST) $(if $(WRITE),--allow-writes)
 
 test: $(STAMP) browser
 	$(VENV)/bin/ruff check .

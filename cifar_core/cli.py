@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from cifar_core import caveats, data, preflight, progress, rundir, runs, shapes, specs, studies
+from cifar_core import caveats, data, preflight, progress, rundir, runs, serving, shapes, specs, studies
 from cifar_core.config import OPTIMIZERS, VALIDATIONS, ConfigError, TrainConfig
 from cifar_core.jsonfields import FieldError
 
@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detach", action="store_true", help="return at once; training goes on in the background")
     add_train_options(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("serve", parents=[common], help="start the dashboard (localhost only unless --host)")
+    p.add_argument("--host", default="localhost", help="address to listen on; anything but localhost shares the "
+                   "dashboard read-only")
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--allow-writes", action="store_true", help="let a shared dashboard train, stop, rename and delete")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("runs", parents=[common], help="table of runs")
     p.set_defaults(func=cmd_runs)
@@ -139,6 +146,27 @@ def cmd_arch(args) -> int:
         print("  ".join(f"{r[k]:,}".rjust(w) if k == "params" else str(r[k]).ljust(w) for k, w in widths.items()))
     print(f"Total parameters: {shapes.param_count(spec):,}")
     return 0
+
+
+def cmd_serve(args) -> int:
+    """Exec `streamlit run app.py` on the chosen address; sharing beyond this machine is said out loud."""
+    import os
+
+    app = Path(__file__).resolve().parents[1] / "app.py"
+    env = {**os.environ, serving.ALLOW_WRITES: "1" if args.allow_writes else "0"}
+    if args.runs_dir:
+        env["CIFAR_LAB_RUNS"] = str(args.runs_dir.resolve())
+    if not serving.is_loopback(args.host):
+        mode = "it can train, stop, rename and delete runs" if args.allow_writes else \
+            "it is read-only (browse, compare, inspect); --allow-writes allows changes"
+        print(f"WARNING: serving on {args.host}: anyone who can reach this machine can open the dashboard, and "
+              f"{mode}. For a login, use an SSH tunnel or an authenticating reverse proxy (README: Sharing).",
+              file=sys.stderr)
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.host]
+    if args.port:
+        command += ["--server.port", str(args.port)]
+    os.chdir(app.parent)
+    os.execve(sys.executable, command, env)
 
 
 def cmd_train(args) -> int:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SYNTHETIC, ROOT, cli
+from conftest import ROOT, SYNTHETIC, cli
 from streamlit.testing.v1 import AppTest
 
 from cifar_core import rundir, runs
