@@ -303,6 +303,10 @@ def cmd_evaluate(args) -> int:
         raise runs.RunError(f"Run {info.run_id} has no {rundir.MODEL} yet ({info.status}); train or resume it first.")
     if not info.meta:
         raise runs.RunError(f"Run {info.run_id} is damaged ({info.damaged}); it cannot be evaluated.")
+    try:
+        rundir.check_zip(info.path, rundir.MODEL)
+    except rundir.DamagedRun as exc:
+        raise runs.RunError(f"Run {info.run_id} cannot be evaluated: {exc}. Delete the run, or retrain it.") from None
     from cifar_core.train import evaluate_run
 
     print_report(evaluate_run(info.path))

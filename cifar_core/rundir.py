@@ -70,12 +70,12 @@ def locked(folder: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def update_json(folder: Path, name: str, **changes) -> dict:
+def update_json(folder: Path, file_name: str, /, **changes) -> dict:
     """Read-modify-write a JSON file under the folder's lock, so two writers never lose each other's fields."""
     with locked(folder):
-        meta = read_json(folder / name)
+        meta = read_json(folder / file_name)
         meta.update(changes)
-        write_json_atomic(folder / name, meta)
+        write_json_atomic(folder / file_name, meta)
     return meta
 
 

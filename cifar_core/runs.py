@@ -266,7 +266,7 @@ def rename(run: RunInfo, new_name: str) -> None:
     """Give a run a new display name, under the same rule as ids."""
     if run.damaged:
         raise RunError(f"Run {run.run_id} is damaged ({run.damaged}); delete it instead.")
-    update_run(run.path, name=check_name(new_name.strip()))
+    update_run(run.path, name=check_name(new_name))
 
 
 def delete(run: RunInfo) -> None:

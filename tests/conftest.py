@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Decode caches go to a throwaway folder, never the user's ~/.cache.
 os.environ["CIFAR_LAB_CACHE"] = tempfile.mkdtemp(prefix="cifar-lab-cache-")
 
@@ -24,7 +26,7 @@ SYNTHETIC = {"source": "synthetic", "kind": "synthetic"}
 
 def cli(*args: str, runs_dir: Path, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `cifar-lab` as a user would, in a subprocess."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ}
     proc = subprocess.run([sys.executable, "-m", "cifar_core.cli", "--runs-dir", str(runs_dir), *args],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
     if check and proc.returncode != 0:
@@ -57,14 +59,61 @@ def jpeg_sample(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def runs_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("runs")
+def shared_once(tmp_path_factory, name: str, build: Callable[[Path], object]):
+    """Build an expensive fixture once per test session, even across xdist workers: the first worker builds it
+    in the session's common temp folder under a lock; the others wait for it and read its JSON result."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    folder, result = root / f"shared-{name}", root / f"shared-{name}.json"
+    with open(root / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not result.exists():
+            folder.mkdir(exist_ok=True)
+            result.write_text(json.dumps(build(folder)))
+    return json.loads(result.read_text())
 
 
 @pytest.fixture(scope="session")
-def finished_run(runs_root) -> Path:
+def runs_root(finished_run) -> Path:
+    """The runs folder that holds `finished_run`."""
+    return finished_run.parent
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
     """One real, completed tiny baseline run on synthetic data."""
-    out = cli("train", "--arch", "baseline", "--data", "synthetic", "--epochs", "3", "--subset", "800",
-              "--name", "tiny-baseline", runs_dir=runs_root)
-    return Path(out.stdout.splitlines()[0])
+    def build(folder: Path) -> str:
+        out = cli("train", "--arch", "baseline", "--data", "synthetic", "--epochs", "3", "--subset", "800",
+                  "--name", "tiny-baseline", runs_dir=folder / "runs")
+        return out.stdout.splitlines()[0]
+
+    return Path(shared_once(tmp_path_factory, "finished-run", build))
+
+
+@pytest.fixture(scope="session")
+def app_runs(tmp_path_factory, finished_run) -> Path:
+    """Two finished real runs (baseline, batchnorm) and one damaged run directory, for the dashboard tests."""
+    def build(folder: Path) -> str:
+        root = folder / "runs"
+        root.mkdir()
+        shutil.copytree(finished_run, root / finished_run.name)
+        cli("train", "--arch", "batchnorm", "--data", "synthetic", "--epochs", "2", "--subset", "600",
+            "--name", "tiny-bn", runs_dir=root)
+        damaged = root / "broken-run"
+        damaged.mkdir()
+        (damaged / "run.json").write_text("{not json")
+        return str(root)
+
+    return Path(shared_once(tmp_path_factory, "app-runs", build))
+
+
+@pytest.fixture(scope="session")
+def seed_study(tmp_path_factory) -> tuple[Path, str]:
+    """A real tiny seed study (baseline, deeper, batchnorm) through `cifar-lab reproduce` on synthetic data."""
+    def build(folder: Path) -> list[str]:
+        out = cli("reproduce", "--data", "synthetic", "--subset", "300", runs_dir=folder / "runs", timeout=600)
+        return [out.stdout.splitlines()[0], out.stdout]
+
+    study_dir, stdout = shared_once(tmp_path_factory, "seed-study", build)
+    return Path(study_dir), stdout

@@ -7,29 +7,14 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from conftest import ROOT, SYNTHETIC, cli
+from conftest import ROOT, SYNTHETIC
 from streamlit.testing.v1 import AppTest
 
-from cifar_core import rundir, runs
+from cifar_core import caveats, rundir, runs, studies
 from cifar_core.config import TrainConfig
 from cifar_core.specs import PRESETS
-
-
-@pytest.fixture(scope="module")
-def app_runs(tmp_path_factory, finished_run) -> Path:
-    """Two finished real runs (baseline, batchnorm) and one damaged run directory."""
-    root = tmp_path_factory.mktemp("app-runs") / "runs"
-    root.mkdir()
-    shutil.copytree(finished_run, root / finished_run.name)
-    cli("train", "--arch", "batchnorm", "--data", "synthetic", "--epochs", "2", "--subset", "600",
-        "--name", "tiny-bn", runs_dir=root)
-    damaged = root / "broken-run"
-    damaged.mkdir()
-    (damaged / "run.json").write_text("{not json")
-    return root
 
 
 @pytest.fixture
@@ -169,25 +154,28 @@ def test_experiments_page_without_studies_offers_to_start_one(app):
     assert any("dropout study (4 runs)" in b.label for b in at.button)
 
 
-def test_experiments_page_shows_a_real_study(app, tmp_path, monkeypatch):
-    runs_dir = tmp_path / "runs"
-    cli("study", "dropout", "--data", "synthetic", "--epochs", "1", "--subset", "200", runs_dir=runs_dir)
-    monkeypatch.setenv("CIFAR_LAB_RUNS", str(runs_dir))
+def test_experiments_page_shows_a_real_study(app, seed_study, monkeypatch):
+    study_dir, _ = seed_study
+    monkeypatch.setenv("CIFAR_LAB_RUNS", studies.read(study_dir)["runs_dir"])
     at = app("experiments")
     queue = at.dataframe[0].value
-    assert list(queue["status"]) == ["completed"] * 4 and list(queue["dropout"]) == [0.0, 0.1, 0.25, 0.4]
-    assert len(at.get("vega_lite_chart")) == 2 and len(at.dataframe[1].value) == 4
-    assert "synthetic demo data" in texts(at)
+    assert list(queue["status"]) == ["completed"] * 3 and list(queue["arch"]) == ["baseline", "deeper", "batchnorm"]
+    published = at.dataframe[1].value
+    assert list(published["test acc (seed)"]) == [0.7243, 0.7016, 0.7687]
+    assert len(at.get("vega_lite_chart")) == 2 and len(at.dataframe[2].value) == 3
+    assert caveats.SEED_PROTOCOL in texts(at) and caveats.SYNTHETIC in texts(at)
 
 
-@pytest.mark.parametrize("page", ["train", "runs", "compare", "misclassified", "experiments"])
-def test_pages_open_without_importing_tensorflow(page, app_runs):
-    """Only the Architectures page builds a model; every other page must open without TensorFlow."""
-    code = (f"import sys; from streamlit.testing.v1 import AppTest; "
-            f"at = AppTest.from_file('pages/{page}.py', default_timeout=60).run(); "
-            f"assert not at.exception, [e.message for e in at.exception]; "
-            f"heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]; "
-            f"assert not heavy, heavy[:5]")
+def test_no_page_imports_tensorflow(app_runs):
+    """No page builds a model to open: each opens (app and sidebar included) in one fresh interpreter, which must
+    end with neither TensorFlow nor Keras imported."""
+    code = ("import sys; from streamlit.testing.v1 import AppTest\n"
+            "for page in ('architectures', 'train', 'runs', 'compare', 'misclassified', 'experiments'):\n"
+            "    at = AppTest.from_file('app.py', default_timeout=60).run()\n"
+            "    at.switch_page(f'pages/{page}.py').run()\n"
+            "    assert not at.exception, (page, [e.message for e in at.exception])\n"
+            "    heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
+            "    assert not heavy, (page, heavy[:5])\n")
     env = {**os.environ, "CIFAR_LAB_RUNS": str(app_runs), "CIFAR_LAB_DATA": "synthetic", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]

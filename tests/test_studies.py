@@ -65,8 +65,9 @@ def kill(pid: int | None) -> None:
 
 def test_interrupted_study_resumes_with_unfinished_runs(tmp_path):
     runs_dir = tmp_path / "runs"
-    cfg = TrainConfig(epochs=3, subset=300, patience=0)
+    cfg = TrainConfig(epochs=2, subset=300, patience=0)
     study_dir = studies.create(tmp_path / "studies", runs_dir, "dropout", cfg, data.synthetic_dataset())
+    rundir.update_json(study_dir, studies.STUDY_JSON, runs=studies.read(study_dir)["runs"][:2])  # 2 runs suffice
     studies.launch(study_dir)
     trainer_pid = None
     try:
@@ -86,20 +87,13 @@ def test_interrupted_study_resumes_with_unfinished_runs(tmp_path):
         out = cli("study-resume", study_dir.name, runs_dir=runs_dir, timeout=300)
         assert "completed" in out.stdout
         queue = studies.queue(study_dir)
-        assert list(queue["status"]) == ["completed"] * 4 and queue["run_id"].iloc[0] == first_run
-        assert len(runs.list_runs(runs_dir)) == 4, "finished runs are kept, not trained again"
+        assert list(queue["status"]) == ["completed"] * 2 and queue["run_id"].iloc[0] == first_run
+        assert len(runs.list_runs(runs_dir)) == 2, "finished runs are kept, not trained again"
         resumed = runs_dir / queue["run_id"].iloc[1]
-        assert [m["epoch"] for m in rundir.read_metric_lines(resumed)] == [1, 2, 3]
+        assert [m["epoch"] for m in rundir.read_metric_lines(resumed)] == [1, 2]
     finally:
         kill(studies.read(study_dir).get("pid"))
         kill(trainer_pid)
-
-
-@pytest.fixture(scope="module")
-def seed_study(tmp_path_factory) -> tuple[Path, str]:
-    runs_dir = tmp_path_factory.mktemp("seed") / "runs"
-    out = cli("reproduce", "--data", "synthetic", "--subset", "300", runs_dir=runs_dir, timeout=600)
-    return Path(out.stdout.splitlines()[0]), out.stdout
 
 
 def test_reproduce_prints_ours_against_published(seed_study):
@@ -113,6 +107,20 @@ def test_reproduce_prints_ours_against_published(seed_study):
     assert (table["test acc (diff)"] - (ours - table["test acc (seed)"])).abs().max() < 1e-9
     for run in runs.list_runs(Path(studies.read(study_dir)["runs_dir"])):
         assert run.meta["config"]["validation"] == "test" and run.meta["study"] == study_dir.name
+
+
+def test_early_stopping_ends_runs_patience_epochs_after_their_best(seed_study):
+    """The seed protocol's patience of 5: a run that stopped early ran exactly 5 epochs past its best one,
+    whose weights it kept (its recorded best epoch has the highest validation accuracy)."""
+    study_dir, _ = seed_study
+    found = runs.list_runs(Path(studies.read(study_dir)["runs_dir"]))
+    stopped_early = [r for r in found if r.meta["epochs_run"] < 30]
+    assert stopped_early, "synthetic data saturates long before 30 epochs"
+    for run in stopped_early:
+        lines = rundir.read_metric_lines(run.path)
+        assert run.meta["epochs_run"] == run.meta["best_epoch"] + 5 == len(lines)
+        assert run.meta["best_epoch"] == max(lines, key=lambda m: m["val_accuracy"])["epoch"]
+        assert run.meta["test_accuracy"] == pytest.approx(lines[run.meta["best_epoch"] - 1]["val_accuracy"], abs=1e-6)
 
 
 def test_markdown_and_html_reports(seed_study):

@@ -75,7 +75,7 @@ def start():
     pids = []
 
     def _start(runs_dir: Path, epochs: int, patience: int = 0) -> Path:
-        cfg = TrainConfig(epochs=epochs, patience=patience, seed=1)
+        cfg = TrainConfig(epochs=epochs, patience=patience, seed=1, subset=400)
         run_dir = runs.create_run(runs_dir, PRESETS["baseline"], cfg, SYNTHETIC)
         pids.append(runs.launch(run_dir))
         return run_dir
@@ -95,20 +95,20 @@ def wait_for_epochs(run_dir: Path, n: int, timeout: float = 120) -> None:
 
 
 def test_kill_9_then_resume_continues_without_losing_or_doubling_epochs(tmp_path, start):
-    run_dir = start(tmp_path, epochs=8)
+    run_dir = start(tmp_path, epochs=6)
     wait_for_epochs(run_dir, 2)
     os.kill(rundir.read_json(run_dir / "run.json")["pid"], signal.SIGKILL)
     time.sleep(0.5)
     info = runs.load_run(run_dir)
     assert info.status == "interrupted"
     done_before = len(rundir.read_metric_lines(run_dir))
-    assert 2 <= done_before < 8
+    assert 2 <= done_before < 6
     out = cli("resume", info.run_id, runs_dir=tmp_path)
     assert "completed" in out.stdout
     lines = rundir.read_metric_lines(run_dir)
-    assert [m["epoch"] for m in lines] == list(range(1, 9))
+    assert [m["epoch"] for m in lines] == list(range(1, 7))
     assert "from epoch" in (run_dir / "log.txt").read_text().split("[cifar-lab] training")[-1]
-    assert_run_contract(run_dir, epochs_max=8, test_images=500)
+    assert_run_contract(run_dir, epochs_max=6, test_images=500)
 
 
 def test_stop_file_keeps_best_weights(tmp_path, start):
@@ -134,13 +134,6 @@ def test_second_run_is_refused_while_one_trains(tmp_path, start):
     assert len(runs.list_runs(tmp_path)) == 1, "the refused run leaves nothing behind"
     runs.stop(runs.load_run(run_dir))
     assert runs.wait(run_dir) == "stopped"
-
-
-def test_early_stopping_restores_best(tmp_path):
-    out = cli("train", "--arch", "baseline", "--data", "synthetic", "--subset", "200", "--epochs", "40",
-              "--patience", "1", "--lr", "0.05", runs_dir=tmp_path)
-    meta = rundir.read_json(Path(out.stdout.splitlines()[0]) / "run.json")
-    assert meta["epochs_run"] < 40 and meta["epochs_run"] == meta["best_epoch"] + 1
 
 
 @pytest.mark.parametrize("args, message", [
