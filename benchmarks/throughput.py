@@ -15,7 +15,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from cifar_core import data, runtime, specs, train  # noqa: E402
+from cifar_core import data, hardware, runtime, specs, train  # noqa: E402
 from cifar_core.models import build_model, compile_model  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg"
@@ -66,7 +66,7 @@ def main() -> None:
     tf = runtime.configure(0)
     ds = data.load_dataset(args.data)
     x, y = data.stratified_subset(ds.x_train, ds.y_train, args.images, 0)
-    print(f"data: {ds.source} ({ds.kind}), {len(y)} images, {runtime.available_cores()} cores, "
+    print(f"data: {ds.source} ({ds.kind}), {len(y)} images, {hardware.usable_cores()} cores, "
           f"devices: {[d.name for d in tf.config.list_logical_devices()]}")
 
     results = {}

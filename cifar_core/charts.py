@@ -42,6 +42,12 @@ def curves_chart(long: pd.DataFrame, metric: str, x: str = "epoch", height: int 
     ).properties(height=height, title=metric)
 
 
+def curves_panel(long: pd.DataFrame, x: str = "epoch", width: int = 380, height: int = 240) -> alt.HConcatChart:
+    """Loss and accuracy side by side as one chart: the browser builds one view instead of two."""
+    return alt.hconcat(curves_chart(long, "loss", x, height).properties(width=width),
+                       curves_chart(long, "accuracy", x, height).properties(width=width))
+
+
 def confusion_heatmap(frame: pd.DataFrame, normalize: bool = False, title: str = "",
                       size: int = 330, selectable: bool = False) -> alt.Chart:
     """Annotated confusion matrix (rows true, columns predicted) from evaluate.confusion_frame."""
@@ -63,6 +69,11 @@ def confusion_heatmap(frame: pd.DataFrame, normalize: bool = False, title: str =
         color=alt.condition(f"datum.value > {frame['value'].max() / 2 or 1}", alt.value("white"), alt.value("black")),
     )
     return (rect + text).properties(width=size, height=size, title=title)
+
+
+def confusion_row(frames: dict[str, pd.DataFrame], normalize: bool = False, size: int = 300) -> alt.HConcatChart:
+    """Several runs' confusion matrices side by side in one chart, titled by run."""
+    return alt.hconcat(*[confusion_heatmap(frame, normalize, title, size) for title, frame in frames.items()])
 
 
 def difference_heatmap(diff: pd.DataFrame, title: str = "", size: int = 360) -> alt.Chart:

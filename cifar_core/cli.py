@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from cifar_core import caveats, data, preflight, progress, rundir, runs, serving, shapes, specs, studies
+from cifar_core import caveats, data, preflight, rundir, runs, serving, shapes, specs, studies
 from cifar_core.config import OPTIMIZERS, VALIDATIONS, ConfigError, TrainConfig
 from cifar_core.jsonfields import FieldError
 
@@ -125,6 +125,8 @@ def studies_dir(args) -> Path:
 def load_data(source: str | None) -> data.Dataset:
     """The data set a run will use, decoded now (with a progress bar the first time), so that bad data is
     reported before any run directory exists."""
+    from cifar_core import progress
+
     source = source or data.default_source()
     data.detect_kind(source)
     with progress.counting(f"decoding {source}") as update:
@@ -139,11 +141,9 @@ def cmd_arch(args) -> int:
         print(spec.to_json())
         return 0
     rows = shapes.layer_rows(spec)
-    widths = {k: max(len(k), *(len(f"{r[k]:,}" if k == "params" else str(r[k])) for r in rows)) for k in rows[0]}
     print(f"{spec.name}: {spec.description}")
-    print("  ".join(k.ljust(w) if k != "params" else k.rjust(w) for k, w in widths.items()))
-    for r in rows:
-        print("  ".join(f"{r[k]:,}".rjust(w) if k == "params" else str(r[k]).ljust(w) for k, w in widths.items()))
+    print_columns([list(rows[0])] + [[f"{v:,}" if k == "params" else str(v) for k, v in r.items()] for r in rows],
+                  right={"params"})
     print(f"Total parameters: {shapes.param_count(spec):,}")
     return 0
 
@@ -174,9 +174,9 @@ def cmd_train(args) -> int:
     cfg = config_from_args(args)
     if args.name:
         runs.check_name(args.name)
-    dataset = load_data(args.data)
-    preflight.check(spec, cfg, dataset)
-    run_dir = runs.start(runs_dir(args), spec, cfg, dataset.describe(), args.name)
+    info = load_data(args.data).describe()
+    preflight.check(spec, cfg, info)
+    run_dir = runs.start(runs_dir(args), spec, cfg, info, args.name)
     print(run_dir, flush=True)
     return 0 if args.detach else follow(run_dir)
 
@@ -189,6 +189,8 @@ def epoch_line(m: dict) -> str:
 def follow(run_dir: Path) -> int:
     """Print each epoch as it lands, with a bar for the epoch in flight on a terminal; Ctrl-C asks the run
     to stop and waits for its best weights."""
+    from cifar_core import progress
+
     printed = 0
     try:
         with progress.bars() as bars:
@@ -197,8 +199,7 @@ def follow(run_dir: Path) -> int:
                 info = runs.load_run(run_dir)
                 lines = rundir.read_metric_lines(run_dir) if not info.damaged else []
                 for m in lines[printed:]:
-                    bars.console.print(epoch_line(m), highlight=False) if progress.interactive() else print(
-                        epoch_line(m), flush=True)
+                    progress.say(bars, epoch_line(m))
                 printed = len(lines)
                 now = rundir.read_progress(run_dir)
                 if now:
@@ -231,14 +232,21 @@ def cmd_runs(args) -> int:
     if not found:
         print(f"No runs in {runs_dir(args)}. Start one with `cifar-lab train --arch baseline`.")
         return 0
-    import pandas as pd
-
-    table = runs.runs_table(found)
     cols = ["id", "arch", "status", "params", "best epoch", "test acc", "wall s", "data", "problem"]
     formats = {"test acc": "{:.4f}", "wall s": "{:.0f}"}
-    shown = pd.DataFrame({c: ["-" if pd.isna(v) else formats.get(c, "{}").format(v) for v in table[c]] for c in cols})
-    print(shown.to_string(index=False))
+    cells = [cols] + [["-" if row[c] is None else formats.get(c, "{}").format(row[c]) for c in cols]
+                      for row in runs.table_rows(found)]
+    print_columns(cells, right={"params", "best epoch", "test acc", "wall s"})
     return 0
+
+
+def print_columns(cells: list[list[str]], right: set[str] = frozenset()) -> None:
+    """Rows of strings as aligned columns; the first row is the header, `right` names right-aligned columns."""
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    for row in cells:
+        line = "  ".join(v.rjust(w) if cells[0][i] in right else v.ljust(w)
+                         for i, (v, w) in enumerate(zip(row, widths, strict=True)))
+        print(line.rstrip())
 
 
 def cmd_show(args) -> int:
@@ -328,8 +336,7 @@ def cmd_resume(args) -> int:
 
 
 def start_study(args, kind: str, cfg: TrainConfig) -> Path:
-    dataset = load_data(args.data)
-    study_dir = studies.create(studies_dir(args), runs_dir(args), kind, cfg, dataset,
+    study_dir = studies.create(studies_dir(args), runs_dir(args), kind, cfg, load_data(args.data).describe(),
                                specs.saved_specs(specs.specs_dir(runs_dir(args))))
     studies.launch(study_dir)
     print(study_dir, flush=True)
@@ -344,6 +351,8 @@ def cmd_study(args) -> int:
 def follow_study(study_dir: Path) -> int:
     """Print each run as it finishes, with a bar over the study's runs on a terminal; Ctrl-C stops the study
     (the run in progress keeps its best weights)."""
+    from cifar_core import progress
+
     seen: set[str] = set()
     try:
         with progress.bars() as bars:
@@ -355,7 +364,7 @@ def follow_study(study_dir: Path) -> int:
                     if row.status in rundir.FINISHED and row.name not in seen:
                         seen.add(row.name)
                         line = _study_run_line(study, entry, row)
-                        bars.console.print(line, highlight=False) if progress.interactive() else print(line, flush=True)
+                        progress.say(bars, line)
                 running = table[table["status"] == "running"]["name"].tolist()
                 bars.update(task, completed=studies.finished_count(table), total=len(table),
                             note=f"now: {running[0]}" if running else "")

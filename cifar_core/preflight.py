@@ -11,7 +11,6 @@ from pathlib import Path
 
 from cifar_core import shapes, specs
 from cifar_core.config import ConfigError, TrainConfig
-from cifar_core.data import Dataset
 
 GIB = 2**30
 CGROUP_LIMIT = Path("/sys/fs/cgroup/memory.max")
@@ -31,7 +30,7 @@ def memory_bytes() -> int:
 
 def problems(spec: specs.ArchitectureSpec, cfg: TrainConfig, sizes: dict[str, int],
              memory: int | None = None) -> list[str]:
-    """Every reason this spec, config and data (`sizes`: train_images, test_images) cannot make a run."""
+    """Every reason this spec, config and data (`sizes` holds train_images and test_images) cannot make a run."""
     out = specs.validate(spec) + cfg.problems()
     if cfg.subset and cfg.subset > sizes["train_images"]:
         out.append(f"subset {cfg.subset:,} is more than the {sizes['train_images']:,} training images of this "
@@ -47,8 +46,9 @@ def problems(spec: specs.ArchitectureSpec, cfg: TrainConfig, sizes: dict[str, in
     return out
 
 
-def check(spec: specs.ArchitectureSpec, cfg: TrainConfig, dataset: Dataset) -> None:
-    """Raise ConfigError listing every problem, or return when a run of `spec` on `dataset` can start."""
-    found = problems(spec, cfg, {"train_images": len(dataset.y_train), "test_images": len(dataset.y_test)})
+def check(spec: specs.ArchitectureSpec, cfg: TrainConfig, data: dict) -> None:
+    """Raise ConfigError listing every problem, or return when a run of `spec` can start on the data that
+    `data` describes (`Dataset.describe()` or `data.summary()`)."""
+    found = problems(spec, cfg, data)
     if found:
         raise ConfigError(" ".join(found))

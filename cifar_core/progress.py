@@ -33,3 +33,11 @@ def counting(description: str):
             progress.update(task, completed=done, total=total)
 
         yield update
+
+
+def say(bars: Progress, text: str) -> None:
+    """A line of output above the live bars on a terminal; a plain flushed line when piped."""
+    if interactive():
+        bars.console.print(text, highlight=False, markup=False)
+    else:
+        print(text, flush=True)

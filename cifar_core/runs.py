@@ -6,6 +6,7 @@ a run. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -102,22 +103,41 @@ def effective_status(meta: dict) -> str:
     return status
 
 
+CHECKED_FILES = (rundir.RUN_JSON, rundir.METRICS, rundir.REPORT, rundir.PREDICTIONS, rundir.MODEL)
+
+
 def load_run(path: Path) -> RunInfo:
     """The run at `path`, with every file it should have checked; a file that does not fit marks it damaged
-    with the reason, and whatever could be read stays in `meta`."""
-    info = RunInfo(path.name, path)
+    with the reason, and whatever could be read stays in `meta`. Files are checked again only when they change."""
+    meta, damaged = _checked_files(path, tuple(_stamp(path / name) for name in CHECKED_FILES))
+    info = RunInfo(path.name, path, dict(meta), damaged=damaged)
+    if not damaged:
+        info.status = effective_status(meta)
+    return info
+
+
+def _stamp(path: Path) -> tuple[int, int]:
     try:
-        info.meta = rundir.read_run_json(path)
-        status = effective_status(info.meta)
+        st = path.stat()
+        return st.st_mtime_ns, st.st_size
+    except OSError:
+        return 0, -1
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_files(path: Path, stamps: tuple) -> tuple[dict, str]:
+    """(run.json as read, '' or why the run is damaged), for the files as they are at `stamps`."""
+    meta = {}
+    try:
+        meta = rundir.read_run_json(path)
         rundir.read_metric_lines(path)
-        if status in HAS_RESULTS:
+        if meta["status"] in HAS_RESULTS:
             rundir.read_report(path)
             rundir.check_zip(path, rundir.PREDICTIONS)
             rundir.check_zip(path, rundir.MODEL)
-        info.status = status
     except DamagedRun as exc:
-        info.damaged = str(exc)
-    return info
+        return meta, str(exc)
+    return meta, ""
 
 
 def list_runs(runs_dir: Path) -> list[RunInfo]:
@@ -291,22 +311,24 @@ def read_metrics(run_dir: Path):
     return df
 
 
+TABLE_COLUMNS = ("id", "name", "arch", "status", "params", "best epoch", "test acc", "wall s", "data", "created",
+                 "problem")
+
+
+def table_rows(runs: list[RunInfo]) -> list[dict]:
+    """One row per run with the columns both `cifar-lab runs` and the dashboard show."""
+    return [{"id": r.run_id, "name": r.name, "arch": (r.meta.get("spec") or {}).get("name", "?"), "status": r.status,
+             "params": r.meta.get("params"), "best epoch": r.meta.get("best_epoch"),
+             "test acc": r.meta.get("test_accuracy"), "wall s": r.meta.get("wall_time"),
+             "data": r.data.get("kind", "?"), "created": str(r.meta.get("created", "")), "problem": r.damaged}
+            for r in runs]
+
+
 def runs_table(runs: list[RunInfo]):
-    """The runs as the table both `cifar-lab runs` and the dashboard show."""
+    """The runs table as a DataFrame with nullable number columns (for the dashboard)."""
     import pandas as pd
 
-    rows = []
-    for r in runs:
-        m = r.meta
-        rows.append({
-            "id": r.run_id, "name": r.name, "arch": (m.get("spec") or {}).get("name", "?"),
-            "status": r.status, "params": m.get("params"), "best epoch": m.get("best_epoch"),
-            "test acc": m.get("test_accuracy"), "wall s": m.get("wall_time"),
-            "data": r.data.get("kind", "?"), "created": str(m.get("created", "")), "problem": r.damaged,
-        })
-    columns = ["id", "name", "arch", "status", "params", "best epoch", "test acc", "wall s", "data", "created",
-               "problem"]
-    table = pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(table_rows(runs), columns=list(TABLE_COLUMNS))
     return table.astype({"params": "Int64", "best epoch": "Int64", "test acc": "Float64", "wall s": "Float64"})
 
 

@@ -11,12 +11,7 @@ import contextlib
 import os
 import sys
 
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+from cifar_core import hardware
 
 
 @contextlib.contextmanager
@@ -55,7 +50,7 @@ def configure(seed: int):
     tf = tensorflow()
     import keras
 
-    cores = available_cores()
+    cores = hardware.usable_cores()
     with contextlib.suppress(RuntimeError):  # already set once in this process
         tf.config.threading.set_intra_op_parallelism_threads(cores)
         tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, cores)))

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from cifar_core import preflight, rundir, runs, specs
 from cifar_core.config import TrainConfig
-from cifar_core.data import Dataset
 from cifar_core.rundir import ACTIVE, HAS_RESULTS, DamagedRun
 from cifar_core.specs import ArchitectureSpec
 
@@ -99,20 +98,21 @@ def plan(kind: str, config: TrainConfig, custom: dict[str, ArchitectureSpec] | N
     raise runs.RunError(f"Unknown study {kind!r}: choose one of {', '.join(KINDS)}.")
 
 
-def create(studies_dir: Path, runs_dir: Path, kind: str, config: TrainConfig, dataset: Dataset,
+def create(studies_dir: Path, runs_dir: Path, kind: str, config: TrainConfig, data: dict,
            custom: dict[str, ArchitectureSpec] | None = None) -> Path:
-    """A study directory with its plan, after every planned run has passed the same checks a single run does;
-    no run directory exists until the study process reaches it."""
+    """A study directory with its plan, after every planned run has passed the same checks a single run does
+    (`data` describes the data set, as `data.summary()` does); no run directory exists until the study
+    process reaches it."""
     planned = plan(kind, config, custom)
     for p in planned:
-        preflight.check(p.spec, p.config, dataset)
+        preflight.check(p.spec, p.config, data)
     studies_dir.mkdir(parents=True, exist_ok=True)
     study_id = runs.new_run_id(studies_dir, kind)
     study_dir = studies_dir / study_id
     study_dir.mkdir()
     rundir.write_json_atomic(study_dir / STUDY_JSON, {
         "id": study_id, "kind": kind, "created": datetime.now(UTC).isoformat(), "status": "queued",
-        "data": dataset.describe(), "config": asdict(config), "runs_dir": str(runs_dir.resolve()),
+        "data": data, "config": asdict(config), "runs_dir": str(runs_dir.resolve()),
         "runs": [{"name": p.name, "spec": p.spec.to_dict(), "config": asdict(p.config), "labels": p.labels,
                   "run_id": None} for p in planned],
     })

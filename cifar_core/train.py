@@ -211,7 +211,7 @@ def train_run(run_dir: Path) -> dict:
               f"(from epoch {len(history) + 1}, {cfg.epochs} max)", flush=True)
         train_ds = make_dataset(arrays["x_train"], arrays["y_train"], cfg.batch_size, cfg.seed, cfg.augment)
         val_ds = make_dataset(arrays["x_val"], arrays["y_val"], EVAL_BATCH, None)
-        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, verbose=2,
+        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, verbose=2, shuffle=False,
                   callbacks=make_callbacks(run_dir, cfg, n_train, history))
         # BackupAndRestore has deleted backup/: from here on a resume only evaluates.
         meta = runs.update_run(run_dir, training_done=True, stop_requested=(run_dir / rundir.STOP).exists())

@@ -26,7 +26,7 @@ def app(app_runs, monkeypatch):
     def _open(page: str | None = None) -> AppTest:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
         if page:
-            at.switch_page(f"pages/{page}.py").run()
+            at.switch_page(f"views/{page}.py").run()
         assert not at.exception, [e.message for e in at.exception]
         return at
 
@@ -98,7 +98,7 @@ def test_compare_page(app):
     diff = at.table[0].value
     assert "What changed between two models" in texts(at)
     assert "spec.blocks[1].batch_norm" in set(diff.index)
-    assert len(at.get("vega_lite_chart")) >= 6, "2 curves, 2 confusion matrices, per-class bars, difference"
+    assert len(at.get("vega_lite_chart")) == 4, "curves, confusion matrices side by side, per-class bars, difference"
     at.toggle[0].set_value(True).run()
     assert not at.exception
 
@@ -138,7 +138,7 @@ def test_train_page_reattaches_to_a_live_run_and_picks_up_new_metrics(app, app_r
         at.run()
         now = int(texts(at).split(" epochs done")[0].split()[-1])
         assert shown < before <= now <= len(rundir.read_metric_lines(run_dir))
-        assert len(at.get("vega_lite_chart")) == 2
+        assert len(at.get("vega_lite_chart")) == 1, "loss and accuracy in one chart"
         at.button(key="stop_run").click().run()
         assert runs.wait(run_dir, timeout=120) == "stopped"
     finally:
@@ -172,7 +172,7 @@ def test_no_page_imports_tensorflow(app_runs):
     code = ("import sys; from streamlit.testing.v1 import AppTest\n"
             "for page in ('architectures', 'train', 'runs', 'compare', 'misclassified', 'experiments'):\n"
             "    at = AppTest.from_file('app.py', default_timeout=60).run()\n"
-            "    at.switch_page(f'pages/{page}.py').run()\n"
+            "    at.switch_page(f'views/{page}.py').run()\n"
             "    assert not at.exception, (page, [e.message for e in at.exception])\n"
             "    heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
             "    assert not heavy, (page, heavy[:5])\n")

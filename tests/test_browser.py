@@ -8,18 +8,23 @@ artifacts/screenshots/e2e-*.png.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 
 import pytest
-from browser import chromium_missing, free_port, launch_browser, wait_for_app, wait_rendered
+from browser import chromium_missing, launch_browser, serve_app, wait_rendered
 from conftest import ROOT
 
 pytestmark = pytest.mark.browser
 SHOTS = ROOT / "artifacts" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def server_env(tmp_path_factory) -> dict[str, str]:
+    reason = chromium_missing()
+    if reason:
+        pytest.skip(reason)
+    return {"CIFAR_LAB_RUNS": str(tmp_path_factory.mktemp("first-request") / "runs"), "CIFAR_LAB_DATA": "synthetic"}
 
 
 @pytest.fixture(scope="module")
@@ -28,19 +33,23 @@ def server(tmp_path_factory, finished_run):
     reason = chromium_missing()
     if reason:
         pytest.skip(reason)
-    port = free_port()
     runs_dir = tmp_path_factory.mktemp("browser-runs") / "runs"
     shutil.copytree(finished_run, runs_dir / finished_run.name)
-    env = {**os.environ, "CIFAR_LAB_RUNS": str(runs_dir), "CIFAR_LAB_DATA": "synthetic"}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_app(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with serve_app({"CIFAR_LAB_RUNS": str(runs_dir), "CIFAR_LAB_DATA": "synthetic"}) as url:
+        yield url
+
+
+def test_first_request_to_a_page_url_renders_the_whole_app(server_env):
+    """A bookmark or a tab left open across a restart: /runs as the very first request gets the app's own
+    navigation and data sidebar, not Streamlit's file-name navigation."""
+    with serve_app(server_env) as url, launch_browser() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/runs")
+        page.get_by_role("heading", name="Runs", exact=True).wait_for(timeout=60_000)
+        nav = page.get_by_test_id("stSidebarNav")
+        nav.get_by_text("Misclassified", exact=True).wait_for()
+        page.get_by_test_id("stSidebar").get_by_text("2,000 train", exact=False).wait_for()
+        assert not nav.get_by_text("app", exact=True).count() and not nav.get_by_text("runs", exact=True).count()
 
 
 def start_tiny_run(page, arch: str) -> None:

@@ -93,7 +93,7 @@ def test_shared_mode_hides_every_writing_action(app_runs, monkeypatch):
                "Delete run", "Use synthetic demo data", "Stop study", "Resume study")
     for page in ("architectures", "train", "runs", "compare", "misclassified", "experiments"):
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"views/{page}.py").run()
         assert not at.exception, (page, [e.message for e in at.exception])
         labels = [b.label for b in at.button] + [b.label for b in at.get("form_submit_button")]
         assert not [lbl for lbl in labels if lbl.startswith(writing)], (page, labels)
@@ -114,17 +114,18 @@ def _set(run_dir: Path, **changes) -> None:
 
 
 DAMAGE = {
-    "run-json-list": (lambda d: _write(d / rundir.RUN_JSON, "[1, 2]"), "run.json: [1, 2] is not of type 'object'"),
-    "run-json-null": (lambda d: _write(d / rundir.RUN_JSON, "null"), "run.json: None is not of type 'object'"),
-    "spec-string": (lambda d: _set(d, spec="baseline"), "run.json: spec: 'baseline' is not of type 'object'"),
-    "created-int": (lambda d: _set(d, created=5), "run.json: created: 5 is not of type 'string'"),
-    "accuracy-text": (lambda d: _set(d, test_accuracy="abc"), "run.json: test_accuracy: 'abc' is not of type"),
+    "run-json-list": (lambda d: _write(d / rundir.RUN_JSON, "[1, 2]"), "run.json: must be object (found [1, 2])"),
+    "run-json-null": (lambda d: _write(d / rundir.RUN_JSON, "null"), "run.json: must be object (found null)"),
+    "spec-string": (lambda d: _set(d, spec="baseline"), "run.json: spec must be object (found \"baseline\")"),
+    "created-int": (lambda d: _set(d, created=5), "run.json: created must be string (found 5)"),
+    "accuracy-text": (lambda d: _set(d, test_accuracy="abc"),
+                      "run.json: test_accuracy must be number or null (found \"abc\")"),
     "bad-spec-value": (lambda d: _set(d, spec={**PRESETS["baseline"].to_dict(), "blocks": [{"filters": 1e400}]}),
                        "is not a valid int"),
     "report-missing-keys": (lambda d: _write(d / rundir.REPORT, '{"accuracy": 0.5}'),
-                            "report.json: 'class_names' is a required property"),
+                            "report.json: must contain ['class_names'"),
     "metrics-number-line": (lambda d: _write(d / rundir.METRICS, "42\n"),
-                            "metrics.jsonl line 1: 42 is not of type 'object'"),
+                            "metrics.jsonl line 1: must be object (found 42)"),
     "metrics-binary-line": (lambda d: _write(d / rundir.METRICS, b"\xff\xfe\x00garbage\n"),
                             "metrics.jsonl is unreadable"),
     "predictions-truncated": (lambda d: _write(d / rundir.PREDICTIONS, (d / rundir.PREDICTIONS).read_bytes()[:300]),
@@ -170,9 +171,9 @@ def test_every_page_opens_with_damaged_runs(damaged_runs, monkeypatch):
     monkeypatch.chdir(ROOT)
     for page in ("architectures", "train", "runs", "compare", "misclassified", "experiments"):
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"views/{page}.py").run()
         assert not at.exception, (page, [e.message for e in at.exception])
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("views/runs.py").run()
     for name in ("spec-string", "metrics-binary-line"):
         at.selectbox[0].select(name).run()
         assert not at.exception and any("Damaged:" in e.value for e in at.error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 from dataclasses import replace
@@ -114,3 +115,31 @@ def test_light_modules_never_import_tensorflow():
             "('tensorflow', 'keras')]; print(bad); sys.exit(bool(bad))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def random_specs(n: int, seed: int = 0) -> list[specs.ArchitectureSpec]:
+    """Valid specs of every shape the editor allows: depths, widths, kernels, pooling kinds, BN, dropout, heads."""
+    rng = random.Random(seed)
+    out = []
+    while len(out) < n:
+        blocks = tuple(ConvBlock(rng.choice([1, 3, 8, 16, 33]), rng.choice([1, 2, 3, 5, 7]), rng.randint(1, 3),
+                                 rng.random() < 0.5, rng.choice(specs.POOLS), rng.choice([0.0, 0.25]))
+                       for _ in range(rng.randint(1, 6)))
+        head = Head(rng.choice(specs.HEAD_POOLS), tuple(rng.choice([1, 10, 64]) for _ in range(rng.randint(0, 3))),
+                    rng.choice([0.0, 0.5]))
+        spec = specs.ArchitectureSpec(f"random{len(out)}", blocks, head)
+        if not specs.validate(spec):
+            out.append(spec)
+    return out
+
+
+@pytest.mark.parametrize("spec", [*specs.PRESETS.values(), *random_specs(25)], ids=lambda s: s.name)
+def test_pure_python_shapes_and_params_equal_keras(spec):
+    from cifar_core.models import build_model
+
+    model = build_model(spec)
+    keras_rows = [(layer.name, type(layer).__name__, tuple(layer.output.shape[1:]), layer.count_params())
+                  for layer in model.layers]
+    ours = [(layer.name, layer.type, layer.shape, layer.params) for layer in shapes.layers(spec)]
+    assert ours == keras_rows
+    assert shapes.param_count(spec) == model.count_params()

@@ -66,7 +66,7 @@ def kill(pid: int | None) -> None:
 def test_interrupted_study_resumes_with_unfinished_runs(tmp_path):
     runs_dir = tmp_path / "runs"
     cfg = TrainConfig(epochs=2, subset=300, patience=0)
-    study_dir = studies.create(tmp_path / "studies", runs_dir, "dropout", cfg, data.synthetic_dataset())
+    study_dir = studies.create(tmp_path / "studies", runs_dir, "dropout", cfg, data.summary("synthetic"))
     rundir.update_json(study_dir, studies.STUDY_JSON, runs=studies.read(study_dir)["runs"][:2])  # 2 runs suffice
     studies.launch(study_dir)
     trainer_pid = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -202,3 +203,15 @@ def test_a_trainer_that_died_before_starting_reads_interrupted(tmp_path):
 def test_reproduce_checks_its_settings(tmp_path):
     out = cli("reproduce", "--data", "synthetic", "--subset", "5", runs_dir=tmp_path, check=False)
     assert out.returncode == 2 and "subset must be at least 20 images" in out.stderr
+
+
+TF_NOISE = re.compile(r"^(I0000|W0000|E0000|WARNING: All log messages|.*cuda|.*oneDNN|.*cpu_feature_guard)", re.M)
+
+
+def test_no_tensorflow_log_lines_anywhere(finished_run, runs_root, monkeypatch):
+    """TensorFlow's start-up logging never reaches a user: not the CLI's output, not a run's log.txt."""
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    for command in (["arch", "baseline"], ["runs"], ["show", finished_run.name], ["evaluate", finished_run.name]):
+        out = cli(*command, runs_dir=runs_root)
+        assert not TF_NOISE.search(out.stdout + out.stderr), (command, out.stderr[:500])
+    assert not TF_NOISE.search((finished_run / "log.txt").read_text())

@@ -78,11 +78,25 @@ def _dataset(source: str, fingerprint_hint: int) -> data.Dataset:
 
 
 def dataset(source: str) -> data.Dataset:
-    """The decoded data set, held once per server process; reloaded if the source path changes on disk."""
+    """The decoded data set (images included), held once per server process; reloaded if the source folder
+    changes on disk. Only pages that show images need it."""
     if source in ("keras", data.SYNTHETIC):
         return _dataset(source, 0)
     path = Path(source).expanduser().resolve()
     return _dataset(str(path), _stamp(path))
+
+
+@st.cache_data(show_spinner="Reading the data set ...", max_entries=8)
+def _summary(source: str, stamp: int) -> dict:
+    return data.summary(source)
+
+
+def data_summary(source: str) -> dict:
+    """Source, kind, sizes and classes of a data set without holding its images (see `data.summary`)."""
+    if source in ("keras", data.SYNTHETIC):
+        return _summary(source, 0)
+    path = Path(source).expanduser().resolve()
+    return _summary(str(path), _stamp(path))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -101,3 +115,20 @@ def run_label(info: runs.RunInfo) -> str:
     tag = " [synthetic]" if info.is_synthetic else ""
     arch = (info.meta.get("spec") or {}).get("name")
     return f"{info.name} ({arch}, {acc:.3f}){tag}" if acc is not None else info.name + tag
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def chart(builder: str, *args, **kwargs) -> dict:
+    """`cifar_core.charts.<builder>(...)` as a Vega-Lite spec, built once per distinct input. Altair validates
+    every chart it serializes, which costs a page more than all its other work; cached, a revisit pays nothing."""
+    from cifar_core import charts
+
+    return getattr(charts, builder)(*args, **kwargs).to_dict()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def study_charts(kind: str, results: pd.DataFrame) -> dict[str, dict]:
+    """A study's charts as Vega-Lite specs, keyed by name (see `chart`)."""
+    from cifar_core import report
+
+    return {name: c.to_dict() for name, c in report.study_charts(kind, results).items()}

@@ -38,21 +38,21 @@ def render() -> None:
         st.markdown("#### Data")
         source = current_source()
         problem = data_problem(source)
-        ds = None
+        info = None
         if not problem:
             try:
-                ds = cache.dataset(source)
+                info = cache.data_summary(source)
             except data.DataError as exc:
                 problem = str(exc)
-        if ds:
-            st.caption(f"**{ds.kind}** · `{ds.source}`  \n{len(ds.y_train):,} train · {len(ds.y_test):,} test · "
-                       f"{len(ds.class_names)} classes")
-            if ds.is_synthetic:
+        if info:
+            st.caption(f"**{info['kind']}** · `{info['source']}`  \n{info['train_images']:,} train · "
+                       f"{info['test_images']:,} test · {len(info['classes'])} classes")
+            if info["kind"] == data.SYNTHETIC:
                 st.warning(caveats.SYNTHETIC_DATA)
         else:
             st.error(problem)
         if not cache.read_only():
-            _source_ui(show_demo_button=ds is None)
+            _source_ui(show_demo_button=info is None)
         _run_picker()
 
 

@@ -37,7 +37,7 @@ def start(kind: str, cfg: TrainConfig) -> None:
     try:
         if problem:
             raise data.DataError(problem)
-        study_dir = studies.create(folder, cache.runs_dir(), kind, cfg, cache.dataset(source),
+        study_dir = studies.create(folder, cache.runs_dir(), kind, cfg, cache.data_summary(source),
                                    specs.saved_specs(cache.specs_folder()))
     except (ConfigError, data.DataError, runs.RunError) as exc:
         st.error(str(exc))
@@ -83,14 +83,14 @@ def results_panel(study_dir) -> None:
     if study["kind"] == "seed":
         st.subheader("Ours against the published seed study")
         st.dataframe(report.seed_comparison(study_dir), hide_index=True, width="stretch")
-    chart_map = report.study_charts(study["kind"], results)
+    chart_map = cache.study_charts(study["kind"], results)
     st.caption("Click a point or bar, or select a row of the table, to open its run.")
     clicked = None
     for i, (name, chart) in enumerate(chart_map.items()):
         if i % 2 == 0:
             columns = st.columns(2)
-        event = columns[i % 2].altair_chart(chart, width="stretch", on_select="rerun",
-                                            selection_mode=charts.POINT_SELECTION, key=f"{study_dir.name}_{name}")
+        event = columns[i % 2].vega_lite_chart(chart, width="stretch", on_select="rerun",
+                                               selection_mode=charts.POINT_SELECTION, key=f"{study_dir.name}_{name}")
         points = event.selection.get(charts.POINT_SELECTION) if event and event.selection else None
         clicked = clicked or (points[0].get("run_id") if points else None)
     st.subheader("Results")
@@ -102,10 +102,10 @@ def results_panel(study_dir) -> None:
         c1, c2 = st.columns(2)
         if c1.button(f"Open {run_id} in Runs"):
             st.session_state[sidebar.RUN_KEY] = run_id
-            st.switch_page("pages/runs.py")
+            st.switch_page("views/runs.py")
         if c2.button("See its mistakes"):
             st.session_state[sidebar.RUN_KEY] = run_id
-            st.switch_page("pages/misclassified.py")
+            st.switch_page("views/misclassified.py")
     st.download_button("Download report (HTML, charts embedded)", lambda: report.html_report(study_dir),
                        file_name=f"{study_dir.name}.html", mime="text/html", on_click="ignore")
 

@@ -26,10 +26,7 @@ def live_panel(run_dir) -> None:
     else:
         st.progress(0.0, text="starting: loading data and building the model ...")
     if not metrics.empty:
-        long = charts.curves_frame({info.name: metrics})
-        c1, c2 = st.columns(2)
-        c1.altair_chart(charts.curves_chart(long, "loss"), width="stretch")
-        c2.altair_chart(charts.curves_chart(long, "accuracy"), width="stretch")
+        st.vega_lite_chart(cache.chart("curves_panel", charts.curves_frame({info.name: metrics})))
         best = metrics.loc[metrics["val_accuracy"].idxmax()]
         st.caption(f"{len(metrics)} epochs done · best so far: epoch {int(best['epoch'])}, "
                    f"val accuracy {best['val_accuracy']:.4f}")
@@ -52,9 +49,9 @@ def finished_summary(run_dir) -> None:
         c1, c2 = st.columns(2)
         if c1.button("Browse its mistakes"):
             st.session_state[sidebar.RUN_KEY] = info.run_id
-            st.switch_page("pages/misclassified.py")
+            st.switch_page("views/misclassified.py")
         if c2.button("Compare runs"):
-            st.switch_page("pages/compare.py")
+            st.switch_page("views/compare.py")
     elif info.status in ("failed", "interrupted", rundir.DAMAGED):
         st.error(f"{info.name} {info.status}: {info.damaged or m.get('error') or 'the process ended early'}. "
                  "Resume it from the Runs page; the log is there too.")
@@ -96,9 +93,9 @@ def start_form() -> None:
 def start(spec: specs.ArchitectureSpec, cfg: TrainConfig, source: str) -> None:
     """Check everything, then start the run; any problem is shown and nothing is written."""
     try:
-        dataset = cache.dataset(source)
-        preflight.check(spec, cfg, dataset)
-        run_dir = runs.start(cache.runs_dir(), spec, cfg, dataset.describe())
+        info = cache.data_summary(source)
+        preflight.check(spec, cfg, info)
+        run_dir = runs.start(cache.runs_dir(), spec, cfg, info)
     except (ConfigError, runs.RunError, data.DataError) as exc:
         st.error(str(exc))
         return

@@ -30,24 +30,18 @@ st.dataframe(compare.metrics_table(infos, reports), hide_index=True, width="stre
 st.subheader("Curves")
 axis = st.radio("x axis", ["epoch", "elapsed"], horizontal=True,
                 format_func={"epoch": "epoch", "elapsed": "wall-clock seconds"}.get)
-long = charts.curves_frame({i.name: cache.metrics(i.path) for i in infos})
-c1, c2 = st.columns(2)
-c1.altair_chart(charts.curves_chart(long, "loss", axis), width="stretch")
-c2.altair_chart(charts.curves_chart(long, "accuracy", axis), width="stretch")
+st.vega_lite_chart(cache.chart("curves_panel", charts.curves_frame({i.name: cache.metrics(i.path) for i in infos}),
+                                axis))
 
 st.subheader("Confusion matrices")
 normalize = st.toggle("Row-normalised (share of each true class)", value=False)
-for col, info in zip(st.columns(len(infos)), infos, strict=True):
-    report = reports[info.run_id]
-    if report:
-        size = 560 // len(infos) + 120
-        col.altair_chart(charts.confusion_heatmap(evaluate.confusion_frame(report, normalize), normalize,
-                                                  info.name, size=size))
+frames = {i.name: evaluate.confusion_frame(reports[i.run_id], normalize) for i in infos if reports[i.run_id]}
+st.vega_lite_chart(cache.chart("confusion_row", frames, normalize, size=640 // len(infos) + 80))
 
 st.subheader("Per-class precision, recall and F1")
 per_class = compare.per_class(infos, reports)
 metric = st.radio("metric", ["f1-score", "precision", "recall"], horizontal=True)
-st.altair_chart(charts.per_class_chart(per_class, metric), width="stretch")
+st.vega_lite_chart(cache.chart("per_class_chart", per_class, metric), width="stretch")
 wide = compare.per_class_wide(per_class, metric)
 st.dataframe(wide.style.format("{:.3f}").highlight_max(axis=1, color="#d4edda"), width="stretch")
 
@@ -66,7 +60,7 @@ with c1:
 with c2:
     if reports[a_id] and reports[b_id] and a_id != b_id:
         change = evaluate.confusion_difference(reports[a_id], reports[b_id])
-        st.altair_chart(charts.difference_heatmap(change, f"{b.name} minus {a.name}"))
+        st.vega_lite_chart(cache.chart("difference_heatmap", change, f"{b.name} minus {a.name}"))
         drop, rise = compare.biggest_changes(change)
         st.caption(f"Biggest drop: {drop['true']} → {drop['predicted']} ({drop['change']:+d}); "
                    f"biggest rise: {rise['true']} → {rise['predicted']} ({rise['change']:+d}).")

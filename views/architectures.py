@@ -75,7 +75,7 @@ def save_and_train_ui(spec: specs.ArchitectureSpec) -> None:
             st.error(str(exc))
     if s3.button("Train this architecture", type="primary"):
         st.session_state["train_spec"] = spec.to_json()
-        st.switch_page("pages/train.py")
+        st.switch_page("views/train.py")
 
 
 if spec and not problems:

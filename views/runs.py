@@ -54,14 +54,11 @@ def summary_ui() -> None:
 def results_ui() -> None:
     metrics = cache.metrics(info.path)
     if not metrics.empty:
-        long = charts.curves_frame({info.name: metrics})
-        c1, c2 = st.columns(2)
-        c1.altair_chart(charts.curves_chart(long, "loss"), width="stretch")
-        c2.altair_chart(charts.curves_chart(long, "accuracy"), width="stretch")
+        st.vega_lite_chart(cache.chart("curves_panel", charts.curves_frame({info.name: metrics})))
     report = cache.report(info.path)
     if report:
         c1, c2 = st.columns([3, 2])
-        c1.altair_chart(charts.confusion_heatmap(evaluate.confusion_frame(report), title="confusion matrix"))
+        c1.vega_lite_chart(cache.chart("confusion_heatmap", evaluate.confusion_frame(report), title="confusion matrix"))
         c2.dataframe(evaluate.per_class_frame(report), hide_index=True,
                      column_config={k: st.column_config.NumberColumn(format="%.3f")
                                     for k in ("precision", "recall", "f1-score")})
@@ -89,7 +86,7 @@ def actions_ui() -> None:
             if st.button("Resume", type="primary"):
                 try:
                     runs.resume(info)
-                    st.switch_page("pages/train.py")
+                    st.switch_page("views/train.py")
                 except runs.RunError as exc:
                     st.error(str(exc))
         elif info.is_training and st.button("Stop"):
