@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=ROOT / "artifacts" / "runs")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "screenshots")
+    parser.add_argument("--repeat", type=int, default=3, help="cold starts and rounds of page switches")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     print(describe_machine())
@@ -94,37 +96,47 @@ def main() -> None:
         print(f"cifar-lab runs ({args.runs} runs): {min(cli_times):.2f} s best of 3 "
               f"({', '.join(f'{t:.2f}' for t in cli_times)})")
         with launch_browser() as browser:
-            bare_s = cold_start(browser, bare, "Bare page", env)
-            print(f"first render, bare one-title page: {bare_s:.2f} s")
-            app_s = cold_start(browser, ROOT / "app.py", LAST_ELEMENT["Architectures"], env)
-            print(f"first render, dashboard (Architectures): {app_s:.2f} s  ratio {app_s / bare_s:.2f}")
-            page_switches(browser, env, args.out)
+            bare_s, app_s = [], []
+            for _ in range(args.repeat):  # alternated, so drift on a shared machine hits both alike
+                bare_s.append(cold_start(browser, bare, "Bare page", env))
+                app_s.append(cold_start(browser, ROOT / "app.py", LAST_ELEMENT["Architectures"], env))
+            print(f"first render, bare one-title page: {statistics.median(bare_s):.2f} s median of {args.repeat} "
+                  f"({', '.join(f'{t:.2f}' for t in bare_s)})")
+            print(f"first render, dashboard (Architectures): {statistics.median(app_s):.2f} s "
+                  f"({', '.join(f'{t:.2f}' for t in app_s)})  ratio "
+                  f"{statistics.median(app_s) / statistics.median(bare_s):.2f}")
+            page_switches(browser, env, args.out, args.repeat)
     print(f"screenshots in {args.out}")
 
 
-def page_switches(browser, env: dict, out: Path) -> None:
-    """Each page opened from the navigation, timed from the click to its last element."""
+def page_switches(browser, env: dict, out: Path, rounds: int) -> None:
+    """Each page opened from the navigation, timed from the click to its last element: the first visit
+    (which may import what the page needs) and the median of the later ones."""
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                                "--server.port", str(port)], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    times: dict[str, list[float]] = {title: [] for title, _ in PAGES}
     try:
         wait_for_app(port)
         page = browser.new_page(viewport={"width": 1500, "height": 2400})
         page.goto(f"http://127.0.0.1:{port}/")
         rendered(page, LAST_ELEMENT["Architectures"])
-        page.wait_for_timeout(1500)
-        page.screenshot(path=str(out / "architectures.png"), full_page=True)
-        for title, _ in [*PAGES[1:], PAGES[0]]:
-            t0 = time.perf_counter()
-            page.get_by_role("link", name=title).first.click()
-            rendered(page, LAST_ELEMENT[title])
-            print(f"page switch to {title:14s} {time.perf_counter() - t0:.2f} s")
-            page.wait_for_timeout(1500)
-            page.screenshot(path=str(out / f"{title.lower()}.png"), full_page=True)
+        for round_ in range(rounds):
+            for title, _ in [*PAGES[1:], PAGES[0]]:
+                t0 = time.perf_counter()
+                page.get_by_role("link", name=title).first.click()
+                rendered(page, LAST_ELEMENT[title])
+                times[title].append(time.perf_counter() - t0)
+                page.wait_for_timeout(500)
+                if round_ == 0:
+                    page.screenshot(path=str(out / f"{title.lower()}.png"), full_page=True)
     finally:
         server.terminate()
         server.wait(10)
+    for title, seconds in times.items():
+        print(f"page switch to {title:14s} first visit {seconds[0]:.2f} s, later {statistics.median(seconds[1:]):.2f} s"
+              f" ({', '.join(f'{t:.2f}' for t in seconds[1:])})")
 
 
 if __name__ == "__main__":

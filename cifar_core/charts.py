@@ -42,7 +42,7 @@ def curves_chart(long: pd.DataFrame, metric: str, x: str = "epoch", height: int 
     ).properties(height=height, title=metric)
 
 
-def curves_panel(long: pd.DataFrame, x: str = "epoch", width: int = 380, height: int = 240) -> alt.HConcatChart:
+def curves_panel(long: pd.DataFrame, x: str = "epoch", width: int = 330, height: int = 240) -> alt.HConcatChart:
     """Loss and accuracy side by side as one chart: the browser builds one view instead of two."""
     return alt.hconcat(curves_chart(long, "loss", x, height).properties(width=width),
                        curves_chart(long, "accuracy", x, height).properties(width=width))

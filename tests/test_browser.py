@@ -14,6 +14,9 @@ import shutil
 import pytest
 from browser import chromium_missing, launch_browser, serve_app, wait_rendered
 from conftest import ROOT
+from playwright.sync_api import expect
+
+from cifar_core import evaluate, rundir
 
 pytestmark = pytest.mark.browser
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -66,7 +69,7 @@ def start_tiny_run(page, arch: str) -> None:
         page.get_by_text("completed: test accuracy", exact=False)).first.wait_for(timeout=30_000)
 
 
-def test_architecture_train_compare_misclassified(server):
+def test_architecture_train_compare_misclassified(server, finished_run):
     SHOTS.mkdir(parents=True, exist_ok=True)
     with launch_browser() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 2000})
@@ -89,14 +92,15 @@ def test_architecture_train_compare_misclassified(server):
 
         page.get_by_role("link", name="Misclassified").first.click()
         wait_rendered(page, "Misclassified images")
-        # The baseline trained beforehand (fixed seed) has confusions; a fresh run on easy synthetic data may not.
-        page.get_by_test_id("stMain").get_by_test_id("stSelectbox").first.click()
+        # The baseline trained beforehand (fixed seed) has known confusions; a fresh 2-epoch run may have others.
+        run_picker = page.get_by_role("combobox", name="Run", exact=True)
+        run_picker.click()
         page.get_by_role("option", name=re.compile("^tiny-baseline")).click()
-        page.get_by_text("Top confusions").wait_for()
-        top = page.get_by_role("button", name="→").first
-        true, predicted = top.inner_text().split(":")[0].split(" → ")
+        expect(run_picker).to_have_value(re.compile("^tiny-baseline"))
+        worst = evaluate.top_confusions(rundir.read_report(finished_run), 1).iloc[0]
+        top = page.get_by_role("button", name=f"{worst['true']} → {worst['predicted']}: {worst['count']}")
         top.click()
-        page.get_by_text(f"{true} test images predicted as").wait_for()
+        page.get_by_text(f"{worst['true']} test images predicted as").wait_for()
         wait_rendered(page, "Misclassified images")
         page.screenshot(path=str(SHOTS / "e2e-4-misclassified.png"))
         page.get_by_test_id("stImage").first.wait_for()

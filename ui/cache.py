@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import streamlit as st
 
 from cifar_core import data, rundir, runs, serving, shapes, specs
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _stamp(path: Path) -> int:
@@ -36,6 +39,8 @@ def _metrics(run_dir: str, stamp: int) -> pd.DataFrame:
     try:
         return runs.read_metrics(Path(run_dir))
     except rundir.DamagedRun:
+        import pandas as pd
+
         return pd.DataFrame()
 
 
@@ -102,6 +107,8 @@ def data_summary(source: str) -> dict:
 @st.cache_data(show_spinner=False, max_entries=256)
 def layer_table(spec_json: str) -> tuple[pd.DataFrame, int]:
     """Layer table and parameter count, computed from the spec in pure Python (no TensorFlow)."""
+    import pandas as pd
+
     spec = specs.from_json(spec_json)
     return pd.DataFrame(shapes.layer_rows(spec)), shapes.param_count(spec)
 

@@ -1,4 +1,5 @@
-"""The sidebar on every page: which data set is loaded (or how to get one), and the run picker."""
+"""The sidebar on every page: which data set is in use (or how to get one). RUN_KEY holds the run the user
+last opened, so that moving between pages keeps it."""
 
 from __future__ import annotations
 
@@ -53,7 +54,6 @@ def render() -> None:
             st.error(problem)
         if not cache.read_only():
             _source_ui(show_demo_button=info is None)
-        _run_picker()
 
 
 def _source_ui(show_demo_button: bool) -> None:
@@ -73,17 +73,3 @@ def _typed_source() -> None:
     typed = st.session_state["source_input"].strip()
     if typed:
         st.session_state[SOURCE_KEY] = typed
-
-
-def _run_picker() -> None:
-    finished = cache.finished_runs()
-    st.markdown("#### Run")
-    if not finished:
-        st.caption("No finished runs yet: start one on the Train page.")
-        return
-    ids = [r.run_id for r in finished]
-    labels = {r.run_id: cache.run_label(r) for r in finished}
-    current = st.session_state.get(RUN_KEY)
-    index = ids.index(current) if current in ids else 0
-    st.session_state[RUN_KEY] = st.selectbox("Selected run", ids, index=index, format_func=labels.get,
-                                             key="sidebar_run")

@@ -36,7 +36,7 @@ st.vega_lite_chart(cache.chart("curves_panel", charts.curves_frame({i.name: cach
 st.subheader("Confusion matrices")
 normalize = st.toggle("Row-normalised (share of each true class)", value=False)
 frames = {i.name: evaluate.confusion_frame(reports[i.run_id], normalize) for i in infos if reports[i.run_id]}
-st.vega_lite_chart(cache.chart("confusion_row", frames, normalize, size=640 // len(infos) + 80))
+st.vega_lite_chart(cache.chart("confusion_row", frames, normalize, size=560 // len(infos) + 40))
 
 st.subheader("Per-class precision, recall and F1")
 per_class = compare.per_class(infos, reports)

@@ -18,7 +18,8 @@ by_id = {r.run_id: r for r in finished}
 ids = list(by_id)
 chosen = st.session_state.get(sidebar.RUN_KEY)
 run_id = st.selectbox("Run", ids, index=ids.index(chosen) if chosen in ids else 0,
-                      format_func=lambda i: cache.run_label(by_id[i]))
+                      format_func=lambda i: cache.run_label(by_id[i]), key="mis_run")
+st.session_state[sidebar.RUN_KEY] = run_id
 info = by_id[run_id]
 report = cache.report(info.path)
 try:

@@ -26,7 +26,8 @@ picked = st.dataframe(
 rows = picked.selection.rows
 ids = list(table["id"])
 default = ids.index(st.session_state[sidebar.RUN_KEY]) if st.session_state.get(sidebar.RUN_KEY) in ids else 0
-run_id = ids[rows[0]] if rows else st.selectbox("Open run", ids, index=default)
+run_id = ids[rows[0]] if rows else st.selectbox("Open run", ids, index=default, key="open_run")
+st.session_state[sidebar.RUN_KEY] = run_id
 info = next(r for r in all_runs if r.run_id == run_id)
 m = info.meta
 
