@@ -35,7 +35,7 @@ browser:
 	  && apt-get install -y -q chromium >/dev/null 2>&1)) || echo "chromium not installed: the browser test will skip"; }
 
 bench: $(STAMP)
-	$(VENV)/bin/python benchmarks/throughput.py
+	$(VENV)/bin/python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

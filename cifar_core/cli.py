@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from cifar_core import caveats, data, preflight, rundir, runs, serving, shapes, specs, studies
-from cifar_core.config import OPTIMIZERS, VALIDATIONS, ConfigError, TrainConfig
+from cifar_core import caveats, data, hardware, preflight, recipes, rundir, runs, serving, shapes, specs, studies
+from cifar_core.config import OPTIMIZERS, PRECISIONS, RECIPES, VALIDATIONS, ConfigError, TrainConfig
 from cifar_core.jsonfields import FieldError
 
 USER_ERRORS = (data.DataError, specs.SpecError, runs.RunError, ConfigError, FieldError, rundir.DamagedRun)
@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_arch)
 
     p = sub.add_parser("train", parents=[common], help="train one architecture; prints the run directory")
-    p.add_argument("--arch", required=True)
+    p.add_argument("--arch", default=None, help="preset, saved spec or .json file (default: baseline; fast with "
+                                                 "--recipe fast)")
     p.add_argument("--name", help="run name (default: the architecture's)")
     p.add_argument("--detach", action="store_true", help="return at once; training goes on in the background")
     add_train_options(p)
@@ -106,12 +107,24 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                    help=f"'split': hold out {d.validation_size:,} training images; "
                         "'test': the seed notebook's protocol")
     p.add_argument("--augment", action="store_true", help="random flips and 4-pixel shifts")
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help="auto: mixed float16 on a GPU, mixed bfloat16 on a CPU with native bf16, else float32")
+    p.add_argument("--recipe", choices=RECIPES, default=d.recipe,
+                   help="seed: the settings above; fast: the fast recipe's network and training plan")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="with --recipe fast: fit the number of epochs so the whole run ends within this time")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-                       learning_rate=args.lr, patience=args.patience, seed=args.seed, validation=args.validation,
-                       subset=args.subset, test_subset=args.test_subset, augment=args.augment).check()
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+                      learning_rate=args.lr, patience=args.patience, seed=args.seed, validation=args.validation,
+                      subset=args.subset, test_subset=args.test_subset, augment=args.augment,
+                      precision=args.precision)
+    if args.recipe == "fast":
+        cfg = recipes.fast_config(cfg, on_gpu=bool(hardware.nvidia_gpus()), time_budget=args.time_budget)
+    elif args.time_budget:
+        raise ConfigError("--time-budget needs --recipe fast (the seed recipe's length is its epochs and patience).")
+    return cfg.check()
 
 
 def runs_dir(args: argparse.Namespace) -> Path:
@@ -170,7 +183,8 @@ def cmd_serve(args) -> int:
 
 
 def cmd_train(args) -> int:
-    spec = specs.resolve(args.arch, specs.specs_dir(runs_dir(args)))
+    arch = args.arch or ("fast" if args.recipe == "fast" else "baseline")
+    spec = specs.resolve(arch, specs.specs_dir(runs_dir(args)))
     cfg = config_from_args(args)
     if args.name:
         runs.check_name(args.name)

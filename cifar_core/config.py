@@ -8,7 +8,10 @@ from cifar_core.jsonfields import typed_fields
 
 VALIDATIONS = ("split", "test")
 VALIDATION_LABELS = {"split": "held-out training images", "test": "the test set (seed protocol, leaks the test set)"}
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "nesterov")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+SCHEDULES = ("constant", "onecycle")
+RECIPES = ("seed", "fast")
 MIN_SUBSET = 20
 MAX_EPOCHS = 10_000
 MAX_BATCH = 8192
@@ -38,6 +41,18 @@ class TrainConfig:
     subset: int | None = None
     test_subset: int | None = None
     augment: bool = False
+    # The engine: how the hardware is used. It never changes what is trained, only how fast.
+    precision: str = "auto"  # auto: mixed float16 on a GPU, mixed bfloat16 on CPUs with native bf16, else float32
+    steps_per_execution: int = 0  # batches per call into TensorFlow; 0 picks it from the batches per epoch
+    # The training plan beyond the seed's: the fast recipe (recipes.py) sets these.
+    recipe: str = "seed"
+    time_budget: float | None = None  # seconds for the whole run; the number of epochs is fitted to it
+    schedule: str = "constant"  # or "onecycle": linear warm-up, then linear decay to zero
+    weight_decay: float = 0.0  # decoupled, scaled by the learning rate (not applied to biases or batch norm)
+    label_smoothing: float = 0.0
+    bn_momentum: float = 0.99  # Keras's default; short runs need fresher batch-norm statistics
+    translate: int = 4  # pixels of random shift when augmenting (with random horizontal flips)
+    tta: bool = False  # test predictions averaged with those of the horizontally flipped images
 
     def problems(self) -> list[str]:
         """Every setting that cannot work, phrased as what to change."""
@@ -61,6 +76,21 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < MIN_SUBSET:
                 out.append(f"{name.replace('_', '-')} must be at least {MIN_SUBSET} images (got {value:,}).")
+        for name, allowed in (("precision", PRECISIONS), ("schedule", SCHEDULES), ("recipe", RECIPES)):
+            if getattr(self, name) not in allowed:
+                out.append(f"{name} must be one of {', '.join(allowed)} (got {getattr(self, name)!r}).")
+        if not 0 <= self.steps_per_execution <= 1000:
+            out.append(f"steps-per-execution must be 0 (automatic) to 1,000 (got {self.steps_per_execution}).")
+        if self.time_budget is not None and not 10 <= self.time_budget <= 7 * 24 * 3600:
+            out.append(f"time budget must be 10 seconds to a week (got {self.time_budget:g} s).")
+        if not 0 <= self.weight_decay < 1:
+            out.append(f"weight decay must be in [0, 1) (got {self.weight_decay}).")
+        if not 0 <= self.bn_momentum < 1:
+            out.append(f"batch-norm momentum must be in [0, 1) (got {self.bn_momentum}).")
+        if not 0 <= self.label_smoothing < 1:
+            out.append(f"label smoothing must be in [0, 1) (got {self.label_smoothing}).")
+        if not 0 <= self.translate <= 8:
+            out.append(f"translate must be 0 to 8 pixels (got {self.translate}).")
         return out
 
     def check(self) -> TrainConfig:

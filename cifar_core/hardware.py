@@ -71,3 +71,40 @@ def describe_machine() -> str:
     """One line for every benchmark figure: CPU model and speed flags, cores, GPUs."""
     gpus = nvidia_gpus()
     return f"machine: {cpu().describe()}; GPU: {', '.join(gpus) if gpus else 'none'}"
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The Keras dtype policy a run trains under, and why it was chosen."""
+
+    policy: str
+    reason: str
+
+
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+class PrecisionError(ValueError):
+    """A precision this machine cannot train in; the message says why and what to use."""
+
+
+def choose_precision(requested: str, cpu_: Cpu, gpus: list[str]) -> Precision:
+    """`auto` picks mixed float16 on a GPU, mixed bfloat16 on a CPU with native bf16, float32 otherwise
+    (emulated bf16 is about twice as slow as float32). An explicit choice is kept where it can work."""
+    if requested == "auto":
+        if gpus:
+            return Precision("mixed_float16", f"auto: GPU found ({gpus[0]}), so mixed float16")
+        if cpu_.native_bf16:
+            flag = next(f for f in NATIVE_BF16_FLAGS if f in cpu_.flags)
+            return Precision("mixed_bfloat16", f"auto: this CPU has native bfloat16 ({flag}), so mixed bfloat16")
+        return Precision("float32", "auto: no GPU and no native bfloat16 on this CPU (emulated bf16 is slower "
+                                    "than float32), so float32")
+    if requested == "float16" and not gpus:
+        raise PrecisionError("float16 needs a GPU (CPUs have no fast float16 math): use --precision auto, "
+                             "float32 or bfloat16.")
+    if requested not in POLICIES:
+        raise PrecisionError(f"precision must be auto, float32, bfloat16 or float16 (got {requested!r}).")
+    reason = f"asked for {requested}"
+    if requested == "bfloat16" and not gpus and not cpu_.native_bf16:
+        reason += " (this CPU emulates bfloat16: expect it slower than float32)"
+    return Precision(POLICIES[requested], reason)

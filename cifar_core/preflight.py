@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cifar_core import shapes, specs
+from cifar_core import hardware, shapes, specs
 from cifar_core.config import ConfigError, TrainConfig
 
 GIB = 2**30
@@ -37,6 +37,10 @@ def problems(spec: specs.ArchitectureSpec, cfg: TrainConfig, sizes: dict[str, in
                    "data set: lower it, or leave it out to use them all.")
     if cfg.test_subset and cfg.test_subset > sizes["test_images"]:
         out.append(f"test-subset {cfg.test_subset:,} is more than the {sizes['test_images']:,} test images.")
+    try:
+        hardware.choose_precision(cfg.precision, hardware.cpu(), hardware.nvidia_gpus())
+    except hardware.PrecisionError as exc:
+        out.append(str(exc))
     if not out:
         memory = memory or memory_bytes()
         need = shapes.training_bytes(spec, cfg.batch_size)

@@ -229,7 +229,7 @@ def _spawn(run_dir: Path) -> int:
         proc = subprocess.Popen([sys.executable, "-m", "cifar_core.train", str(run_dir)],
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=Path.cwd())
-    update_run(run_dir, pid=proc.pid)
+    update_run(run_dir, pid=proc.pid, launched=time.time())
     return proc.pid
 
 

@@ -45,8 +45,18 @@ def tensorflow():
     return tf
 
 
-def configure(seed: int):
-    """Threads from the cores this process may use; GPU memory growth when a GPU is present; seeds."""
+def gpu_names(tf) -> list[str]:
+    """The GPUs TensorFlow can use, by name (empty on a CPU-only machine or build)."""
+    names = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        names.append(details.get("device_name", gpu.name))
+    return names
+
+
+def configure(seed: int, precision: str = "float32") -> hardware.Precision:
+    """Threads from the cores this process may use; GPU memory growth when a GPU is present; seeds; the dtype
+    policy for `precision` (auto|float32|bfloat16|float16) on this hardware. Returns the policy chosen."""
     tf = tensorflow()
     import keras
 
@@ -58,4 +68,6 @@ def configure(seed: int):
         with contextlib.suppress(RuntimeError):
             tf.config.experimental.set_memory_growth(gpu, True)
     keras.utils.set_random_seed(seed)
-    return tf
+    chosen = hardware.choose_precision(precision, hardware.cpu(), gpu_names(tf))
+    keras.mixed_precision.set_global_policy(chosen.policy)
+    return chosen

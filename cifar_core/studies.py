@@ -74,7 +74,7 @@ def plan(kind: str, config: TrainConfig, custom: dict[str, ArchitectureSpec] | N
                            {"depth": d, "batch_norm": bn}) for bn in (False, True) for d in range(1, 6)]
     if kind == "batchnorm":
         families = {}
-        for preset in specs.PRESETS.values():
+        for preset in specs.SEED_PRESETS:
             plain = preset.with_batch_norm(False)
             families.setdefault((plain.blocks, plain.head), preset.name.replace("batchnorm", "baseline"))
         out = []

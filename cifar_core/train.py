@@ -13,12 +13,13 @@ import os
 import sys
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from cifar_core import data as data_mod
-from cifar_core import evaluate, rundir, runs, runtime, specs
+from cifar_core import evaluate, hardware, rundir, runs, runtime, specs
 from cifar_core.config import TrainConfig
 
 tf = runtime.tensorflow()
@@ -47,20 +48,34 @@ def prepare_data(dataset: data_mod.Dataset, cfg: TrainConfig) -> dict[str, np.nd
             "x_test": x_test, "y_test": y_test, "test_index": test_index}
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None, augment: bool = False):
-    """uint8 images in shuffled batches; the model's Rescaling layer casts and scales them itself."""
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None, augment: bool = False,
+                 translate: int = 4, num_classes: int = 10):
+    """Batches of uint8 images (the model's Rescaling layer casts them) and one-hot labels, shuffled when a seed
+    is given. Augmentation runs on whole batches in the pipeline's one thread, so it never takes the cores
+    from the convolutions: it costs a fraction of a millisecond per batch."""
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if seed is not None:
         ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    if augment:
-        def flip_and_shift(images, labels):
-            images = tf.image.random_flip_left_right(tf.cast(images, tf.float32))
-            padded = tf.pad(images, [[0, 0], [4, 4], [4, 4], [0, 0]], mode="REFLECT")
-            return tf.image.random_crop(padded, tf.shape(images)), labels
 
-        ds = ds.map(flip_and_shift, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    def prepare(images, labels):
+        if augment:
+            images = flip_and_shift(images, translate)
+        return images, tf.one_hot(labels, num_classes)
+
+    return ds.batch(batch_size).map(prepare).prefetch(tf.data.AUTOTUNE)
+
+
+def flip_and_shift(images, pad: int):
+    """Each image flipped left-right with probability 1/2 and shifted by up to `pad` pixels each way
+    (reflect padding); the crops are exact (crop_and_resize samples whole pixels)."""
+    images = tf.image.random_flip_left_right(images)
+    if not pad:
+        return images
+    n, size = tf.shape(images)[0], images.shape[1]
+    padded = tf.cast(tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT"), tf.float32)
+    corner = tf.cast(tf.random.uniform((n, 2), 0, 2 * pad + 1, dtype=tf.int32), tf.float32)
+    boxes = tf.concat([corner, corner + size - 1], axis=1) / (size + 2 * pad - 1)
+    return tf.image.crop_and_resize(padded, boxes, tf.range(n), (size, size))
 
 
 def library_versions() -> dict[str, str]:
@@ -70,12 +85,22 @@ def library_versions() -> dict[str, str]:
             "numpy": np.__version__, "scikit-learn": sklearn.__version__}
 
 
-class RunDirWriter(keras.callbacks.Callback):
-    """Streams one metrics.jsonl line per epoch and progress.json every half second."""
+class Plan:
+    """How many epochs this run will train: the config's, or as many as fit its time budget (FitToBudget)."""
 
-    def __init__(self, run_dir: Path, batch_size: int, n_train: int):
+    def __init__(self, epochs: int, steps_per_epoch: int):
+        self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
+
+
+class RunDirWriter(keras.callbacks.Callback):
+    """Streams one metrics.jsonl line per epoch and progress.json every half second. Batch-level work touches
+    no tensor, so Keras runs it beside training without waiting for the device (async_safe)."""
+
+    async_safe = True
+
+    def __init__(self, run_dir: Path, batch_size: int, n_train: int, plan: Plan):
         super().__init__()
-        self.run_dir, self.batch_size, self.n_train = run_dir, batch_size, n_train
+        self.run_dir, self.batch_size, self.n_train, self.plan = run_dir, batch_size, n_train, plan
         self.last_write = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -95,9 +120,9 @@ class RunDirWriter(keras.callbacks.Callback):
         seconds = now - self.epoch_start
         per_epoch = seconds * steps / max(batch, 1)
         rundir.write_json_atomic(self.run_dir / rundir.PROGRESS, {
-            "epoch": self.epoch + 1, "epochs": self.params["epochs"], "batch": batch, "batches": steps,
+            "epoch": self.epoch + 1, "epochs": self.plan.epochs, "batch": batch, "batches": steps,
             "images_per_s": batch * self.batch_size / max(seconds, 1e-9),
-            "eta_s": per_epoch * (self.params["epochs"] - self.epoch - batch / steps), "updated": time.time(),
+            "eta_s": per_epoch * max(self.plan.epochs - self.epoch - batch / steps, 0), "updated": time.time(),
         })
 
     def on_epoch_end(self, epoch, logs=None):
@@ -110,6 +135,9 @@ class RunDirWriter(keras.callbacks.Callback):
                 "seconds": now - self.epoch_start, "images_per_s": self.n_train / max(train_s, 1e-9)}
         rundir.append_metrics_line(self.run_dir, line)
         self._progress(self.params.get("steps") or 1, now)
+        print(f"[cifar-lab] epoch {epoch + 1}/{self.plan.epochs}  loss {line.get('loss', 0):.4f}  "
+              f"accuracy {line.get('accuracy', 0):.4f}  val_accuracy {line.get('val_accuracy', 0):.4f}  "
+              f"{line['seconds']:.1f} s", flush=True)
 
 
 class BestWeights(keras.callbacks.Callback):
@@ -137,6 +165,8 @@ class BestWeights(keras.callbacks.Callback):
 class StopFile(keras.callbacks.Callback):
     """Stops at the next batch once RUN_DIR/STOP exists."""
 
+    async_safe = True
+
     def __init__(self, run_dir: Path):
         super().__init__()
         self.stop_file = run_dir / rundir.STOP
@@ -163,16 +193,72 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
                 self.best, self.best_epoch, self.wait = line["val_accuracy"], line["epoch"] - 1, 0
 
 
-def make_callbacks(run_dir: Path, cfg: TrainConfig, n_train: int, history: list[dict]) -> list:
+class EpochBackup(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore saving at epoch ends only; its batch hook then does nothing, so it is async-safe."""
+
+    async_safe = True
+
+
+class FitToBudget(keras.callbacks.Callback):
+    """Fits the number of epochs to the time budget: a first estimate from the speed of the first batches, then
+    one from each epoch's measured time. Past the third epoch the plan can only shrink, so the run ends inside
+    its budget; the one-cycle schedule is stretched or shrunk with the plan. An inference pass over an image is
+    taken to cost a third of a training step's share, and a few percent of the budget is kept for saving and
+    for epochs slower than the last (other programs on the machine)."""
+
+    async_safe = True
+    CALIBRATION_CALLS = 3  # batch-end calls (executions) timed before the first estimate
+
+    MARGIN = 0.04  # share of the budget kept in reserve
+
+    def __init__(self, plan: Plan, budget_s: float, launched: float, batch_size: int, images: dict[str, int],
+                 test_passes: int = 1, schedule=None):
+        super().__init__()
+        self.plan, self.batch_size, self.schedule = plan, batch_size, schedule
+        self.deadline = launched + budget_s * (1 - self.MARGIN)
+        self.epoch_work = images["train"] + images["validation"] / 3  # in training-image equivalents
+        self.final_work = images["test"] * test_passes / 3
+        self.calls = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.calls += 1
+        if self.calls == 1:
+            self.first = (time.time(), batch)
+        elif self.calls == self.CALIBRATION_CALLS + 1:
+            per_image = (time.time() - self.first[0]) / max((batch - self.first[1]) * self.batch_size, 1)
+            self._replan(per_image, epochs_done=0, may_grow=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        per_image = (time.time() - self.epoch_start) / self.epoch_work
+        self._replan(per_image, epochs_done=epoch + 1, may_grow=epoch <= 2)  # the first epochs carry tracing
+        if epoch + 1 >= self.plan.epochs:
+            self.model.stop_training = True
+
+    def _replan(self, per_image: float, epochs_done: int, may_grow: bool) -> None:
+        left = self.deadline - time.time() - per_image * self.final_work - 2.0
+        fits = max(epochs_done + int(left // max(per_image * self.epoch_work, 1e-9)), epochs_done, 1)
+        if fits < self.plan.epochs or may_grow:
+            self.plan.epochs = fits
+            if self.schedule is not None:
+                self.schedule.total_steps.assign(float(fits * self.plan.steps_per_epoch))
+
+
+def make_callbacks(run_dir: Path, cfg: TrainConfig, n_train: int, history: list[dict], plan: Plan,
+                   budget: FitToBudget | None) -> list:
     """The callbacks, in the order that keeps a crash from losing or doubling an epoch: metrics and best
     weights are written before BackupAndRestore records the epoch as done. `history` holds the epochs
     finished before a resume."""
     best_so_far = max((m["val_accuracy"] for m in history), default=None)
-    callbacks = [RunDirWriter(run_dir, cfg.batch_size, n_train),
+    callbacks = [RunDirWriter(run_dir, cfg.batch_size, n_train, plan),
                  BestWeights(run_dir / rundir.BEST_WEIGHTS, best_so_far), StopFile(run_dir)]
+    if budget:
+        callbacks.append(budget)
     if cfg.patience > 0:
         callbacks.append(ResumableEarlyStopping(history, monitor="val_accuracy", mode="max", patience=cfg.patience))
-    callbacks.append(keras.callbacks.BackupAndRestore(str(run_dir / rundir.BACKUP), double_checkpoint=True))
+    callbacks.append(EpochBackup(str(run_dir / rundir.BACKUP), double_checkpoint=True))
     return callbacks
 
 
@@ -186,41 +272,55 @@ def resume_epoch(run_dir: Path) -> int:
 
 def train_run(run_dir: Path) -> dict:
     """Train the run described by run_dir/run.json to completion (or STOP); return its final run.json."""
-    from cifar_core.models import build_model, compile_model
+    from cifar_core.models import build_model, compile_model, learning_rate
 
     meta = rundir.read_run_json(run_dir)
     cfg = TrainConfig.from_dict(meta["config"])
     spec = specs.check(specs.from_dict(meta["spec"]))
-    runtime.configure(cfg.seed)
+    precision = runtime.configure(cfg.seed, cfg.precision)
     started = time.monotonic()
     dataset = data_mod.load_dataset(meta["data"]["source"])
     arrays = prepare_data(dataset, cfg)
-    n_train = len(arrays["y_train"])
-    model = compile_model(build_model(spec, len(dataset.class_names)), cfg.learning_rate, cfg.optimizer)
-    runs.update_run(run_dir, params=int(model.count_params()),
-                    data={**meta["data"], **dataset.describe()}, libraries=library_versions(),
-                    sizes={"train": n_train, "validation": len(arrays["y_val"]), "test": len(arrays["y_test"])},
-                    devices=[d.name for d in tf.config.list_logical_devices()])
+    sizes = {"train": len(arrays["y_train"]), "validation": len(arrays["y_val"]), "test": len(arrays["y_test"])}
+    steps_per_epoch = -(-sizes["train"] // cfg.batch_size)
+    plan = Plan(meta.get("planned_epochs") or cfg.epochs, steps_per_epoch)
+    on_gpu = bool(runtime.gpu_names(tf))
+    lr = learning_rate(replace(cfg, epochs=plan.epochs), steps_per_epoch)
+    model = compile_model(build_model(spec, len(dataset.class_names), cfg.bn_momentum), cfg, steps_per_epoch, lr,
+                          on_gpu)
+    runs.update_run(run_dir, params=int(model.count_params()), data={**meta["data"], **dataset.describe()},
+                    libraries=library_versions(), sizes=sizes,
+                    devices=[d.name for d in tf.config.list_logical_devices()],
+                    engine={"precision": precision.policy, "precision_reason": precision.reason,
+                            "steps_per_execution": model.steps_per_execution, "xla": on_gpu,
+                            "machine": hardware.describe_machine()})
     if meta.get("training_done"):
         print("[cifar-lab] training had finished; evaluating the best weights again", flush=True)
         earlier_s = sum(m["seconds"] for m in rundir.read_metric_lines(run_dir))
     else:
         history = rundir.truncate_metrics(run_dir, resume_epoch(run_dir) + 1)
         earlier_s = sum(m["seconds"] for m in history)
-        print(f"[cifar-lab] training {spec.name} on {n_train} images "
-              f"(from epoch {len(history) + 1}, {cfg.epochs} max)", flush=True)
-        train_ds = make_dataset(arrays["x_train"], arrays["y_train"], cfg.batch_size, cfg.seed, cfg.augment)
-        val_ds = make_dataset(arrays["x_val"], arrays["y_val"], EVAL_BATCH, None)
-        model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, verbose=2, shuffle=False,
-                  callbacks=make_callbacks(run_dir, cfg, n_train, history))
+        print(f"[cifar-lab] training {spec.name} on {sizes['train']} images (from epoch {len(history) + 1}, "
+              f"{plan.epochs if not cfg.time_budget else 'as many as fit ' + str(cfg.time_budget) + ' s'}; "
+              f"{precision.policy}, {model.steps_per_execution} batches per step)", flush=True)
+        budget = None
+        if cfg.time_budget and not history:
+            budget = FitToBudget(plan, cfg.time_budget, float(meta.get("launched") or time.time()), cfg.batch_size,
+                                 sizes, 2 if cfg.tta else 1, lr if cfg.schedule == "onecycle" else None)
+        train_ds = make_dataset(arrays["x_train"], arrays["y_train"], cfg.batch_size, cfg.seed, cfg.augment,
+                                cfg.translate)
+        val_ds = make_dataset(arrays["x_val"], arrays["y_val"], EVAL_BATCH)
+        model.fit(train_ds, validation_data=val_ds, epochs=plan.epochs if not budget else cfg.epochs, verbose=0,
+                  shuffle=False, callbacks=make_callbacks(run_dir, cfg, sizes["train"], history, plan, budget))
         # BackupAndRestore has deleted backup/: from here on a resume only evaluates.
-        meta = runs.update_run(run_dir, training_done=True, stop_requested=(run_dir / rundir.STOP).exists())
+        meta = runs.update_run(run_dir, training_done=True, stop_requested=(run_dir / rundir.STOP).exists(),
+                               planned_epochs=plan.epochs)
     lines = rundir.read_metric_lines(run_dir)
     if (run_dir / rundir.BEST_WEIGHTS).exists():
         model.load_weights(str(run_dir / rundir.BEST_WEIGHTS))
     model.save(str(run_dir / rundir.MODEL))
     best = max(lines, key=lambda m: m["val_accuracy"]) if lines else {}
-    results = evaluate_and_save(model, arrays, dataset.class_names, run_dir)
+    results = evaluate_and_save(model, arrays, dataset.class_names, run_dir, cfg.tta)
     final = runs.update_run(run_dir, status="stopped" if meta["stop_requested"] else "completed",
                             best_epoch=best.get("epoch"), best_val_accuracy=best.get("val_accuracy"),
                             epochs_run=len(lines), wall_time=earlier_s + time.monotonic() - started,
@@ -230,15 +330,25 @@ def train_run(run_dir: Path) -> dict:
     return final
 
 
-def evaluate_and_save(model, arrays: dict, class_names, run_dir: Path) -> dict:
-    """Test-set loss/accuracy, predictions.npz and report.json for the model as it is now."""
-    test_ds = make_dataset(arrays["x_test"], arrays["y_test"], EVAL_BATCH, None)
-    test_loss, test_acc = model.evaluate(test_ds, verbose=0)
-    probs = model.predict(test_ds, verbose=0)
-    evaluate.save_predictions(run_dir / rundir.PREDICTIONS, arrays["y_test"], probs, arrays["test_index"])
-    report = evaluate.build_report(arrays["y_test"], probs.argmax(1), class_names)
+def predict(model, x: np.ndarray, tta: bool = False) -> np.ndarray:
+    """Class probabilities for uint8 images; with `tta`, averaged with those of the mirrored images."""
+    probs = model.predict(make_dataset(x, np.zeros(len(x), np.int64), EVAL_BATCH), verbose=0)
+    if tta:
+        probs = (probs + model.predict(make_dataset(x[:, :, ::-1], np.zeros(len(x), np.int64), EVAL_BATCH),
+                                       verbose=0)) / 2
+    return probs.astype(np.float32)
+
+
+def evaluate_and_save(model, arrays: dict, class_names, run_dir: Path, tta: bool = False) -> dict:
+    """Test-set loss/accuracy, predictions.npz and report.json for the model as it is now (loss: mean
+    cross-entropy of the true class, the same however the run was trained)."""
+    y = arrays["y_test"]
+    probs = predict(model, arrays["x_test"], tta)
+    evaluate.save_predictions(run_dir / rundir.PREDICTIONS, y, probs, arrays["test_index"])
+    report = evaluate.build_report(y, probs.argmax(1), class_names)
     rundir.write_json_atomic(run_dir / rundir.REPORT, report)
-    return {"test_loss": float(test_loss), "test_accuracy": float(test_acc)}
+    loss = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0)).mean())
+    return {"test_loss": loss, "test_accuracy": float((probs.argmax(1) == y).mean())}
 
 
 def load_model(run_dir: Path):
@@ -254,11 +364,12 @@ def load_model(run_dir: Path):
 def evaluate_run(run_dir: Path) -> dict:
     """Evaluate a run's saved model on its test set again; rewrites predictions.npz and report.json."""
     meta = rundir.read_run_json(run_dir)
+    cfg = TrainConfig.from_dict(meta["config"])
     runtime.configure(0)
     model = load_model(run_dir)
     dataset = data_mod.load_dataset(meta["data"]["source"])
-    arrays = prepare_data(dataset, TrainConfig.from_dict(meta["config"]))
-    runs.update_run(run_dir, **evaluate_and_save(model, arrays, dataset.class_names, run_dir))
+    arrays = prepare_data(dataset, cfg)
+    runs.update_run(run_dir, **evaluate_and_save(model, arrays, dataset.class_names, run_dir, cfg.tta))
     return rundir.read_report(run_dir)
 
 

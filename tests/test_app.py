@@ -116,8 +116,16 @@ def test_misclassified_page_defaults_to_cat_as_dog_and_follows_top_confusions(ap
 def test_train_page_form_and_test_protocol_warning(app):
     at = app("train")
     assert at.button or at.get("form")
-    at.radio[0].set_value("test").run()
+    at.radio(key="validation").set_value("test").run()
     assert any("optimistic" in w.value for w in at.warning)
+
+
+def test_train_page_fast_recipe_asks_for_a_time_budget(app):
+    at = app("train")
+    at.radio(key="recipe").set_value("fast").run()
+    assert not at.exception
+    assert any("Time budget" in n.label for n in at.number_input)
+    assert at.selectbox[0].value == "fast"
 
 
 def test_train_page_reattaches_to_a_live_run_and_picks_up_new_metrics(app, app_runs):

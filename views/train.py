@@ -1,11 +1,12 @@
 """Train: start a run as its own process, watch it live, stop it keeping its best weights."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
 
-from cifar_core import caveats, charts, data, preflight, rundir, runs, specs
-from cifar_core.config import VALIDATION_LABELS, ConfigError, TrainConfig
+from cifar_core import caveats, charts, data, hardware, preflight, recipes, rundir, runs, specs
+from cifar_core.config import MAX_BATCH, MAX_EPOCHS, PRECISIONS, RECIPES, VALIDATION_LABELS, ConfigError, TrainConfig
 from ui import cache, sidebar
 
 st.title("Train")
@@ -67,27 +68,44 @@ def start_form() -> None:
     if problem:
         st.warning("No data to train on yet: see the sidebar.")
     d = TrainConfig()
+    recipe = st.radio("Recipe", RECIPES, horizontal=True, key="recipe", format_func=str.capitalize)
+    st.caption(recipes.DESCRIPTIONS[recipe])
     validation = st.radio("Validation", list(VALIDATION_LABELS), horizontal=True, key="validation",
                           format_func=lambda v: (f"{d.validation_size:,} " if v == "split" else "")
                           + VALIDATION_LABELS[v])
     if validation == "test":
         st.warning(caveats.SEED_PROTOCOL + " Use it only to reproduce the seed study.")
     with st.form("start"):
-        arch = st.selectbox("Architecture", list(choices))
-        c1, c2, c3, c4 = st.columns(4)
-        epochs = c1.number_input("Epochs (max)", 1, 500, d.epochs)
-        batch = c2.number_input("Batch size", 1, 4096, d.batch_size)
-        lr = c3.number_input("Learning rate", 1e-6, 1.0, d.learning_rate, format="%.5f")
-        patience = c4.number_input("Early-stopping patience", 0, 100, d.patience, help="0 turns it off")
-        c6, c7 = st.columns(2)
+        names = list(choices)
+        arch = st.selectbox("Architecture", names, index=names.index("fast") if recipe == "fast" else 0)
+        cfg = fast_fields(d) if recipe == "fast" else seed_fields(d)
+        c6, c7, c8 = st.columns(3)
         subset = c6.number_input("Training subset (0 = all)", 0, 50000, 0, step=500)
         seed = c7.number_input("Seed", 0, 2**31 - 1, d.seed)
-        augment = st.checkbox("Augment (random flips and 4-pixel shifts)")
+        precision = c8.selectbox("Precision", PRECISIONS, help="auto: mixed float16 on a GPU, mixed bfloat16 on a "
+                                 "CPU with native bf16, float32 otherwise")
         submitted = st.form_submit_button("Start training", type="primary", disabled=bool(problem))
     if submitted:
-        cfg = TrainConfig(epochs=int(epochs), batch_size=int(batch), learning_rate=float(lr), patience=int(patience),
-                          validation=validation, subset=int(subset) or None, seed=int(seed), augment=augment)
+        cfg = replace(cfg, validation=validation, subset=int(subset) or None, seed=int(seed), precision=precision)
         start(choices[arch], cfg, source)
+
+
+def seed_fields(d: TrainConfig) -> TrainConfig:
+    c1, c2, c3, c4 = st.columns(4)
+    epochs = c1.number_input("Epochs (max)", 1, MAX_EPOCHS, d.epochs)
+    batch = c2.number_input("Batch size", 1, MAX_BATCH, d.batch_size)
+    lr = c3.number_input("Learning rate", 1e-6, 1.0, d.learning_rate, format="%.5f")
+    patience = c4.number_input("Early-stopping patience", 0, 100, d.patience, help="0 turns it off")
+    augment = st.checkbox(f"Augment (random flips and {d.translate}-pixel shifts)")
+    return TrainConfig(epochs=int(epochs), batch_size=int(batch), learning_rate=float(lr), patience=int(patience),
+                       augment=augment)
+
+
+def fast_fields(d: TrainConfig) -> TrainConfig:
+    minutes = st.number_input("Time budget (minutes, whole run)", 1.0, 24 * 60.0,
+                              recipes.FAST_DEFAULT_BUDGET_S / 60, step=1.0,
+                              help="The number of epochs is fitted so the run ends within it.")
+    return recipes.fast_config(d, on_gpu=bool(hardware.nvidia_gpus()), time_budget=float(minutes) * 60)
 
 
 def start(spec: specs.ArchitectureSpec, cfg: TrainConfig, source: str) -> None:

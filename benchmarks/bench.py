@@ -1,0 +1,193 @@
+"""`make bench`: the engine's speed and the recipes' time to accuracy, in one process, on this machine.
+
+1. Throughput of the seed baseline at batch 32: plain Keras `fit` on float arrays (as the seed notebook does)
+   against cifar-lab's engine, both in this process on the same images, with the test accuracy each reaches
+   after the same epochs, and the achieved GFLOP/s as a share of a float32 matmul peak measured here too.
+2. Time to accuracy on the full data: seconds from the start of a recipe (model built, data in memory) until
+   its test accuracy first reaches 0.72, 0.80, 0.85 and 0.90, for the seed recipe (baseline, Adam, batch 32,
+   early stopping) and the fast recipe (one-cycle schedule fitted to --budget). Test accuracy is measured after
+   every epoch with the clock stopped, so the figures are training time only; the data load is printed apart.
+
+    python benchmarks/bench.py [--data ../shared/data/cifar10-jpeg] [--budget 600] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+PROCESS_START = time.monotonic()
+
+from cifar_core import data, hardware, recipes, runtime, shapes, specs  # noqa: E402
+from cifar_core.config import TrainConfig  # noqa: E402
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg"
+THRESHOLDS = (0.72, 0.80, 0.85, 0.90)
+
+
+def training_gflop(spec: specs.ArchitectureSpec) -> float:
+    """GFLOP to train on one image: the forward pass's multiply-adds, times two, times three (forward, and the
+    backward pass's two products)."""
+    macs = sum(layer.params * layer.shape[0] * layer.shape[1] for layer in shapes.layers(spec)
+               if layer.type == "Conv2D") + sum(layer.params for layer in shapes.layers(spec) if layer.type == "Dense")
+    return 3 * 2 * macs / 1e9
+
+
+def matmul_peak_gflops(tf) -> float:
+    """Best float32 GFLOP/s of a 2048x2048 matmul on this device, over a few tries."""
+    a = tf.random.normal((2048, 2048))
+    best = 0.0
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(4):
+            c = tf.linalg.matmul(a, a)
+        float(tf.reduce_sum(c))
+        best = max(best, 4 * 2 * 2048**3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def plain_keras_model():
+    """The baseline as a reader of the seed notebook writes it: float input already in [0, 1]."""
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([
+        keras.Input((32, 32, 3)),
+        layers.Conv2D(32, 5, padding="same", activation="relu"), layers.MaxPooling2D(),
+        layers.Conv2D(64, 3, padding="same", activation="relu"), layers.MaxPooling2D(),
+        layers.Conv2D(128, 3, padding="same", activation="relu"), layers.MaxPooling2D(),
+        layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dense(10, activation="softmax"),
+    ])
+    model.compile("adam", "categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def throughput(tf, arrays: dict, epochs: int) -> None:
+    import keras
+    import numpy as np
+
+    from cifar_core import train
+    from cifar_core.models import build_model, compile_model
+
+    x, y, x_test, y_test = arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
+    peak = matmul_peak_gflops(tf)
+    per_image = training_gflop(specs.PRESETS["baseline"])
+    print(f"\n1. Seed baseline, batch 32, {len(y):,} training images, {epochs} timed epochs after one warm-up "
+          f"epoch; float32 matmul peak here: {peak:.0f} GFLOP/s")
+    results = {}
+
+    keras.utils.set_random_seed(0)
+    plain = plain_keras_model()
+    x_float, y_hot = x.astype("float32") / 255.0, np.eye(10, dtype="float32")[y]
+    seconds = timed_fit(lambda n: plain.fit(x_float, y_hot, batch_size=32, epochs=n, verbose=2), epochs)
+    results["plain Keras fit, float arrays"] = (seconds, (plain.predict(x_test / 255.0, verbose=0).argmax(1) ==
+                                                          y_test).mean())
+    keras.utils.set_random_seed(0)
+    cfg = TrainConfig(epochs=epochs + 1)
+    steps = -(-len(y) // cfg.batch_size)
+    ours = compile_model(build_model(specs.PRESETS["baseline"]), cfg, steps)
+    ds = train.make_dataset(x, y, cfg.batch_size, seed=0)
+    seconds = timed_fit(lambda n: ours.fit(ds, epochs=n, verbose=0, shuffle=False), epochs)
+    results[f"cifar-lab engine ({ours.steps_per_execution} batches per step, uint8)"] = (
+        seconds, (train.predict(ours, x_test).argmax(1) == y_test).mean())
+    base = None
+    for name, (secs, acc) in results.items():
+        rate = len(y) * epochs / secs
+        base = base or rate
+        print(f"  {name:46s} {rate:6.0f} images/s  x{rate / base:.2f}  {rate * per_image:5.1f} GFLOP/s "
+              f"({rate * per_image / peak:4.0%} of peak)  test acc after {epochs + 1} epochs {acc:.4f}")
+
+
+def timed_fit(fit, epochs: int) -> float:
+    fit(1)
+    t0 = time.perf_counter()
+    fit(epochs)
+    return time.perf_counter() - t0
+
+
+def time_to_accuracy(tf, arrays: dict, name: str, spec: specs.ArchitectureSpec, cfg: TrainConfig) -> dict:
+    """Train one recipe in this process; test accuracy after each epoch with the clock stopped."""
+    import keras
+
+    from cifar_core import train
+    from cifar_core.models import build_model, compile_model, learning_rate
+
+    keras.utils.set_random_seed(cfg.seed)
+    started = time.monotonic()
+    paused = 0.0
+    sizes = {"train": len(arrays["y_train"]), "validation": len(arrays["y_val"]), "test": len(arrays["y_test"])}
+    steps = -(-sizes["train"] // cfg.batch_size)
+    plan = train.Plan(cfg.epochs, steps)
+    lr = learning_rate(cfg, steps)
+    model = compile_model(build_model(spec, bn_momentum=cfg.bn_momentum), cfg, steps, lr,
+                          bool(runtime.gpu_names(tf)))
+    reached, curve = {}, []
+
+    class TestEachEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            nonlocal paused
+            t0 = time.monotonic()
+            acc = float((train.predict(self.model, arrays["x_test"], cfg.tta).argmax(1) == arrays["y_test"]).mean())
+            paused += time.monotonic() - t0
+            elapsed = t0 - started - paused
+            curve.append((epoch + 1, elapsed, acc))
+            for threshold in THRESHOLDS:
+                if acc >= threshold and threshold not in reached:
+                    reached[threshold] = elapsed
+            print(f"    {name}: epoch {epoch + 1}/{plan.epochs}  {elapsed:6.0f} s  test acc {acc:.4f}", flush=True)
+
+    callbacks = [TestEachEpoch()]
+    if cfg.time_budget:
+        callbacks.append(train.FitToBudget(plan, time.time() + cfg.time_budget, cfg.batch_size, sizes, lr))
+    elif cfg.patience:
+        callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=cfg.patience, mode="max"))
+    model.fit(train.make_dataset(arrays["x_train"], arrays["y_train"], cfg.batch_size, cfg.seed, cfg.augment,
+                                 cfg.translate),
+              validation_data=train.make_dataset(arrays["x_val"], arrays["y_val"], train.EVAL_BATCH),
+              epochs=cfg.epochs, verbose=0, shuffle=False, callbacks=callbacks)
+    return {"reached": reached, "curve": curve}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(DEFAULT_DATA) if DEFAULT_DATA.exists() else "synthetic")
+    parser.add_argument("--budget", type=float, default=recipes.FAST_DEFAULT_BUDGET_S,
+                        help="the fast recipe's time budget in seconds (its schedule is fitted to it)")
+    parser.add_argument("--quick", action="store_true", help="20,000 images, 2 timed epochs, budget 120 s, "
+                        "seed recipe for 5 epochs")
+    args = parser.parse_args()
+
+    tf = runtime.tensorflow()
+    precision = runtime.configure(0)
+    print(hardware.describe_machine())
+    print(f"precision: {precision.policy} ({precision.reason}); TensorFlow {tf.__version__}")
+    t0 = time.monotonic()
+    from cifar_core.train import prepare_data
+
+    dataset = data.load_dataset(args.data)
+    arrays = prepare_data(dataset, TrainConfig())
+    print(f"data: {dataset.source} ({dataset.kind}): {len(arrays['y_train']):,} train, {len(arrays['y_val']):,} "
+          f"validation, {len(arrays['y_test']):,} test; loaded in {time.monotonic() - t0:.1f} s "
+          f"({time.monotonic() - PROCESS_START:.1f} s since the process started)")
+    quick = {k: v[:20000] for k, v in arrays.items() if k in ("x_train", "y_train")} if args.quick else {}
+    throughput(tf, {**arrays, **quick}, epochs=2 if args.quick else 3)
+
+    budget = 120.0 if args.quick else args.budget
+    seed_cfg = TrainConfig(epochs=5 if args.quick else 30)
+    fast_cfg = recipes.fast_config(TrainConfig(), bool(runtime.gpu_names(tf)), time_budget=budget)
+    print(f"\n2. Time to test accuracy (training seconds, data already in memory; fast recipe budget {budget:.0f} s)")
+    rows = {"seed recipe (baseline)": time_to_accuracy(tf, arrays, "seed", specs.PRESETS["baseline"], seed_cfg),
+            "fast recipe (fast)": time_to_accuracy(tf, arrays, "fast", specs.PRESETS["fast"],
+                                                   replace(fast_cfg, precision="auto"))}
+    print(f"  {'recipe':24s}" + "".join(f"  >= {t:.2f}" for t in THRESHOLDS) + "   final acc  epochs  seconds")
+    for name, result in rows.items():
+        cells = "".join(f"  {result['reached'].get(t) or float('nan'):7.0f}" for t in THRESHOLDS)
+        last = result["curve"][-1]
+        print(f"  {name:24s}{cells}   {last[2]:.4f}    {last[0]:5d}  {last[1]:7.0f}")
+    print("  (nan: not reached)")
+
+
+if __name__ == "__main__":
+    main()

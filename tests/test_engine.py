@@ -1,0 +1,138 @@
+"""The engine: precision chosen from the hardware found, several batches per execution with STOP and resume
+still working, and the fast recipe fitting its time budget."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import SYNTHETIC, cli
+
+from cifar_core import hardware, recipes, rundir, runs
+from cifar_core.config import TrainConfig
+from cifar_core.specs import PRESETS
+
+EPYC = "model name\t: AMD EPYC 9R14 96-Core Processor\nflags\t\t: fpu sse2 avx2 fma avx512f avx512_bf16\n"
+XEON = "model name\t: Intel(R) Xeon(R) Platinum 8259CL CPU @ 2.50GHz\nflags\t\t: fpu sse2 avx2 fma avx512f\n"
+SAPPHIRE = "model name\t: Intel(R) Xeon(R) Platinum 8488C\nflags\t\t: avx2 avx512f amx_bf16 amx_tile\n"
+LAPTOP = "model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma\n"
+
+
+@pytest.mark.parametrize("cpuinfo, gpus, policy", [
+    (EPYC, [], "mixed_bfloat16"),
+    (SAPPHIRE, [], "mixed_bfloat16"),
+    (XEON, [], "float32"),
+    (LAPTOP, [], "float32"),
+    (XEON, ["NVIDIA H100 80GB HBM3"], "mixed_float16"),
+    (EPYC, ["NVIDIA A100-SXM4-40GB"], "mixed_float16"),
+])
+def test_auto_precision_follows_the_hardware(cpuinfo, gpus, policy):
+    chosen = hardware.choose_precision("auto", hardware.cpu(cpuinfo), gpus)
+    assert chosen.policy == policy and chosen.reason.startswith("auto:")
+
+
+def test_explicit_precisions():
+    xeon = hardware.cpu(XEON)
+    assert hardware.choose_precision("float32", xeon, []).policy == "float32"
+    slow = hardware.choose_precision("bfloat16", xeon, [])
+    assert slow.policy == "mixed_bfloat16" and "emulates bfloat16" in slow.reason
+    with pytest.raises(hardware.PrecisionError, match="float16 needs a GPU"):
+        hardware.choose_precision("float16", xeon, [])
+    assert hardware.choose_precision("float16", xeon, ["NVIDIA L4"]).policy == "mixed_float16"
+
+
+def test_cpu_flags_and_model_are_read():
+    epyc = hardware.cpu(EPYC)
+    assert epyc.model.startswith("AMD EPYC 9R14") and epyc.native_bf16 and "avx512_bf16" in epyc.describe()
+    assert not hardware.cpu(XEON).native_bf16
+
+
+def test_float16_on_a_cpu_is_refused_before_a_run_exists(tmp_path):
+    if hardware.nvidia_gpus():
+        pytest.skip("this machine has a GPU")
+    out = cli("train", "--arch", "baseline", "--data", "synthetic", "--precision", "float16",
+              runs_dir=tmp_path / "runs", check=False)
+    assert out.returncode == 2 and "float16 needs a GPU" in out.stderr and not (tmp_path / "runs").exists()
+
+
+def test_fast_recipe_settings():
+    cpu_cfg = recipes.fast_config(TrainConfig(seed=3), on_gpu=False, time_budget=300)
+    assert (cpu_cfg.recipe, cpu_cfg.batch_size, cpu_cfg.optimizer, cpu_cfg.schedule) == ("fast", 128, "nesterov",
+                                                                                        "onecycle")
+    assert cpu_cfg.tta and cpu_cfg.augment and cpu_cfg.label_smoothing == 0.2 and cpu_cfg.seed == 3
+    assert cpu_cfg.time_budget == 300 and cpu_cfg.patience == 0 and not cpu_cfg.problems()
+    gpu_cfg = recipes.fast_config(TrainConfig(), on_gpu=True)
+    assert cpu_cfg.learning_rate == pytest.approx(0.1) and gpu_cfg.learning_rate == pytest.approx(0.8)
+    assert gpu_cfg.batch_size == 1024
+    assert gpu_cfg.epochs == recipes.FAST_EPOCHS and gpu_cfg.time_budget is None
+
+
+def test_a_fast_run_with_a_budget_ends_inside_it(tmp_path):
+    budget = 45
+    out = cli("train", "--recipe", "fast", "--time-budget", str(budget), "--data", "synthetic", "--subset", "600",
+              runs_dir=tmp_path)
+    run_dir = Path(out.stdout.splitlines()[0])
+    meta = runs.load_run(run_dir).meta
+    assert meta["status"] == "completed" and meta["config"]["recipe"] == "fast" and meta["spec"]["name"] == "fast"
+    assert meta["finished"] - meta["launched"] <= budget, "from launch to the last file written"
+    lines = rundir.read_metric_lines(run_dir)
+    assert len(lines) == meta["planned_epochs"] >= 2
+    assert meta["engine"]["precision"] in ("float32", "mixed_bfloat16", "mixed_float16")
+    assert meta["test_accuracy"] > 0.5 and (run_dir / rundir.MODEL).exists() and (run_dir / rundir.REPORT).exists()
+    lrs = [m["lr"] for m in lines]
+    assert max(lrs) > lrs[0] and lrs[-1] < max(lrs) / 3, "one cycle: up, then down towards zero"
+
+
+@pytest.fixture
+def launch():
+    pids = []
+
+    def _launch(runs_dir: Path, cfg: TrainConfig) -> Path:
+        run_dir = runs.create_run(runs_dir, PRESETS["baseline"], cfg, SYNTHETIC)
+        pids.append(runs.launch(run_dir))
+        return run_dir
+
+    yield _launch
+    for pid in pids:
+        if runs.process_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def wait_for_epochs(run_dir: Path, n: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while len(rundir.read_metric_lines(run_dir)) < n:
+        assert time.monotonic() < deadline and runs.load_run(run_dir).status in rundir.ACTIVE, \
+            (run_dir / "log.txt").read_text()
+        time.sleep(0.05)
+
+
+def test_stop_and_resume_with_several_batches_per_execution(tmp_path, launch):
+    """Progress, STOP and kill -9 + resume work the same when Keras runs 4 batches per call."""
+    cfg = TrainConfig(epochs=6, patience=0, subset=400, steps_per_execution=4, batch_size=16)
+    run_dir = launch(tmp_path, cfg)
+    wait_for_epochs(run_dir, 2)
+    os.kill(runs.load_run(run_dir).meta["pid"], signal.SIGKILL)
+    time.sleep(0.3)
+    assert runs.load_run(run_dir).status == "interrupted"
+    runs.resume(runs.load_run(run_dir))
+    wait_for_epochs(run_dir, len(rundir.read_metric_lines(run_dir)) + 1)
+    progress = rundir.read_progress(run_dir)
+    assert progress and progress["batches"] == 23 and progress["batch"] % 4 in (0, 3)
+    runs.stop(runs.load_run(run_dir))
+    assert runs.wait(run_dir, timeout=120) == "stopped"
+    lines = rundir.read_metric_lines(run_dir)
+    assert [m["epoch"] for m in lines] == list(range(1, len(lines) + 1)) and len(lines) < 6
+    meta = runs.load_run(run_dir).meta
+    assert meta["engine"]["steps_per_execution"] == 4 and (run_dir / rundir.MODEL).exists()
+
+
+def test_training_config_round_trips_the_engine_fields():
+    cfg = replace(recipes.fast_config(TrainConfig(), on_gpu=False, time_budget=120), precision="bfloat16",
+                  steps_per_execution=8)
+    from dataclasses import asdict
+
+    assert TrainConfig.from_dict(asdict(cfg)) == cfg
