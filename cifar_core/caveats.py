@@ -5,6 +5,9 @@ from __future__ import annotations
 SEED_PROTOCOL = ("Validated and early-stopped on the test set (the seed notebook's protocol): "
                  "its test accuracy is optimistic.")
 SYNTHETIC = "Trained on synthetic demo data (generated images), not CIFAR-10."
+TRAINED_ELSEWHERE = ("Trained elsewhere and imported: no training curves, settings or validation figures; its "
+                     "test figures come from evaluating it on this data's test set when it was imported.")
+EVALUATED_ON_SYNTHETIC = "Evaluated on synthetic demo data (generated images), not CIFAR-10."
 SYNTHETIC_DATA = "Synthetic demo data: generated images, not CIFAR-10. Results are labelled synthetic."
 
 
@@ -13,11 +16,14 @@ def _subset(n: int) -> str:
 
 
 def for_run(meta: dict) -> list[str]:
-    """What a reader of one run's figures must know: test-set validation, synthetic data."""
+    """What a reader of one run's figures must know: test-set validation, synthetic data, trained elsewhere."""
+    synthetic = (meta.get("data") or {}).get("kind") == "synthetic"
+    if meta.get("imported"):
+        return [TRAINED_ELSEWHERE] + ([EVALUATED_ON_SYNTHETIC] if synthetic else [])
     notes = []
     if (meta.get("config") or {}).get("validation") == "test":
         notes.append(SEED_PROTOCOL)
-    if (meta.get("data") or {}).get("kind") == "synthetic":
+    if synthetic:
         notes.append(SYNTHETIC)
     return notes
 

@@ -9,7 +9,20 @@ import sys
 import time
 from pathlib import Path
 
-from cifar_core import caveats, data, hardware, preflight, recipes, rundir, runs, serving, shapes, specs, studies
+from cifar_core import (
+    caveats,
+    data,
+    hardware,
+    importing,
+    preflight,
+    recipes,
+    rundir,
+    runs,
+    serving,
+    shapes,
+    specs,
+    studies,
+)
 from cifar_core.config import OPTIMIZERS, PRECISIONS, RECIPES, VALIDATIONS, ConfigError, TrainConfig
 from cifar_core.jsonfields import FieldError
 
@@ -84,9 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--detach", action="store_true")
         p.set_defaults(func=func)
 
+    p = sub.add_parser("import", parents=[common], help="a Keras model trained elsewhere (.keras, .h5) as a run, "
+                       "evaluated on the test set; prints the run directory")
+    p.add_argument("model", type=Path, help="the model file (copied into the run; never changed)")
+    p.add_argument("--name", help="run name (default: imported-<file name>)")
+    p.add_argument("--data", default=None, help="data source whose test set it is evaluated on "
+                                               "(default: $CIFAR_LAB_DATA or the Keras cache)")
+    p.add_argument("--input-scale", default="auto", choices=importing.SCALES, help=importing.SCALE_HELP)
+    p.set_defaults(func=cmd_import)
+
     p = sub.add_parser("reproduce", parents=[common], help="run the seed study and compare with its published figures")
     p.add_argument("--data", default=None, help="data source (default: $CIFAR_LAB_DATA or the Keras cache)")
     p.add_argument("--subset", type=int, default=None, help="train on N stratified training images (quick check)")
+    p.add_argument("--test-subset", type=int, default=None,
+                   help="evaluate (and, by the seed protocol, validate) on N stratified test images (quick check)")
     p.add_argument("--study", default=None, help="report on this existing seed study instead of training anew")
     p.set_defaults(func=cmd_reproduce)
     return parser
@@ -106,7 +130,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--validation", choices=VALIDATIONS, default=d.validation,
                    help=f"'split': hold out {d.validation_size:,} training images; "
                         "'test': the seed notebook's protocol")
-    p.add_argument("--augment", action="store_true", help="random flips and 4-pixel shifts")
+    p.add_argument("--augment", action="store_true", help=f"random flips and {d.translate}-pixel shifts")
     p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                    help="auto: mixed float16 on a GPU, mixed bfloat16 on a CPU with native bf16, else float32")
     p.add_argument("--recipe", choices=RECIPES, default=d.recipe,
@@ -438,13 +462,27 @@ def cmd_study_report(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    source = args.data or data.default_source()
+    load_data(source)  # decoded now, with progress; a bad source is refused before a run directory exists
+    run_dir = importing.import_model(runs_dir(args), args.model, source, args.name, args.input_scale)
+    meta = runs.load_run(run_dir).meta
+    imported = meta["imported"]
+    probe = ", ".join(f"{scale}: {acc:.3f}" for scale, acc in imported["scale_probe"].items())
+    print(run_dir)
+    print(f"imported {args.model.name}: test accuracy {meta['test_accuracy']:.4f} on {meta['sizes']['test']:,} "
+          f"images; input scale {imported['input_scale']}{f' (probe accuracy {probe})' if probe else ''}; "
+          f"architecture {imported['architecture']}; {meta['params']:,} parameters")
+    return 0
+
+
 def cmd_reproduce(args) -> int:
     from cifar_core import report
 
     if args.study:
         study_dir = studies.find_study(studies_dir(args), args.study)
     else:
-        study_dir = start_study(args, "seed", TrainConfig(subset=args.subset).check())
+        study_dir = start_study(args, "seed", TrainConfig(subset=args.subset, test_subset=args.test_subset).check())
         follow_study(study_dir)
     table = report.seed_comparison(study_dir)
     out = report.write_markdown(study_dir, study_dir / "report")

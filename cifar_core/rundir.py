@@ -26,14 +26,17 @@ MODEL = "model.keras"
 BEST_WEIGHTS = "best.weights.h5"
 BACKUP = "backup"
 LOG = "log.txt"
+IMPORTED_ORIGINAL = "original"  # + the imported file's suffix: the model file as it was given, kept unchanged
 LOCK = ".lock"
 RESERVE = ".reserve"
 
-STATUSES = ("queued", "running", "completed", "stopped", "failed", "interrupted")
+STATUSES = ("queued", "running", "completed", "stopped", "failed", "interrupted", "imported")
 ACTIVE = ("queued", "running")
-HAS_RESULTS = ("completed", "stopped")
+HAS_RESULTS = ("completed", "stopped", "imported")
 RESUMABLE = ("interrupted", "failed")
-FINISHED = ("completed", "stopped", "failed")
+FINISHED = ("completed", "stopped", "failed", "imported")
+IMPORTED = "imported"
+EXTERNAL_SPEC = {"name": "external"}  # the spec of an imported model whose layers no lab spec can describe
 DAMAGED = "damaged"
 RUN_ID_PATTERN = r"[a-z0-9][a-z0-9._-]{0,79}"
 
@@ -44,15 +47,17 @@ class DamagedRun(ValueError):
 
 # --- writing ---------------------------------------------------------------------------------------
 
-def write_json_atomic(path: Path, data: dict) -> None:
+def write_json_atomic(path: Path, data: dict, durable: bool = True) -> None:
     """Write temp file, fsync, rename: readers see the old file or the new one, never half of one.
-    On any failure (a full disk, say) the temp file is removed and the old file stays as it was."""
+    On any failure (a full disk, say) the temp file is removed and the old file stays as it was.
+    `durable=False` skips the fsync, for files rewritten every second that a crash may lose (progress.json)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w") as fh:
             json.dump(data, fh, indent=2, default=str)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -214,7 +219,8 @@ def read_run_json(run_dir: Path) -> dict:
 
     meta = read_checked_json(run_dir / RUN_JSON, RUN_SCHEMA)
     try:
-        specs.from_dict(meta["spec"])
+        if meta["spec"] != EXTERNAL_SPEC:
+            specs.from_dict(meta["spec"])
         config.TrainConfig.from_dict(meta["config"])
     except ValueError as exc:
         raise DamagedRun(f"{RUN_JSON}: {exc}") from None

@@ -2,10 +2,37 @@
 
 import streamlit as st
 
-from cifar_core import caveats, charts, evaluate, rundir, runs
+from cifar_core import caveats, charts, evaluate, importing, rundir, runs
 from ui import cache, sidebar
 
 st.title("Runs")
+
+
+def import_ui() -> None:
+    """A model trained elsewhere becomes a run; the import runs in its own process (TensorFlow, untrusted file)."""
+    with st.expander("Import a model trained elsewhere"):
+        st.caption(f"A Keras model file (.keras or .h5, up to {importing.MAX_BYTES // 2**20} MB) with 32x32x3 input "
+                   "and one output per CIFAR-10 class, in the usual class order. It is loaded in safe mode (Lambda "
+                   "layers and custom code are refused), copied into a new run and evaluated on the test set of the "
+                   "data shown in the sidebar.")
+        upload = st.file_uploader("Model file", type=["keras", "h5"], key="import_file")
+        c1, c2 = st.columns(2)
+        scale = c1.radio("Input scale", importing.SCALES, horizontal=True, help=importing.SCALE_HELP)
+        name = c2.text_input("Run name (optional)", help=f"{runs.NAME_RULE}.")
+        if st.button("Import", disabled=upload is None):
+            try:
+                with st.spinner("Loading the model safely and evaluating it on the test set ..."):
+                    run_dir = importing.import_in_subprocess(cache.runs_dir(), upload.getvalue(), upload.name,
+                                                             sidebar.current_source(), name.strip() or None, scale)
+            except runs.RunError as exc:
+                st.error(str(exc))
+                return
+            st.session_state[sidebar.RUN_KEY] = run_dir.name
+            st.rerun()
+
+
+if not cache.read_only():
+    import_ui()
 all_runs = runs.list_runs(cache.runs_dir())
 if not all_runs:
     st.info(f"No runs in `{cache.runs_dir()}` yet. Start one on the Train page or with "
