@@ -123,7 +123,7 @@ class RunDirWriter(keras.callbacks.Callback):
             "epoch": self.epoch + 1, "epochs": self.plan.epochs, "batch": batch, "batches": steps,
             "images_per_s": batch * self.batch_size / max(seconds, 1e-9),
             "eta_s": per_epoch * max(self.plan.epochs - self.epoch - batch / steps, 0), "updated": time.time(),
-        })
+        }, durable=False)
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.monotonic()

@@ -1,5 +1,7 @@
 """Experiments: the classic studies (depth, batch norm, dropout, architectures, seed) as one action each."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from cifar_core import caveats, charts, data, report, rundir, runs, specs, studies
@@ -11,6 +13,7 @@ st.caption("Each study queues its runs and trains them one after another in one 
            "Leave or reload the page: the study goes on, and its runs appear on every other page too.")
 
 folder = studies.default_studies_dir(cache.runs_dir())
+POLL_S = 3.0  # the study's progress line; its table and charts are redrawn only when a run's status changes
 RESULT_FORMATS = {"test_accuracy": "%.4f", "best_val_accuracy": "%.4f", "gap": "%.4f", "seconds_per_epoch": "%.1f",
                   "wall_time": "%.0f"}
 
@@ -47,29 +50,48 @@ def start(kind: str, cfg: TrainConfig) -> None:
     st.rerun()
 
 
-@st.fragment(run_every=3.0)
 def queue_panel(study_dir) -> None:
-    """The study's runs in order, with their live status."""
+    """The study's runs in order with their status, drawn when one changes; the progress line refreshes itself."""
     study = studies.read(study_dir)
     state = studies.status(study)
     table = studies.queue(study_dir)
     done = studies.finished_count(table)
-    st.progress(done / len(table), text=f"study **{state}** · {done}/{len(table)} runs finished")
     st.dataframe(table.drop(columns=["run_id"]), hide_index=True, width="stretch")
+    if state in rundir.ACTIVE:
+        queue_progress(study_dir, (state, tuple(table["status"])))
+    else:
+        st.progress(done / len(table), text=f"study **{state}** · {done}/{len(table)} runs finished")
     if cache.read_only():
         return
     c1, c2 = st.columns(2)
     if state in rundir.ACTIVE:
         if c1.button("Stop study", help="The run in progress stops at its next batch and keeps its best weights."):
             studies.stop(study_dir)
-            st.rerun(scope="fragment")
+            st.rerun()
     elif state in ("interrupted", "stopped", "failed") and done < len(table) and c1.button("Resume study",
                                                                                           type="primary"):
         try:
             studies.resume(study_dir)
         except runs.RunError as exc:
             st.error(str(exc))
-        st.rerun(scope="fragment")
+        st.rerun()
+
+
+@st.fragment(run_every=POLL_S)
+def queue_progress(study_dir, shown: tuple) -> None:
+    """Every few seconds: the study's state and the running run's progress. When a run's status changes, the
+    whole page reruns once (queue, results and charts); nothing heavy is redrawn in between."""
+    study = studies.read(study_dir)
+    table = studies.queue(study_dir)
+    if (studies.status(study), tuple(table["status"])) != shown:
+        st.rerun()
+    done = studies.finished_count(table)
+    text = f"study **{shown[0]}** · {done}/{len(table)} runs finished"
+    training = table[table["status"].isin(rundir.ACTIVE) & table["run_id"].notna()]
+    progress = rundir.read_progress(Path(study["runs_dir"]) / training["run_id"].iloc[0]) if len(training) else None
+    if progress:
+        text += f" · {training['name'].iloc[0]}: {runs.progress_text(progress)}"
+    st.progress(done / len(table), text=text)
 
 
 def results_panel(study_dir) -> None:

@@ -10,35 +10,42 @@ from cifar_core.config import MAX_BATCH, MAX_EPOCHS, PRECISIONS, RECIPES, VALIDA
 from ui import cache, sidebar
 
 st.title("Train")
-POLL_S = 2.0
+POLL_S = 2.0  # the progress line's refresh; the curves are redrawn only when an epoch ends
 
 
-@st.fragment(run_every=POLL_S)
-def live_panel(run_dir) -> None:
-    """Re-reads progress.json and metrics.jsonl every couple of seconds; survives reloads and restarts."""
+def live_view(run_dir) -> None:
+    """A training run: its header and curves, drawn once per finished epoch, and below them a progress line
+    that refreshes itself. Watching must not slow the run down, so nothing heavy is redrawn between epochs."""
     info = runs.load_run(run_dir)
-    progress = rundir.read_progress(run_dir)
     metrics = cache.metrics(run_dir)
     synthetic = " · **synthetic data**" if info.is_synthetic else ""
-    st.markdown(f"**{info.name}** · `{(info.meta.get('spec') or {}).get('name')}` · status **{info.status}**"
-                f"{synthetic}")
-    if progress:
-        st.progress(runs.progress_fraction(progress), text=runs.progress_text(progress))
-    else:
-        st.progress(0.0, text="starting: loading data and building the model ...")
+    st.markdown(f"**{info.name}** · `{(info.meta.get('spec') or {}).get('name')}`{synthetic}")
     if not metrics.empty:
         st.vega_lite_chart(cache.chart("curves_panel", charts.curves_frame({info.name: metrics})))
         best = metrics.loc[metrics["val_accuracy"].idxmax()]
         st.caption(f"{len(metrics)} epochs done · best so far: epoch {int(best['epoch'])}, "
                    f"val accuracy {best['val_accuracy']:.4f}")
-    if info.status in rundir.ACTIVE:
-        if (run_dir / rundir.STOP).exists():
-            st.info("Stopping at the next batch: restoring the best weights and evaluating them ...")
-        elif not cache.read_only() and st.button("Stop (keep best weights)", key="stop_run"):
-            runs.stop(info)
-            st.rerun(scope="fragment")
-    else:
+    progress_line(run_dir, len(metrics))
+
+
+@st.fragment(run_every=POLL_S)
+def progress_line(run_dir, epochs_shown: int) -> None:
+    """Every couple of seconds: run.json's status and progress.json, two small files. A new epoch line (or the
+    run's end) reruns the whole page once, which redraws the curves."""
+    info = runs.load_run(run_dir)
+    if info.status not in rundir.ACTIVE or len(cache.metrics(run_dir)) != epochs_shown:
         st.rerun()
+    progress = rundir.read_progress(run_dir)
+    if progress:
+        st.progress(runs.progress_fraction(progress), text=f"status **{info.status}** · "
+                    + runs.progress_text(progress))
+    else:
+        st.progress(0.0, text=f"status **{info.status}** · starting: loading data and building the model ...")
+    if (run_dir / rundir.STOP).exists():
+        st.info("Stopping at the next batch: restoring the best weights and evaluating them ...")
+    elif not cache.read_only() and st.button("Stop (keep best weights)", key="stop_run"):
+        runs.stop(info)
+        st.rerun(scope="fragment")
 
 
 def finished_summary(run_dir) -> None:
@@ -125,7 +132,7 @@ active = runs.active_runs(cache.runs_dir())
 if active:
     st.caption("A run is training. It runs in its own process: leave, reload or restart the dashboard, "
                "it carries on and this page picks it up again.")
-    live_panel(active[0].path)
+    live_view(active[0].path)
 elif cache.read_only():
     st.info("No run is training right now. Runs are started on the machine that serves this dashboard.")
 else:
