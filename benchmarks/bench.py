@@ -167,7 +167,7 @@ def main() -> None:
     args = parser.parse_args()
 
     tf = runtime.tensorflow()
-    precision = runtime.configure(0)
+    precision = runtime.configure(0, "auto")
     print(hardware.describe_machine())
     print(f"precision: {precision.policy} ({precision.reason}); TensorFlow {tf.__version__}")
     t0 = time.monotonic()

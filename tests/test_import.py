@@ -42,21 +42,29 @@ def seed_style_model(keras, rescaling: bool):
     return model, scale
 
 
+@pytest.fixture(scope="module")
+def seed_model(keras, tmp_path_factory) -> tuple[object, float, Path]:
+    """The seed-style model (inputs in [0, 1]), trained once and saved for the tests that import it."""
+    model, scale = seed_style_model(keras, rescaling=False)
+    path = tmp_path_factory.mktemp("models") / "seed.keras"
+    model.save(path)
+    return model, scale, path
+
+
 def direct_accuracy(keras, model, scale: float) -> float:
     return model.evaluate(DATA.x_test / scale, keras.utils.to_categorical(DATA.y_test, 10), verbose=0)[1]
 
 
-def test_a_seed_style_model_imports_with_the_accuracy_keras_gives(keras, tmp_path):
-    model, scale = seed_style_model(keras, rescaling=False)
-    model.save(tmp_path / "seed.keras")
-    out = cli("import", str(tmp_path / "seed.keras"), "--data", "synthetic", runs_dir=tmp_path / "runs")
+def test_a_seed_style_model_imports_with_the_accuracy_keras_gives(keras, seed_model, tmp_path):
+    model, scale, path = seed_model
+    out = cli("import", str(path), "--data", "synthetic", runs_dir=tmp_path / "runs")
     run_dir = Path(out.stdout.splitlines()[0])
     meta = runs.load_run(run_dir).meta
     assert meta["status"] == "imported" and "input scale 1 " in out.stdout
     assert meta["test_accuracy"] == pytest.approx(direct_accuracy(keras, model, scale), abs=1e-6)
     assert meta["imported"]["architecture"] == "read from the model"
     assert shapes.param_count(specs.from_dict(meta["spec"])) == model.count_params() == meta["params"]
-    assert (run_dir / "original.keras").read_bytes() == (tmp_path / "seed.keras").read_bytes()
+    assert (run_dir / "original.keras").read_bytes() == path.read_bytes()
     for name in (rundir.MODEL, rundir.PREDICTIONS, rundir.REPORT):
         assert (run_dir / name).exists()
     assert rundir.read_predictions(run_dir)["y_pred"].shape == DATA.y_test.shape
@@ -72,12 +80,11 @@ def test_a_model_with_a_rescaling_layer_takes_0_to_255(keras, tmp_path):
     assert (run_dir / "original.h5").exists() and meta["name"] == "imported-rescaled"
 
 
-def test_forcing_the_scale_and_the_saved_model_takes_0_to_255_like_every_run(keras, tmp_path):
+def test_forcing_the_scale_and_the_saved_model_takes_0_to_255_like_every_run(seed_model, tmp_path):
     from cifar_core.train import load_model, predict
 
-    model, scale = seed_style_model(keras, rescaling=False)
-    model.save(tmp_path / "m.keras")
-    run_dir = importing.import_model(tmp_path / "runs", tmp_path / "m.keras", "synthetic", name="forced", scale="1")
+    model, _, path = seed_model
+    run_dir = importing.import_model(tmp_path / "runs", path, "synthetic", name="forced", scale="1")
     assert runs.load_run(run_dir).meta["imported"]["scale_probe"] == {}
     probs = predict(load_model(run_dir), DATA.x_test)
     assert np.allclose(probs, model.predict(DATA.x_test / 255.0, verbose=0), atol=1e-5)
@@ -85,8 +92,8 @@ def test_forcing_the_scale_and_the_saved_model_takes_0_to_255_like_every_run(ker
 
 def test_a_lambda_model_is_refused_and_its_code_never_runs(keras, tmp_path):
     marker = tmp_path / "lambda-ran"
-    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
-                              keras.layers.Lambda(lambda x, path=str(marker): x * float(open(path, "w").close() is None)),
+    payload = keras.layers.Lambda(lambda x, path=str(marker): x * float(open(path, "w").close() is None))
+    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), payload,
                               keras.layers.Dense(10, activation="softmax")])
     marker.unlink()  # building the model ran it once; loading must not
     model.save(tmp_path / "lambda.keras")
@@ -114,12 +121,10 @@ def test_files_that_are_not_models_are_refused_before_loading(tmp_path):
     assert out.returncode == 2 and "is not a file" in out.stderr
 
 
-def test_an_imported_run_shows_on_every_page_and_in_compare(keras, tmp_path, finished_run, monkeypatch):
+def test_an_imported_run_shows_on_every_page_and_in_compare(seed_model, tmp_path, finished_run, monkeypatch):
     runs_dir = tmp_path / "runs"
     shutil.copytree(finished_run, runs_dir / finished_run.name)
-    model, _ = seed_style_model(keras, rescaling=False)
-    model.save(tmp_path / "seed.keras")
-    imported = importing.import_model(runs_dir, tmp_path / "seed.keras", "synthetic", name="from-jupyter")
+    imported = importing.import_model(runs_dir, seed_model[2], "synthetic", name="from-jupyter")
     monkeypatch.setenv("CIFAR_LAB_RUNS", str(runs_dir))
     monkeypatch.setenv("CIFAR_LAB_DATA", "synthetic")
     monkeypatch.chdir(ROOT)
