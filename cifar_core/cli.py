@@ -68,8 +68,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-writes", action="store_true", help="let a shared dashboard train, stop, rename and delete")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("runs", parents=[common], help="table of runs")
+    p = sub.add_parser("runs", parents=[common], help="table of runs (filters combine)")
+    p.add_argument("--tag", action="append", default=[], help="only runs with this tag (repeat for several)")
+    p.add_argument("--arch", action="append", default=[], help="only runs of this architecture")
+    p.add_argument("--status", action="append", default=[], help="only runs in this status")
+    p.add_argument("--data", action="append", default=[], help="only runs on this kind of data (image-folder, ...)")
     p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("tag", parents=[common], help="add (or --remove) tags on a run: a lab notebook's labels")
+    p.add_argument("run", help="run id (or a unique prefix of it)")
+    p.add_argument("tags", nargs="*", help=f"tags to add ({runs.TAG_RULE})")
+    p.add_argument("--remove", action="append", default=[], metavar="TAG", help="a tag to take off")
+    p.set_defaults(func=cmd_tag)
+
+    p = sub.add_parser("note", parents=[common], help="set a run's free-text note ('' clears it)")
+    p.add_argument("run", help="run id (or a unique prefix of it)")
+    p.add_argument("text")
+    p.set_defaults(func=cmd_note)
+
+    p = sub.add_parser("pin", parents=[common], help="pin a run as the baseline Compare shows first")
+    p.add_argument("run", nargs="?", help="run id (or a unique prefix of it); leave out with --none")
+    p.add_argument("--none", action="store_true", help="unpin the baseline")
+    p.set_defaults(func=cmd_pin)
 
     p = sub.add_parser("study", parents=[common], help="train a study's runs one by one in the background")
     p.add_argument("kind", choices=studies.KINDS)
@@ -96,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("resume", "study-resume"):
             p.add_argument("--detach", action="store_true")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("compare", parents=[common], help="two runs: test accuracy with its 95%% interval, and "
+                       "McNemar's exact test of whether one is really better")
+    p.add_argument("run_a", help="run id (or a unique prefix of it)")
+    p.add_argument("run_b", help="run id (or a unique prefix of it)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("import", parents=[common], help="a Keras model trained elsewhere (.keras, .h5) as a run, "
                        "evaluated on the test set; prints the run directory")
@@ -270,11 +296,36 @@ def cmd_runs(args) -> int:
     if not found:
         print(f"No runs in {runs_dir(args)}. Start one with `cifar-lab train --arch baseline`.")
         return 0
-    cols = ["id", "arch", "status", "params", "best epoch", "test acc", "wall s", "data", "problem"]
+    found = runs.filter_runs(found, args.tag, args.arch, args.status, args.data)
+    if not found:
+        print("No run matches these filters.")
+        return 0
+    cols = ["id", "arch", "status", "params", "best epoch", "test acc", "wall s", "data", "tags", "problem"]
     formats = {"test acc": "{:.4f}", "wall s": "{:.0f}"}
     cells = [cols] + [["-" if row[c] is None else formats.get(c, "{}").format(row[c]) for c in cols]
                       for row in runs.table_rows(found)]
     print_columns(cells, right={"params", "best epoch", "test acc", "wall s"})
+    return 0
+
+
+def cmd_tag(args) -> int:
+    info = runs.find_run(runs_dir(args), args.run)
+    tags = runs.set_tags(info, args.tags, args.remove)
+    print(f"{info.run_id}: {' '.join(tags) or '(no tags)'}")
+    return 0
+
+
+def cmd_note(args) -> int:
+    runs.set_note(runs.find_run(runs_dir(args), args.run), args.text)
+    return 0
+
+
+def cmd_pin(args) -> int:
+    if args.none == bool(args.run):
+        raise runs.RunError("Name the run to pin as the baseline, or pass --none to unpin it.")
+    info = None if args.none else runs.find_run(runs_dir(args), args.run)
+    runs.pin_baseline(runs_dir(args), info)
+    print(f"baseline: {info.run_id if info else '(none)'}")
     return 0
 
 
@@ -301,8 +352,12 @@ def cmd_show(args) -> int:
         print(f"damaged: {info.damaged}")
     print(f"data: {info.data.get('source', '?')} ({info.data.get('kind', '?')})")
     print("config: " + ", ".join(f"{k}={v}" for k, v in (m.get("config") or {}).items()))
+    if m.get("tags") or m.get("pinned"):
+        print("tags: " + " ".join(m.get("tags", [])) + ("  (pinned baseline)" if m.get("pinned") else ""))
+    if m.get("note"):
+        print(f"lab note: {m['note']}")
     for note in caveats.for_run(m):
-        print(f"note: {note}")
+        print(f"caveat: {note}")
     for line in metrics:
         print(epoch_line(line))
     now = rundir.read_progress(info.path)
@@ -459,6 +514,25 @@ def cmd_study_report(args) -> int:
     path = report.write_markdown(study_dir, study_dir / "report")
     print(path.read_text())
     print(f"written: {path}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from cifar_core import compare
+
+    a, b = (runs.find_run(runs_dir(args), ref) for ref in (args.run_a, args.run_b))
+    for info in (a, b):
+        if not info.has_results:
+            raise runs.RunError(f"Run {info.run_id} is {info.status}: it has no test results to compare.")
+        print(f"{info.name}: test accuracy {info.meta['test_accuracy']:.4f} "
+              f"(95% interval {compare.accuracy_interval_text(rundir.read_report(info.path))})")
+    try:
+        result = compare.significance(a, b, rundir.read_predictions(a.path), rundir.read_predictions(b.path))
+    except ValueError as exc:
+        raise runs.RunError(f"No image-by-image test: {exc}") from None
+    print(f"both right {result.both:,}, neither {result.neither:,}, only {a.name} {result.only_a:,}, "
+          f"only {b.name} {result.only_b:,}")
+    print(result.verdict(a.name, b.name))
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cifar_core import evaluate, runs
+from cifar_core import evaluate, runs, stats
 from cifar_core.runs import RunInfo
 
 
@@ -21,12 +21,31 @@ def metrics_table(infos: list[RunInfo], reports: dict[str, dict | None]) -> pd.D
         rows.append({
             "run": info.name, "arch": m.get("spec", {}).get("name"), "params": m.get("params"),
             "best epoch": m.get("best_epoch"), "val acc": m.get("best_val_accuracy"),
-            "test acc": m.get("test_accuracy"), "macro F1": report["macro avg"]["f1-score"] if report else None,
+            "test acc": m.get("test_accuracy"), "test acc 95% CI": accuracy_interval_text(report),
+            "macro F1": report["macro avg"]["f1-score"] if report else None,
             "cat→dog": cat_dog, "dog→cat": dog_cat,
             "s/epoch": runs.seconds_per_epoch(runs.read_metrics(info.path)),
             "validation": m.get("config", {}).get("validation"), "data": m.get("data", {}).get("kind"),
         })
     return pd.DataFrame(rows)
+
+
+def accuracy_interval_text(report: dict | None) -> str | None:
+    """The exact 95% interval of a run's test accuracy on its test set size, as 'low-high'."""
+    if not report:
+        return None
+    cm = report["confusion_matrix"]
+    n, correct = sum(map(sum, cm)), sum(cm[i][i] for i in range(len(cm)))
+    low, high = stats.accuracy_interval(correct, n) if n else (0.0, 1.0)
+    return f"{low:.3f}–{high:.3f}"
+
+
+def significance(a: RunInfo, b: RunInfo, preds_a: dict, preds_b: dict) -> stats.McNemar:
+    """McNemar's exact test of two runs on the test images they share; ValueError says why it cannot be done."""
+    problem = stats.same_test_set(a.meta, b.meta)
+    if problem:
+        raise ValueError(problem)
+    return stats.mcnemar(*stats.paired_correct(preds_a, preds_b))
 
 
 def per_class(infos: list[RunInfo], reports: dict[str, dict | None]) -> pd.DataFrame:

@@ -39,6 +39,7 @@ IMPORTED = "imported"
 EXTERNAL_SPEC = {"name": "external"}  # the spec of an imported model whose layers no lab spec can describe
 DAMAGED = "damaged"
 RUN_ID_PATTERN = r"[a-z0-9][a-z0-9._-]{0,79}"
+TAG_PATTERN = r"[a-z0-9][a-z0-9._-]{0,31}"
 
 
 class DamagedRun(ValueError):
@@ -148,6 +149,9 @@ RUN_SCHEMA = {
         "study": {"type": ["string", "null"]},
         "labels": {"type": "object"},
         "error": {"type": ["string", "null"]},
+        "tags": {"type": "array", "items": {"type": "string", "pattern": f"^{TAG_PATTERN}$"}},
+        "note": {"type": "string"},
+        "pinned": {"type": "boolean"},
     },
 }
 _SCORES = {"type": "object", "required": ["precision", "recall", "f1-score", "support"],

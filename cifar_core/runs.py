@@ -289,6 +289,61 @@ def rename(run: RunInfo, new_name: str) -> None:
     update_run(run.path, name=check_name(new_name))
 
 
+TAG_RULE = "1-32 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
+TAG_PATTERN = re.compile(rundir.TAG_PATTERN)
+NOTE_MAX = 4000
+
+
+def set_tags(run: RunInfo, add: list[str] = (), remove: list[str] = ()) -> list[str]:
+    """Add and remove tags (lab-notebook labels such as 'augment' or 'for-the-class'); returns the new tags."""
+    if run.damaged:
+        raise RunError(f"Run {run.run_id} is damaged ({run.damaged}); delete it instead.")
+    bad = [t for t in add if not TAG_PATTERN.fullmatch(t)]
+    if bad:
+        raise RunError(f"Tag {bad[0]!r} must be {TAG_RULE}.")
+    tags = [t for t in dict.fromkeys([*run.meta.get("tags", []), *add]) if t not in remove]
+    update_run(run.path, tags=tags)
+    return tags
+
+
+def set_note(run: RunInfo, text: str) -> None:
+    """A free-text note on the run: what it was for, what was learnt."""
+    if run.damaged:
+        raise RunError(f"Run {run.run_id} is damaged ({run.damaged}); delete it instead.")
+    if len(text) > NOTE_MAX:
+        raise RunError(f"A note holds at most {NOTE_MAX:,} characters (this one has {len(text):,}).")
+    update_run(run.path, note=text.strip())
+
+
+def pin_baseline(runs_dir: Path, run: RunInfo | None) -> None:
+    """Make `run` the baseline that Compare puts first (None: no baseline); at most one run is pinned."""
+    with rundir.locked(runs_dir):
+        for other in list_runs(runs_dir):
+            if other.meta.get("pinned") and (run is None or other.path != run.path):
+                update_run(other.path, pinned=False)
+        if run is not None:
+            update_run(run.path, pinned=True)
+
+
+def pinned_first(infos: list[RunInfo]) -> list[RunInfo]:
+    """The pinned baseline first, then the others in their order."""
+    return sorted(infos, key=lambda r: not r.meta.get("pinned"))
+
+
+def filter_runs(infos: list[RunInfo], tags: list[str] = (), archs: list[str] = (), statuses: list[str] = (),
+                data_kinds: list[str] = ()) -> list[RunInfo]:
+    """Runs having every tag asked for, and one of the architectures, statuses and data kinds asked for (an
+    empty choice filters nothing)."""
+    def keep(r: RunInfo) -> bool:
+        return (set(tags) <= set(r.meta.get("tags", [])) and (not archs or arch_name(r) in archs)
+                and (not statuses or r.status in statuses) and (not data_kinds or r.data.get("kind") in data_kinds))
+    return [r for r in infos if keep(r)]
+
+
+def arch_name(run: RunInfo) -> str:
+    return (run.meta.get("spec") or {}).get("name", "?")
+
+
 def delete(run: RunInfo) -> None:
     """Remove a run directory; refused while its training process is alive."""
     if run.is_training:
@@ -311,16 +366,18 @@ def read_metrics(run_dir: Path):
     return df
 
 
-TABLE_COLUMNS = ("id", "name", "arch", "status", "params", "best epoch", "test acc", "wall s", "data", "created",
-                 "problem")
+TABLE_COLUMNS = ("id", "name", "arch", "status", "params", "best epoch", "test acc", "wall s", "data", "tags",
+                 "created", "problem")
 
 
 def table_rows(runs: list[RunInfo]) -> list[dict]:
     """One row per run with the columns both `cifar-lab runs` and the dashboard show."""
-    return [{"id": r.run_id, "name": r.name, "arch": (r.meta.get("spec") or {}).get("name", "?"), "status": r.status,
+    return [{"id": r.run_id, "name": r.name + (" (baseline)" if r.meta.get("pinned") else ""), "arch": arch_name(r),
+             "status": r.status,
              "params": r.meta.get("params"), "best epoch": r.meta.get("best_epoch"),
              "test acc": r.meta.get("test_accuracy"), "wall s": r.meta.get("wall_time"),
-             "data": r.data.get("kind", "?"), "created": str(r.meta.get("created", "")), "problem": r.damaged}
+             "data": r.data.get("kind", "?"), "tags": " ".join(r.meta.get("tags", [])),
+             "created": str(r.meta.get("created", "")), "problem": r.damaged}
             for r in runs]
 
 

@@ -101,6 +101,9 @@ def test_compare_page(app):
     assert len(at.get("vega_lite_chart")) == 4, "curves, confusion matrices side by side, per-class bars, difference"
     at.toggle[0].set_value(True).run()
     assert not at.exception
+    assert "Is the difference real?" in texts(at) and "McNemar's exact test, p = " in texts(at)
+    assert any(m.label == "p-value" for m in at.metric)
+    assert table["test acc 95% CI"].str.fullmatch(r"0\.\d{3}–[01]\.\d{3}").all()
 
 
 def test_misclassified_page_defaults_to_cat_as_dog_and_follows_top_confusions(app):

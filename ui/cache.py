@@ -119,7 +119,7 @@ def finished_runs() -> list[runs.RunInfo]:
 
 def run_label(info: runs.RunInfo) -> str:
     acc = info.meta.get("test_accuracy")
-    tag = " [synthetic]" if info.is_synthetic else ""
+    tag = (" [synthetic]" if info.is_synthetic else "") + (" ★ baseline" if info.meta.get("pinned") else "")
     arch = (info.meta.get("spec") or {}).get("name")
     return f"{info.name} ({arch}, {acc:.3f}){tag}" if acc is not None else info.name + tag
 

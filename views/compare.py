@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from cifar_core import caveats, charts, compare, evaluate
+from cifar_core import caveats, charts, compare, evaluate, rundir, runs, stats
 from ui import cache
 
 st.title("Compare runs")
-finished = cache.finished_runs()
+finished = runs.pinned_first(cache.finished_runs())
 if len(finished) < 2:
     st.info("Compare needs at least two finished runs. Train some on the Train page, or run a study on Experiments.")
     st.stop()
@@ -64,3 +64,25 @@ with c2:
         drop, rise = compare.biggest_changes(change)
         st.caption(f"Biggest drop: {drop['true']} → {drop['predicted']} ({drop['change']:+d}); "
                    f"biggest rise: {rise['true']} → {rise['predicted']} ({rise['change']:+d}).")
+
+
+def significance_ui() -> None:
+    """Is B really better than A? McNemar's exact test on the test images one gets right and the other wrong."""
+    st.subheader("Is the difference real?")
+    if a_id == b_id:
+        st.caption("Pick two different runs as A and B.")
+        return
+    try:
+        result = compare.significance(a, b, cache.predictions(a.path), cache.predictions(b.path))
+    except (ValueError, rundir.DamagedRun) as exc:
+        st.info(f"No image-by-image test: {exc}")
+        return
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric(f"Only {a.name} right", f"{result.only_a:,}")
+    c2.metric(f"Only {b.name} right", f"{result.only_b:,}")
+    c3.metric("Both right", f"{result.both:,}")
+    c4.metric("p-value", f"{result.p_value:.2g}")
+    (st.success if result.p_value < stats.ALPHA else st.info)(result.verdict(a.name, b.name))
+
+
+significance_ui()

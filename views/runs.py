@@ -39,7 +39,24 @@ if not all_runs:
             "`cifar-lab train --arch baseline`.")
     st.stop()
 
-table = runs.runs_table(all_runs)
+def filters_ui(infos: list[runs.RunInfo]) -> list[runs.RunInfo]:
+    """Narrow the table by tag, architecture, status and data (a lab notebook with many runs)."""
+    def options(values) -> list[str]:
+        return sorted({v for v in values if v})
+
+    f1, f2, f3, f4 = st.columns(4)
+    tags = f1.multiselect("Tags (all of)", options(t for r in infos for t in r.meta.get("tags", [])), key="f_tags")
+    archs = f2.multiselect("Architecture", options(runs.arch_name(r) for r in infos), key="f_arch")
+    statuses = f3.multiselect("Status", options(r.status for r in infos), key="f_status")
+    kinds = f4.multiselect("Data", options(r.data.get("kind") for r in infos), key="f_data")
+    return runs.filter_runs(infos, tags, archs, statuses, kinds)
+
+
+shown = filters_ui(all_runs)
+if not shown:
+    st.info("No run matches these filters.")
+    st.stop()
+table = runs.runs_table(shown)
 damaged = table[table["status"] == rundir.DAMAGED]
 if not damaged.empty:
     st.warning(f"{len(damaged)} damaged run director{'y' if len(damaged) == 1 else 'ies'}: "
@@ -55,7 +72,7 @@ ids = list(table["id"])
 default = ids.index(st.session_state[sidebar.RUN_KEY]) if st.session_state.get(sidebar.RUN_KEY) in ids else 0
 run_id = ids[rows[0]] if rows else st.selectbox("Open run", ids, index=default, key="open_run")
 st.session_state[sidebar.RUN_KEY] = run_id
-info = next(r for r in all_runs if r.run_id == run_id)
+info = next(r for r in shown if r.run_id == run_id)
 m = info.meta
 
 
@@ -69,6 +86,11 @@ def summary_ui() -> None:
     if info.damaged:
         st.error(f"Damaged: {info.damaged}. What can still be read is shown below; delete the run when you no "
                  "longer need it.")
+    if m.get("tags") or m.get("pinned"):
+        st.markdown(" ".join(f"`{t}`" for t in m.get("tags", [])) + (" · **Compare's baseline**" if m.get("pinned")
+                                                                      else ""))
+    if m.get("note"):
+        st.info(m["note"])
     for note in caveats.for_run(m):
         st.warning(note)
     cols = st.columns(5)
@@ -95,6 +117,34 @@ def results_ui() -> None:
     with st.expander("Log"):
         log = info.path / rundir.LOG
         st.code(log.read_text(errors="replace")[-6000:] if log.exists() else "(no log)")
+
+
+def notebook_ui() -> None:
+    """Tags, a note and the pinned baseline: what the run was for, kept beside its results."""
+    n1, n2 = st.columns([2, 3])
+    with n1:
+        text = st.text_input("Tags (space-separated)", value=" ".join(m.get("tags", [])), key=f"tags_{run_id}",
+                             help=f"Each {runs.TAG_RULE}.")
+        if st.button("Save tags", disabled=bool(info.damaged)):
+            wanted = text.split()
+            try:
+                runs.set_tags(info, wanted, [t for t in m.get("tags", []) if t not in wanted])
+                st.rerun()
+            except runs.RunError as exc:
+                st.error(str(exc))
+        if m.get("pinned"):
+            if st.button("Unpin as Compare's baseline"):
+                runs.pin_baseline(cache.runs_dir(), None)
+                st.rerun()
+        elif info.has_results and st.button("Pin as Compare's baseline", help="Compare shows it first."):
+            runs.pin_baseline(cache.runs_dir(), info)
+            st.rerun()
+    with n2:
+        note = st.text_area("Note", value=m.get("note", ""), key=f"note_{run_id}", max_chars=runs.NOTE_MAX,
+                            height=100)
+        if st.button("Save note", disabled=note == m.get("note", "") or bool(info.damaged)):
+            runs.set_note(info, note)
+            st.rerun()
 
 
 def actions_ui() -> None:
@@ -134,4 +184,5 @@ summary_ui()
 results_ui()
 if not cache.read_only():
     st.divider()
+    notebook_ui()
     actions_ui()
