@@ -103,12 +103,32 @@ def per_class_chart(per_class: pd.DataFrame, metric: str = "f1-score", height: i
 
 def study_chart(results: pd.DataFrame, x: str, y: str, color: str | None = None, title: str = "",
                 x_title: str | None = None, y_title: str | None = None, height: int = 260) -> alt.Chart:
-    """A line-and-point chart of one study result against a setting (depth, dropout, ...)."""
-    enc = {"x": alt.X(f"{x}:O", title=x_title or x), "y": alt.Y(f"{y}:Q", title=y_title or y,
-                                                                 scale=alt.Scale(zero=False)),
-           "tooltip": [c for c in ("run", x, y, color) if c and c in results]}
-    if color:
-        enc["color"] = alt.Color(f"{color}:N")
-    lines = alt.Chart(results).mark_line().encode(**enc)
-    points = alt.Chart(results).mark_point(size=90, filled=True).encode(**enc).add_params(pick_run())
-    return (lines + points).properties(width=420, height=height, title=title)
+    """A study result against a setting (depth, dropout, ...): the mean over seeds as a line, its standard
+    deviation as error bars, and each run as a faint point (click one to open it)."""
+    x_enc = alt.X(f"{x}:O", title=x_title or x)
+    y_scale = alt.Scale(zero=False)
+    colors = {"color": alt.Color(f"{color}:N")} if color else {}
+    base = alt.Chart(results)
+    lines = base.mark_line().encode(x=x_enc, y=alt.Y(f"mean({y}):Q", title=y_title or y, scale=y_scale), **colors)
+    bars = base.mark_errorbar(extent="stdev").encode(x=x_enc, y=alt.Y(f"{y}:Q", scale=y_scale), **colors)
+    points = base.mark_point(size=70, filled=True, opacity=0.45).encode(
+        x=x_enc, y=alt.Y(f"{y}:Q", scale=y_scale), **colors,
+        tooltip=[c for c in ("run", "seed", x, y, color) if c and c in results]).add_params(pick_run())
+    return (lines + bars + points).properties(width=420, height=height, title=title)
+
+
+def group_bars(results: pd.DataFrame, group: str, y: str, offset: str | None = None, title: str = "",
+               y_title: str | None = None, height: int = 260) -> alt.Chart:
+    """One bar per group (and `offset` within it) at the mean over seeds, with standard-deviation error bars
+    and each run as a faint point (click one to open it)."""
+    by = {"x": alt.X(f"{group}:N", title=None)}
+    if offset:
+        by |= {"xOffset": f"{offset}:N", "color": f"{offset}:N"}
+    base = alt.Chart(results)
+    scale = alt.Scale(zero=False)
+    bars = base.mark_bar(opacity=0.8).encode(**by, y=alt.Y(f"mean({y}):Q", title=y_title or y, scale=scale))
+    spread = base.mark_errorbar(extent="stdev", color="black").encode(**by, y=alt.Y(f"{y}:Q", scale=scale))
+    points = base.mark_point(filled=True, color="black", opacity=0.35, size=40).encode(
+        **{k: v for k, v in by.items() if k != "color"}, y=alt.Y(f"{y}:Q", scale=scale),
+        tooltip=[c for c in ("run", "seed", y, "params", "best_epoch") if c in results]).add_params(pick_run())
+    return (bars + spread + points).properties(width=420, height=height, title=title)

@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("study", parents=[common], help="train a study's runs one by one in the background")
     p.add_argument("kind", choices=studies.KINDS)
+    p.add_argument("--arch", default="baseline", help="the architecture a `seeds` study repeats")
     p.add_argument("--detach", action="store_true", help="return at once; the study goes on in the background")
     add_train_options(p)
     p.set_defaults(func=cmd_study)
@@ -137,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", type=int, default=None, help="train on N stratified training images (quick check)")
     p.add_argument("--test-subset", type=int, default=None,
                    help="evaluate (and, by the seed protocol, validate) on N stratified test images (quick check)")
+    p.add_argument("--seeds", default=str(studies.REPRODUCE_SEEDS), metavar="N|LIST",
+                   help=f"seeds per model (default {studies.REPRODUCE_SEEDS}: mean ± std against the published figure)")
     p.add_argument("--study", default=None, help="report on this existing seed study instead of training anew")
     p.set_defaults(func=cmd_reproduce)
     return parser
@@ -157,6 +160,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                    help=f"'split': hold out {d.validation_size:,} training images; "
                         "'test': the seed notebook's protocol")
     p.add_argument("--augment", action="store_true", help=f"random flips and {d.translate}-pixel shifts")
+    p.add_argument("--seeds", default=None, metavar="N|LIST", help="train once per seed: a count (3: seeds "
+                   "--seed .. --seed+2) or a list (0,1,2); runs that differ only in seed form a group")
     p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                    help="auto: mixed float16 on a GPU, mixed bfloat16 on a CPU with native bf16, else float32")
     p.add_argument("--recipe", choices=RECIPES, default=d.recipe,
@@ -238,6 +243,9 @@ def cmd_train(args) -> int:
     cfg = config_from_args(args)
     if args.name:
         runs.check_name(args.name)
+    if studies.parse_seeds(args.seeds, cfg.seed):
+        study_dir = start_study(args, "seeds", cfg, spec)
+        return 0 if args.detach else follow_study(study_dir)
     info = load_data(args.data).describe()
     preflight.check(spec, cfg, info)
     run_dir = runs.start(runs_dir(args), spec, cfg, info, args.name)
@@ -428,9 +436,12 @@ def cmd_resume(args) -> int:
     return 0 if args.detach else follow(info.path)
 
 
-def start_study(args, kind: str, cfg: TrainConfig) -> Path:
+def start_study(args, kind: str, cfg: TrainConfig, spec: specs.ArchitectureSpec | None = None) -> Path:
+    seeds = studies.parse_seeds(args.seeds, cfg.seed)
+    if kind == "seeds" and spec is None:
+        spec = specs.resolve(args.arch, specs.specs_dir(runs_dir(args)))
     study_dir = studies.create(studies_dir(args), runs_dir(args), kind, cfg, load_data(args.data).describe(),
-                               specs.saved_specs(specs.specs_dir(runs_dir(args))))
+                               specs.saved_specs(specs.specs_dir(runs_dir(args))), seeds, spec)
     studies.launch(study_dir)
     print(study_dir, flush=True)
     return study_dir
@@ -467,8 +478,15 @@ def follow_study(study_dir: Path) -> int:
     except KeyboardInterrupt:
         print("stopping the study ...", file=sys.stderr, flush=True)
         studies.stop(study_dir)
-    state = studies.status(studies.read(study_dir))
+    study = studies.read(study_dir)
+    state = studies.status(study)
     print(f"study {study_dir.name}: {state}")
+    if study.get("seeds"):
+        from cifar_core import report, stats
+
+        groups = stats.group_summary(studies.results(study_dir), studies.group_labels(study))
+        if not groups.empty:
+            print(report.markdown_table(groups))
     return 0 if state == "completed" else 1
 
 

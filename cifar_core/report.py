@@ -10,7 +10,7 @@ from pathlib import Path
 import altair as alt
 import pandas as pd
 
-from cifar_core import caveats, charts, evaluate, rundir, runs, studies
+from cifar_core import caveats, charts, evaluate, rundir, runs, stats, studies
 
 # The seed notebook's figures (DESIGN.md and the studies issue).
 PUBLISHED = pd.DataFrame([
@@ -44,40 +44,52 @@ def study_charts(kind: str, results: pd.DataFrame) -> dict[str, alt.Chart]:
                          "accuracy gap"),
         }
     group = "family" if kind == "batchnorm" else "arch"
-    color = "batch_norm:N" if kind == "batchnorm" else alt.Undefined
-    offset = "batch_norm:N" if kind == "batchnorm" else alt.Undefined
-    bars = alt.Chart(results).mark_bar().encode(
-        x=alt.X(f"{group}:N", title=None), xOffset=offset, color=color,
-        y=alt.Y("test_accuracy:Q", scale=alt.Scale(zero=False), title="test accuracy"),
-        tooltip=["run", "test_accuracy", "params", "best_epoch"]).add_params(charts.pick_run()).properties(
-        width=420, height=260, title="Test accuracy")
-    gap = alt.Chart(results).mark_bar().encode(
-        x=alt.X(f"{group}:N", title=None), xOffset=offset, color=color, y=alt.Y("gap:Q", title="accuracy gap"),
-        tooltip=["run", "gap"]).add_params(charts.pick_run()).properties(
-        width=420, height=260, title="Overfitting gap (last epoch)")
+    offset = "batch_norm" if kind == "batchnorm" else None
+    bars = charts.group_bars(results, group, "test_accuracy", offset, "Test accuracy", "test accuracy")
+    gap = charts.group_bars(results, group, "gap", offset, "Overfitting gap (last epoch)", "accuracy gap")
     return {"accuracy": bars, "gap": gap}
 
 
+SEED_FIGURES = (("test_accuracy", "test acc"), ("best_epoch", "best epoch"), ("cat_dog", "cat→dog"),
+                ("dog_cat", "dog→cat"))
+
+
 def seed_comparison(study_dir: Path) -> pd.DataFrame:
-    """Ours against the published seed figures: test accuracy, best epoch, cat->dog and dog->cat cells."""
+    """Ours against the published seed figures: test accuracy, best epoch, cat->dog and dog->cat cells. With
+    several seeds, ours is their mean, with the standard deviation of test accuracy and whether the published
+    figure lies within our mean ± 2 std."""
     study = studies.read(study_dir)
-    rows = []
+    found: dict[str, dict[str, list]] = {}
     for entry in study["runs"]:
         arch = entry["labels"]["arch"]
+        figures = found.setdefault(arch, {key: [] for key, _ in SEED_FIGURES})
         run_dir = studies.run_dir_of(study, entry)
         ours = runs.load_run(run_dir) if run_dir and run_dir.exists() else None
-        report = rundir.read_report(run_dir) if ours and ours.has_results else None
-        pub = PUBLISHED.loc[arch]
-        row = {"model": arch}
-        for key, label, value in (
-            ("test_accuracy", "test acc", ours.meta.get("test_accuracy") if report else None),
-            ("best_epoch", "best epoch", ours.meta.get("best_epoch") if report else None),
-            ("cat_dog", "cat→dog", evaluate.cell(report, "cat", "dog") if report else None),
-            ("dog_cat", "dog→cat", evaluate.cell(report, "dog", "cat") if report else None),
-        ):
+        if not (ours and ours.has_results):
+            continue
+        report = rundir.read_report(run_dir)
+        values = {"test_accuracy": ours.meta.get("test_accuracy"), "best_epoch": ours.meta.get("best_epoch"),
+                  "cat_dog": evaluate.cell(report, "cat", "dog"), "dog_cat": evaluate.cell(report, "dog", "cat")}
+        for key, value in values.items():
+            figures[key].append(value)
+    seeded = bool(study.get("seeds"))
+    rows = []
+    for arch, figures in found.items():
+        pub, row = PUBLISHED.loc[arch], {"model": arch}
+        for key, label in SEED_FIGURES:
+            values = pd.Series(figures[key], dtype=float)
+            mean = values.mean() if len(values) else None
+            value = None if mean is None else (mean if seeded else figures[key][0])
             row[f"{label} (seed)"] = pub[key]
             row[f"{label} (ours)"] = value
             row[f"{label} (diff)"] = None if value is None else value - pub[key]
+        if seeded:
+            acc = pd.Series(figures["test_accuracy"], dtype=float)
+            std = acc.std(ddof=1) if len(acc) > 1 else None
+            row["seeds"] = len(acc)
+            row["test acc std"] = std
+            row["published within ±2 std"] = ("-" if std is None else
+                                              "yes" if abs(acc.mean() - pub["test_accuracy"]) <= 2 * std else "no")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -94,7 +106,9 @@ def _cell(column: str, value) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     sign = "+" if "diff" in column else ""
-    return f"{value:{sign}.4f}" if float(value) != int(value) else f"{int(value):{sign}d}"
+    if float(value) == int(value):
+        return f"{int(value):{sign}d}"
+    return f"{value:{sign}.4f}" if "acc" in column or abs(value) < 1 else f"{value:{sign}.1f}"
 
 
 def markdown_table(df: pd.DataFrame) -> str:
@@ -108,6 +122,10 @@ def _sections(study_dir: Path) -> tuple[dict, list[tuple[str, pd.DataFrame]], di
     study = studies.read(study_dir)
     results = studies.results(study_dir)
     tables = [("Results", results.drop(columns=["run_id"], errors="ignore"))]
+    if study.get("seeds") and not results.empty:
+        groups = stats.group_summary(results, studies.group_labels(study))
+        tables.insert(0, (f"Groups: mean over {len(study['seeds'])} seeds ({', '.join(map(str, study['seeds']))})",
+                          groups))
     if study["kind"] == "seed":
         tables.insert(0, ("Seed study: ours against the published figures", seed_comparison(study_dir)))
     return study, tables, study_charts(study["kind"], results)

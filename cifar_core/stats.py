@@ -76,3 +76,83 @@ def same_test_set(meta_a: dict, meta_b: dict) -> str | None:
     if fa and fb and fa != fb:
         return "the two runs were tested on different data sets, so their images cannot be paired."
     return None
+
+
+def mean_interval(values, level: float = LEVEL) -> tuple[float, float, float]:
+    """Mean of a few runs' figures and the t-interval of that mean (nan bounds for a single run)."""
+    from scipy import stats as sps
+
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if len(x) < 2:
+        return (float(x[0]) if len(x) else float("nan")), float("nan"), float("nan")
+    low, high = sps.t.interval(level, len(x) - 1, loc=x.mean(), scale=sps.sem(x))
+    return float(x.mean()), float(low), float(high)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """B's mean minus A's over their seeds, with Welch's t-interval and p-value."""
+
+    diff: float
+    low: float
+    high: float
+    p_value: float
+
+
+def mean_difference(a, b, level: float = LEVEL) -> Difference:
+    """Welch's t-test of two groups of runs (different seeds): is B's mean really different from A's?"""
+    from scipy import stats as sps
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("a difference of means needs at least two seeds in each group.")
+    test = sps.ttest_ind(b, a, equal_var=False)
+    ci = test.confidence_interval(level)
+    return Difference(float(b.mean() - a.mean()), float(ci.low), float(ci.high), float(test.pvalue))
+
+
+def group_accuracies(results, by: list[str]) -> dict[str, list[float]]:
+    """Test accuracies per group of runs that differ only in seed, keyed by a readable group name."""
+    out: dict[str, list[float]] = {}
+    for key, group in results.groupby(by, sort=False, dropna=False) if by else [((), results)]:
+        key = key if isinstance(key, tuple) else (key,)
+        name = ", ".join(f"{k}={v}" for k, v in zip(by, key, strict=True)) or "all runs"
+        out[name] = group["test_accuracy"].astype(float).tolist()
+    return out
+
+
+def difference_text(a: str, b: str, d: Difference) -> str:
+    """The difference of two groups' mean accuracies in one sentence."""
+    verdict = "a real difference" if d.p_value < ALPHA else "not a difference these seeds can show"
+    return (f"{b} minus {a}: {d.diff:+.4f} test accuracy (95% interval {d.low:+.4f} to {d.high:+.4f}; "
+            f"Welch's t-test p = {d.p_value:.2g}): {verdict}.")
+
+
+GROUP_FIGURES = {"test_accuracy": "test acc", "best_epoch": "best epoch", "cat_dog": "cat→dog",
+                 "dog_cat": "dog→cat"}
+
+
+def group_summary(results, by: list[str]):
+    """One row per group of runs that differ only in their seed: how many, and mean, std, min, max and the 95%
+    interval of test accuracy, with the mean ± std of best epoch, cat→dog and dog→cat."""
+    import pandas as pd
+
+    if results.empty:
+        return pd.DataFrame()
+    rows = []
+    for key, group in results.groupby(by, sort=False, dropna=False) if by else [((), results)]:
+        key = key if isinstance(key, tuple) else (key,)
+        acc = group["test_accuracy"].astype(float)
+        mean, low, high = mean_interval(acc)
+        row = {**dict(zip(by, key, strict=True)), "seeds": len(group), "test acc mean": mean,
+               "test acc std": float(acc.std(ddof=1)) if len(acc) > 1 else float("nan"),
+               "test acc min": float(acc.min()), "test acc max": float(acc.max()),
+               "test acc 95% CI": f"{low:.4f}–{high:.4f}" if len(acc) > 1 else "-"}
+        for column, label in list(GROUP_FIGURES.items())[1:]:
+            if column in group:
+                values = group[column].astype(float)
+                row[f"{label} mean ± std"] = (f"{values.mean():.1f} ± {values.std(ddof=1):.1f}" if len(values) > 1
+                                              else f"{values.mean():.1f}")
+        rows.append(row)
+    return pd.DataFrame(rows)

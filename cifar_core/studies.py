@@ -27,10 +27,13 @@ DESCRIPTIONS = {
     "architectures": "Every preset and every saved custom architecture.",
     "seed": "baseline, deeper and batchnorm under the seed notebook's protocol (Adam, batch 32, up to 30 epochs, "
             "early stopping with patience 5, validation on the test set), compared with its published figures.",
+    "seeds": "One architecture and training config, trained once per seed: its spread.",
 }
 KINDS = tuple(DESCRIPTIONS)
 DROPOUT_RATES = (0.0, 0.1, 0.25, 0.4)
 SEED_PRESETS = ("baseline", "deeper", "batchnorm")
+MAX_SEEDS = 20
+REPRODUCE_SEEDS = 3  # `reproduce` averages this many seeds unless told otherwise
 STUDY_JSON = "study.json"
 POLL_S = 1.0
 
@@ -45,6 +48,7 @@ STUDY_SCHEMA = {
         "data": {"type": "object", "required": ["source"], "properties": {"source": {"type": "string"}}},
         "config": {"type": "object"},
         "runs_dir": {"type": "string"},
+        "seeds": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 0}},
         "runs": {"type": "array", "items": {
             "type": "object", "required": ["name", "spec", "config", "labels"],
             "properties": {"name": {"type": "string"}, "spec": {"type": "object"}, "config": {"type": "object"},
@@ -63,12 +67,76 @@ class PlannedRun:
     labels: dict = field(default_factory=dict)
 
 
+def estimate_seconds(planned: list[PlannedRun], data: dict, runs_dir: Path) -> tuple[float, list[str]]:
+    """An upper bound on a study's training time (every run to its maximum epochs), from the images/s that
+    earlier runs of the same architecture reached on this machine; also the architectures with no earlier run
+    (left out of the sum). `data` is a data summary. A validation image is taken to cost a third of a training
+    image."""
+    import statistics
+
+    speed: dict[str, list[float]] = {}
+    for info in runs.list_runs(runs_dir):
+        if info.has_results and (info.path / rundir.METRICS).exists():
+            rates = [m["images_per_s"] for m in rundir.read_metric_lines(info.path)[1:] if m.get("images_per_s")]
+            if rates:  # epoch 1 is left out: it carries the graph tracing
+                speed.setdefault((info.meta.get("spec") or {}).get("name"), []).append(statistics.median(rates))
+    total, missing = 0.0, []
+    for p in planned:
+        if p.spec.name not in speed:
+            missing.append(p.spec.name)
+            continue
+        n = min(p.config.subset or data["train_images"], data["train_images"])
+        if p.config.validation == "split":
+            val = min(p.config.validation_size, n // 10)
+            n -= val
+        else:
+            val = min(p.config.test_subset or data["test_images"], data["test_images"])
+        total += p.config.epochs * (n + val / 3) / statistics.median(speed[p.spec.name])
+    return total, sorted(set(missing))
+
+
 def default_studies_dir(runs_dir: Path) -> Path:
     return runs_dir.parent / "studies"
 
 
-def plan(kind: str, config: TrainConfig, custom: dict[str, ArchitectureSpec] | None = None) -> list[PlannedRun]:
-    """The runs a study of `kind` trains, in order."""
+def parse_seeds(text: str | int | None, base: int = 0) -> list[int] | None:
+    """`--seeds`: a count N (seeds base .. base+N-1) or a comma-separated list; None means one run each."""
+    if text is None or str(text).strip() in ("", "1"):
+        return None
+    try:
+        seeds = ([base + i for i in range(int(text))] if "," not in str(text)
+                 else [int(s) for s in str(text).split(",") if s.strip()])
+    except ValueError:
+        raise runs.RunError(f"--seeds {text!r}: give a count (3) or a list of seeds (0,1,2).") from None
+    if not 1 <= len(seeds) <= MAX_SEEDS or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise runs.RunError(f"--seeds {text!r}: 1 to {MAX_SEEDS} different seeds, none negative.")
+    return seeds
+
+
+def with_seeds(planned: list[PlannedRun], seeds: list[int] | None) -> list[PlannedRun]:
+    """Each planned run once per seed (labelled with it), so runs that differ only in seed form a group."""
+    if not seeds:
+        return planned
+    return [PlannedRun(f"{p.name}-seed{seed}", p.spec, replace(p.config, seed=seed), {**p.labels, "seed": seed})
+            for p in planned for seed in seeds]
+
+
+def group_labels(study: dict) -> list[str]:
+    """The labels that tell a study's groups apart: those that vary, but the seed (the first label when
+    none varies)."""
+    entries = [e["labels"] for e in study["runs"]]
+    keys = [k for k in dict.fromkeys(k for labels in entries for k in labels) if k != "seed"]
+    varying = [k for k in keys if len({repr(labels.get(k)) for labels in entries}) > 1]
+    return varying or keys[:1]
+
+
+def plan(kind: str, config: TrainConfig, custom: dict[str, ArchitectureSpec] | None = None,
+         spec: ArchitectureSpec | None = None) -> list[PlannedRun]:
+    """The runs a study of `kind` trains, in order (`spec`: the architecture of a `seeds` study)."""
+    if kind == "seeds":
+        if spec is None:
+            raise runs.RunError("A seeds study needs the architecture to repeat.")
+        return [PlannedRun(spec.name, spec, config, {"arch": spec.name})]
     if kind == "depth":
         return [PlannedRun(f"depth{d}{'-bn' if bn else ''}", specs.depth_family(d, bn), config,
                            {"depth": d, "batch_norm": bn}) for bn in (False, True) for d in range(1, 6)]
@@ -99,11 +167,12 @@ def plan(kind: str, config: TrainConfig, custom: dict[str, ArchitectureSpec] | N
 
 
 def create(studies_dir: Path, runs_dir: Path, kind: str, config: TrainConfig, data: dict,
-           custom: dict[str, ArchitectureSpec] | None = None) -> Path:
+           custom: dict[str, ArchitectureSpec] | None = None, seeds: list[int] | None = None,
+           spec: ArchitectureSpec | None = None) -> Path:
     """A study directory with its plan, after every planned run has passed the same checks a single run does
     (`data` describes the data set, as `data.summary()` does); no run directory exists until the study
-    process reaches it."""
-    planned = plan(kind, config, custom)
+    process reaches it. With `seeds`, every planned run is trained once per seed."""
+    planned = with_seeds(plan(kind, config, custom, spec), seeds)
     for p in planned:
         preflight.check(p.spec, p.config, data)
     studies_dir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +181,7 @@ def create(studies_dir: Path, runs_dir: Path, kind: str, config: TrainConfig, da
     study_dir.mkdir()
     rundir.write_json_atomic(study_dir / STUDY_JSON, {
         "id": study_id, "kind": kind, "created": datetime.now(UTC).isoformat(), "status": "queued",
-        "data": data, "config": asdict(config), "runs_dir": str(runs_dir.resolve()),
+        "data": data, "config": asdict(config), "runs_dir": str(runs_dir.resolve()), "seeds": seeds,
         "runs": [{"name": p.name, "spec": p.spec.to_dict(), "config": asdict(p.config), "labels": p.labels,
                   "run_id": None} for p in planned],
     })
@@ -275,6 +344,8 @@ def results(study_dir: Path):
     """One row per finished run: its labels and what it achieved (accuracy, overfitting gap, speed, size)."""
     import pandas as pd
 
+    from cifar_core.evaluate import cell
+
     rows, study = [], read(study_dir)
     for entry in study["runs"]:
         run_dir = run_dir_of(study, entry)
@@ -283,8 +354,12 @@ def results(study_dir: Path):
         info = runs.load_run(run_dir)
         m, metrics = info.meta, runs.read_metrics(run_dir)
         last = metrics.iloc[-1]
+        report = rundir.read_report(run_dir)
+        pets = {"cat", "dog"} <= set(report["class_names"])
         rows.append({
-            "run": entry["name"], "run_id": info.run_id, **entry["labels"], "params": m.get("params"),
+            "run": entry["name"], "run_id": info.run_id, "seed": entry["config"].get("seed"), **entry["labels"],
+            "params": m.get("params"), "cat_dog": cell(report, "cat", "dog") if pets else None,
+            "dog_cat": cell(report, "dog", "cat") if pets else None,
             "test_accuracy": m.get("test_accuracy"), "best_val_accuracy": m.get("best_val_accuracy"),
             "best_epoch": m.get("best_epoch"), "epochs": len(metrics),
             "gap": float(last["accuracy"] - last["val_accuracy"]),

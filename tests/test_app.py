@@ -163,6 +163,11 @@ def test_experiments_page_without_studies_offers_to_start_one(app):
     assert at.title[0].value == "Experiments" and "No studies yet" in texts(at)
     at.radio(key="study_kind").set_value("dropout").run()
     assert any("dropout study (4 runs)" in b.label for b in at.button)
+    next(n for n in at.number_input if n.label == "Seeds per run").set_value(2).run()
+    assert any("dropout study (8 runs)" in b.label for b in at.button)
+    at.radio(key="study_kind").set_value("seeds").run()
+    assert at.selectbox(key="study_arch").value == "baseline" and not at.exception
+    assert "At most about" in texts(at), "tiny-baseline's speed gives an estimate"
 
 
 def test_experiments_page_shows_a_real_study(app, seed_study, monkeypatch):

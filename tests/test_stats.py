@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,3 +69,100 @@ def test_cli_compare_prints_intervals_and_the_verdict(app_runs):
     assert out.stdout.count("95% interval") == 2 and "McNemar's exact test, p = " in out.stdout
     bad = cli("compare", ids[0], "broken-run", runs_dir=app_runs, check=False)
     assert bad.returncode == 2 and "no test results" in bad.stderr
+
+
+def test_group_summary_agrees_with_numpy_and_scipy():
+    import pandas as pd
+    from scipy import stats as sps
+
+    acc = {"a": [0.70, 0.72, 0.71], "b": [0.75, 0.74, 0.78]}
+    results = pd.DataFrame([{"arch": k, "seed": i, "test_accuracy": v, "best_epoch": 5 + i, "cat_dog": 200 + i,
+                             "dog_cat": 100} for k, vs in acc.items() for i, v in enumerate(vs)])
+    groups = stats.group_summary(results, ["arch"]).set_index("arch")
+    for k, vs in acc.items():
+        x = np.array(vs)
+        assert groups.loc[k, "seeds"] == 3
+        assert groups.loc[k, "test acc mean"] == pytest.approx(x.mean())
+        assert groups.loc[k, "test acc std"] == pytest.approx(x.std(ddof=1))
+        low, high = sps.t.interval(0.95, 2, loc=x.mean(), scale=x.std(ddof=1) / np.sqrt(3))
+        assert groups.loc[k, "test acc 95% CI"] == f"{low:.4f}–{high:.4f}"
+    assert groups.loc["a", "best epoch mean ± std"] == "6.0 ± 1.0"
+    diff = stats.mean_difference(acc["a"], acc["b"])
+    assert diff.diff == pytest.approx(np.mean(acc["b"]) - np.mean(acc["a"]))
+    assert diff.p_value == pytest.approx(sps.ttest_ind(acc["b"], acc["a"], equal_var=False).pvalue)
+    assert diff.low < diff.diff < diff.high
+    with pytest.raises(ValueError, match="at least two seeds"):
+        stats.mean_difference([0.7], acc["b"])
+
+
+@pytest.mark.parametrize(("text", "seeds"), [(None, None), ("1", None), ("3", [5, 6, 7]), ("0,4,9", [0, 4, 9])])
+def test_seed_lists(text, seeds):
+    from cifar_core import studies
+
+    assert studies.parse_seeds(text, base=5) == seeds
+
+
+@pytest.mark.parametrize("text", ["x", "0,0", "-1,2", "21"])
+def test_bad_seed_lists_are_refused(text):
+    from cifar_core import studies
+
+    with pytest.raises(runs.RunError, match="--seeds"):
+        studies.parse_seeds(text)
+
+
+def test_train_with_seeds_queues_a_group_and_prints_its_spread(tmp_path):
+    from cifar_core import studies
+
+    out = cli("train", "--arch", "baseline", "--data", "synthetic", "--subset", "200", "--test-subset", "100",
+              "--epochs", "2", "--seeds", "2", runs_dir=tmp_path / "runs", timeout=300)
+    study_dir = Path(out.stdout.splitlines()[0])
+    study = studies.read(study_dir)
+    assert study["kind"] == "seeds" and study["seeds"] == [0, 1] and "| baseline | 2 |" in out.stdout
+    results = studies.results(study_dir)
+    assert sorted(results["seed"]) == [0, 1] and set(results["arch"]) == {"baseline"}
+    assert {r.meta["config"]["seed"] for r in runs.list_runs(tmp_path / "runs")} == {0, 1}
+
+
+def test_reproduce_table_with_seeds_says_whether_the_published_figure_is_within_our_spread(tmp_path, finished_run,
+                                                                                           monkeypatch):
+    import shutil
+
+    from cifar_core import report, specs, studies
+    from cifar_core.config import TrainConfig
+
+    runs_dir = tmp_path / "runs"
+    study_dir = studies.create(tmp_path / "studies", runs_dir, "seed", TrainConfig(), {"source": "synthetic"},
+                               seeds=[0, 1])
+    study = studies.read(study_dir)
+    accuracies = {("baseline", 0): 0.70, ("baseline", 1): 0.74, ("batchnorm", 0): 0.76, ("batchnorm", 1): 0.77}
+    for entry in study["runs"]:
+        key = (entry["labels"]["arch"], entry["labels"]["seed"])
+        if key not in accuracies:
+            continue
+        run_id = f"{key[0]}{key[1]}"
+        shutil.copytree(finished_run, runs_dir / run_id)
+        rundir.update_json(runs_dir / run_id, rundir.RUN_JSON, id=run_id, test_accuracy=accuracies[key])
+        entry["run_id"] = run_id
+    rundir.write_json_atomic(study_dir / studies.STUDY_JSON, study)
+    table = report.seed_comparison(study_dir).set_index("model")
+    acc = np.array([0.70, 0.74])
+    assert table.loc["baseline", "seeds"] == 2 and table.loc["deeper", "seeds"] == 0
+    assert table.loc["baseline", "test acc (ours)"] == pytest.approx(acc.mean())
+    assert table.loc["baseline", "test acc std"] == pytest.approx(acc.std(ddof=1))
+    assert table.loc["baseline", "published within ±2 std"] == "yes"  # 0.7243 within 0.72 ± 0.057
+    assert table.loc["deeper", "published within ±2 std"] == "-"
+    assert [e["name"] for e in study["runs"]][:2] == ["seed-baseline-seed0", "seed-baseline-seed1"]
+    assert specs.from_dict(study["runs"][0]["spec"]) == specs.PRESETS["baseline"]
+
+    from conftest import ROOT
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("CIFAR_LAB_RUNS", str(runs_dir))
+    monkeypatch.setenv("CIFAR_LAB_DATA", "synthetic")
+    monkeypatch.chdir(ROOT)
+    monkeypatch.syspath_prepend(str(ROOT))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run().switch_page("views/experiments.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    page = " ".join(str(e.value) for e in (*at.subheader, *at.markdown))
+    assert "Groups: mean over 2 seeds" in page and "Welch's t-test p = " in page
+    assert "arch=batchnorm minus arch=baseline: +0.0450" in page

@@ -117,6 +117,13 @@ def finished_runs() -> list[runs.RunInfo]:
     return [r for r in runs.list_runs(runs_dir()) if r.has_results]
 
 
+def group_summary(study_dir: Path, results: pd.DataFrame) -> pd.DataFrame:
+    """A study's groups (runs differing only in seed): mean, spread and interval of their figures."""
+    from cifar_core import stats, studies
+
+    return stats.group_summary(results, studies.group_labels(studies.read(study_dir)))
+
+
 def run_label(info: runs.RunInfo) -> str:
     acc = info.meta.get("test_accuracy")
     tag = (" [synthetic]" if info.is_synthetic else "") + (" ★ baseline" if info.meta.get("pinned") else "")

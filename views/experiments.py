@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from cifar_core import caveats, charts, data, report, rundir, runs, specs, studies
+from cifar_core import caveats, charts, data, report, rundir, runs, specs, stats, studies
 from cifar_core.config import ConfigError, TrainConfig
 from ui import cache, sidebar
 
@@ -22,18 +22,38 @@ def start_panel(first_study: bool) -> None:
     with st.expander("Start a study", expanded=first_study):
         kind = st.radio("Study", studies.KINDS, horizontal=True, key="study_kind")
         st.caption(studies.DESCRIPTIONS[kind])
-        planned = studies.plan(kind, TrainConfig(), specs.saved_specs(cache.specs_folder()))
-        with st.form("study"):
-            c1, c2, c3 = st.columns(3)
+        choices = {**specs.PRESETS, **specs.saved_specs(cache.specs_folder())}
+        arch = st.selectbox("Architecture to repeat", list(choices), key="study_arch") if kind == "seeds" else None
+        with st.container(border=True):
+            c1, c2, c3, c4 = st.columns(4)
             epochs = c1.number_input("Epochs (max)", 1, 500, 30, disabled=kind == "seed")
             subset = c2.number_input("Training subset (0 = all)", 0, 50000, 0, step=1000)
-            seed = c3.number_input("Seed", 0, 2**31 - 1, 0)
-            go = st.form_submit_button(f"Start the {kind} study ({len(planned)} runs)", type="primary")
+            seed = c3.number_input("First seed", 0, 2**31 - 1, 0)
+            n_seeds = c4.number_input("Seeds per run", 1, studies.MAX_SEEDS, 3 if kind in ("seed", "seeds") else 1,
+                                      help="Each run is trained once per seed; results show the mean ± std.")
+            cfg = TrainConfig(epochs=int(epochs), subset=int(subset) or None, seed=int(seed))
+            seeds = studies.parse_seeds(int(n_seeds), int(seed))
+            planned = studies.with_seeds(studies.plan(kind, cfg, choices, choices.get(arch)), seeds)
+            st.caption(estimate_text(planned))
+            go = st.button(f"Start the {kind} study ({len(planned)} runs)", type="primary", key="start_study")
         if go:
-            start(kind, TrainConfig(epochs=int(epochs), subset=int(subset) or None, seed=int(seed)))
+            start(kind, cfg, seeds, choices.get(arch))
 
 
-def start(kind: str, cfg: TrainConfig) -> None:
+def estimate_text(planned: list) -> str:
+    """How long the study may take, from the speed of earlier runs on this machine."""
+    source = sidebar.current_source()
+    if sidebar.data_problem(source):
+        return ""
+    seconds, missing = studies.estimate_seconds(planned, cache.data_summary(source), cache.runs_dir())
+    if missing and len(missing) == len({p.spec.name for p in planned}):
+        return f"No earlier run of {', '.join(missing)} on this machine to estimate the duration from."
+    text = f"At most about {runs.format_duration(seconds)} (every run to its maximum epochs; early stopping " \
+           "usually ends them sooner), from the speed of earlier runs here"
+    return text + (f"; {', '.join(missing)} not counted (never trained here)." if missing else ".")
+
+
+def start(kind: str, cfg: TrainConfig, seeds: list[int] | None, spec: specs.ArchitectureSpec | None) -> None:
     """Check the data and every planned run, then launch the study; a problem is shown, nothing written."""
     source = sidebar.current_source()
     problem = sidebar.data_problem(source)
@@ -41,7 +61,7 @@ def start(kind: str, cfg: TrainConfig) -> None:
         if problem:
             raise data.DataError(problem)
         study_dir = studies.create(folder, cache.runs_dir(), kind, cfg, cache.data_summary(source),
-                                   specs.saved_specs(cache.specs_folder()))
+                                   specs.saved_specs(cache.specs_folder()), seeds, spec)
     except (ConfigError, data.DataError, runs.RunError) as exc:
         st.error(str(exc))
         return
@@ -94,6 +114,19 @@ def queue_progress(study_dir, shown: tuple) -> None:
     st.progress(done / len(table), text=text)
 
 
+def group_difference_ui(study: dict, results) -> None:
+    """Is one group really better than another? The difference of their means over seeds, with its interval."""
+    groups = {k: v for k, v in stats.group_accuracies(results, studies.group_labels(study)).items() if len(v) > 1}
+    if len(groups) < 2:
+        return
+    names = list(groups)
+    g1, g2 = st.columns(2)
+    a = g1.selectbox("Group A", names, index=0, key=f"group_a_{study['id']}")
+    b = g2.selectbox("Group B", names, index=1, key=f"group_b_{study['id']}")
+    if a != b:
+        st.markdown(stats.difference_text(a, b, stats.mean_difference(groups[a], groups[b])))
+
+
 def results_panel(study_dir) -> None:
     study = studies.read(study_dir)
     results = studies.results(study_dir)
@@ -102,6 +135,12 @@ def results_panel(study_dir) -> None:
         return
     for note in caveats.for_study(study):
         st.warning(note)
+    if study.get("seeds"):
+        st.subheader(f"Groups: mean over {len(study['seeds'])} seeds")
+        st.dataframe(cache.group_summary(study_dir, results), hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                    for c in ("test acc mean", "test acc std", "test acc min", "test acc max")})
+        group_difference_ui(study, results)
     if study["kind"] == "seed":
         st.subheader("Ours against the published seed study")
         st.dataframe(report.seed_comparison(study_dir), hide_index=True, width="stretch")
