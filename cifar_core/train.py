@@ -212,9 +212,9 @@ class FitToBudget(keras.callbacks.Callback):
     MARGIN = 0.04  # share of the budget kept in reserve
 
     def __init__(self, plan: Plan, budget_s: float, launched: float, batch_size: int, images: dict[str, int],
-                 test_passes: int = 1, schedule=None):
+                 test_passes: int = 1, schedule=None, run_dir: Path | None = None):
         super().__init__()
-        self.plan, self.batch_size, self.schedule = plan, batch_size, schedule
+        self.plan, self.batch_size, self.schedule, self.run_dir = plan, batch_size, schedule, run_dir
         self.deadline = launched + budget_s * (1 - self.MARGIN)
         self.epoch_work = images["train"] + images["validation"] / 3  # in training-image equivalents
         self.final_work = images["test"] * test_passes / 3
@@ -244,6 +244,8 @@ class FitToBudget(keras.callbacks.Callback):
             self.plan.epochs = fits
             if self.schedule is not None:
                 self.schedule.total_steps.assign(float(fits * self.plan.steps_per_epoch))
+            if self.run_dir:  # a resumed run keeps to this plan (the budget is not measured again)
+                runs.update_run(self.run_dir, planned_epochs=fits)
 
 
 def make_callbacks(run_dir: Path, cfg: TrainConfig, n_train: int, history: list[dict], plan: Plan,
@@ -306,7 +308,7 @@ def train_run(run_dir: Path) -> dict:
         budget = None
         if cfg.time_budget and not history:
             budget = FitToBudget(plan, cfg.time_budget, float(meta.get("launched") or time.time()), cfg.batch_size,
-                                 sizes, 2 if cfg.tta else 1, lr if cfg.schedule == "onecycle" else None)
+                                 sizes, 2 if cfg.tta else 1, lr if cfg.schedule == "onecycle" else None, run_dir)
         train_ds = make_dataset(arrays["x_train"], arrays["y_train"], cfg.batch_size, cfg.seed, cfg.augment,
                                 cfg.translate)
         val_ds = make_dataset(arrays["x_val"], arrays["y_val"], EVAL_BATCH)

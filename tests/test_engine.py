@@ -136,3 +136,15 @@ def test_training_config_round_trips_the_engine_fields():
     from dataclasses import asdict
 
     assert TrainConfig.from_dict(asdict(cfg)) == cfg
+
+
+def test_a_budget_plan_is_kept_in_run_json_for_a_resume(tmp_path):
+    """A budget run killed mid-way resumes to the epochs its budget fitted, not to the config's maximum."""
+    from cifar_core import train
+
+    run_dir = runs.create_run(tmp_path, PRESETS["fast"], recipes.fast_config(TrainConfig(), False, 60), SYNTHETIC)
+    plan = train.Plan(1000, steps_per_epoch=10)
+    budget = train.FitToBudget(plan, 60, time.time(), 128, {"train": 1280, "validation": 500, "test": 500},
+                               run_dir=run_dir)
+    budget._replan(per_image=0.004, epochs_done=0, may_grow=True)  # about 5.8 s an epoch: 9 fit in 57.6 s
+    assert 5 <= plan.epochs <= 9 and runs.load_run(run_dir).meta["planned_epochs"] == plan.epochs

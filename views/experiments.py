@@ -1,4 +1,5 @@
-"""Experiments: the classic studies (depth, batch norm, dropout, architectures, seed) as one action each."""
+"""Experiments: the classic studies (depth, batch norm, dropout, architectures, seed) as one action each, each
+run once or once per seed (then as group means with their spread)."""
 
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def start_panel(first_study: bool) -> None:
             epochs = c1.number_input("Epochs (max)", 1, 500, 30, disabled=kind == "seed")
             subset = c2.number_input("Training subset (0 = all)", 0, 50000, 0, step=1000)
             seed = c3.number_input("First seed", 0, 2**31 - 1, 0)
-            n_seeds = c4.number_input("Seeds per run", 1, studies.MAX_SEEDS, 3 if kind in ("seed", "seeds") else 1,
+            n_seeds = c4.number_input("Seeds per run", 1, studies.MAX_SEEDS,
+                                      studies.REPRODUCE_SEEDS if kind in ("seed", "seeds") else 1,
                                       help="Each run is trained once per seed; results show the mean ± std.")
             cfg = TrainConfig(epochs=int(epochs), subset=int(subset) or None, seed=int(seed))
             seeds = studies.parse_seeds(int(n_seeds), int(seed))
