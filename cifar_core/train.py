@@ -104,12 +104,13 @@ class RunDirWriter(keras.callbacks.Callback):
         self.last_write = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.epoch_start, self.train_end = epoch, time.monotonic(), None
+        self.epoch, self.epoch_start, self.train_end, self.batches = epoch, time.monotonic(), None, 0
 
     def on_test_begin(self, logs=None):
         self.train_end = self.train_end or time.monotonic()
 
     def on_train_batch_end(self, batch, logs=None):
+        self.batches = batch + 1
         now = time.monotonic()
         if now - self.last_write >= PROGRESS_EVERY_S:
             self.last_write = now
@@ -132,7 +133,8 @@ class RunDirWriter(keras.callbacks.Callback):
         line = {"epoch": epoch + 1, **{k: float(logs[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy")
                                        if k in logs},
                 "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
-                "seconds": now - self.epoch_start, "images_per_s": self.n_train / max(train_s, 1e-9)}
+                "seconds": now - self.epoch_start,
+                "images_per_s": min(self.n_train, self.batches * self.batch_size) / max(train_s, 1e-9)}
         rundir.append_metrics_line(self.run_dir, line)
         self._progress(self.params.get("steps") or 1, now)
         print(f"[cifar-lab] epoch {epoch + 1}/{self.plan.epochs}  loss {line.get('loss', 0):.4f}  "
@@ -202,9 +204,10 @@ class EpochBackup(keras.callbacks.BackupAndRestore):
 class FitToBudget(keras.callbacks.Callback):
     """Fits the number of epochs to the time budget: a first estimate from the speed of the first batches, then
     one from each epoch's measured time. Past the third epoch the plan can only shrink, so the run ends inside
-    its budget; the one-cycle schedule is stretched or shrunk with the plan. An inference pass over an image is
-    taken to cost a third of a training step's share, and a few percent of the budget is kept for saving and
-    for epochs slower than the last (other programs on the machine)."""
+    its budget; the one-cycle schedule is stretched or shrunk with the plan. When not even one epoch fits, the
+    run trains the part of an epoch that does (its schedule fitted to those steps) and then validates. An
+    inference pass over an image is taken to cost a third of a training step's share, and a few percent of the
+    budget is kept for saving and for epochs slower than the last (other programs on the machine)."""
 
     async_safe = True
     CALIBRATION_CALLS = 3  # batch-end calls (executions) timed before the first estimate
@@ -217,8 +220,10 @@ class FitToBudget(keras.callbacks.Callback):
         self.plan, self.batch_size, self.schedule, self.run_dir = plan, batch_size, schedule, run_dir
         self.deadline = launched + budget_s * (1 - self.MARGIN)
         self.epoch_work = images["train"] + images["validation"] / 3  # in training-image equivalents
+        self.validation_work = images["validation"] / 3
         self.final_work = images["test"] * test_passes / 3
         self.calls = 0
+        self.max_steps: int | None = None  # steps of a first epoch that is cut short to fit the budget
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.time()
@@ -230,6 +235,8 @@ class FitToBudget(keras.callbacks.Callback):
         elif self.calls == self.CALIBRATION_CALLS + 1:
             per_image = (time.time() - self.first[0]) / max((batch - self.first[1]) * self.batch_size, 1)
             self._replan(per_image, epochs_done=0, may_grow=True)
+        if self.max_steps is not None and batch + 1 >= self.max_steps:
+            self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
         per_image = (time.time() - self.epoch_start) / self.epoch_work
@@ -239,6 +246,9 @@ class FitToBudget(keras.callbacks.Callback):
 
     def _replan(self, per_image: float, epochs_done: int, may_grow: bool) -> None:
         left = self.deadline - time.time() - per_image * self.final_work - 2.0
+        if epochs_done == 0 and left < per_image * self.epoch_work:
+            self._cut_first_epoch(per_image, left)
+            return
         fits = max(epochs_done + int(left // max(per_image * self.epoch_work, 1e-9)), epochs_done, 1)
         if fits < self.plan.epochs or may_grow:
             self.plan.epochs = fits
@@ -246,6 +256,16 @@ class FitToBudget(keras.callbacks.Callback):
                 self.schedule.total_steps.assign(float(fits * self.plan.steps_per_epoch))
             if self.run_dir:  # a resumed run keeps to this plan (the budget is not measured again)
                 runs.update_run(self.run_dir, planned_epochs=fits)
+
+    def _cut_first_epoch(self, per_image: float, left: float) -> None:
+        """Not one epoch fits: train the steps that do, with the schedule fitted to them, then validate."""
+        steps = int((left - per_image * self.validation_work) / (per_image * self.batch_size))
+        self.max_steps = max(steps, 1)
+        self.plan.epochs = 1
+        if self.schedule is not None:
+            self.schedule.total_steps.assign(float(self.max_steps))
+        if self.run_dir:
+            runs.update_run(self.run_dir, planned_epochs=1)
 
 
 def make_callbacks(run_dir: Path, cfg: TrainConfig, n_train: int, history: list[dict], plan: Plan,

@@ -148,3 +148,13 @@ def test_a_budget_plan_is_kept_in_run_json_for_a_resume(tmp_path):
                                run_dir=run_dir)
     budget._replan(per_image=0.004, epochs_done=0, may_grow=True)  # about 5.8 s an epoch: 9 fit in 57.6 s
     assert 5 <= plan.epochs <= 9 and runs.load_run(run_dir).meta["planned_epochs"] == plan.epochs
+
+
+def test_a_budget_shorter_than_one_epoch_trains_the_part_that_fits(tmp_path):
+    from cifar_core import train
+
+    plan = train.Plan(1000, steps_per_epoch=400)
+    budget = train.FitToBudget(plan, 30, time.time(), 128, {"train": 51200, "validation": 5000, "test": 10000})
+    budget._replan(per_image=0.002, epochs_done=0, may_grow=True)  # one epoch would take 106 s
+    # 28.8 s after the margin, less 6.7 s of test, 2 s of saving and 3.3 s of validation: 16.8 s, 65 steps
+    assert plan.epochs == 1 and 63 <= budget.max_steps <= 65
