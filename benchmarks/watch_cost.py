@@ -55,6 +55,26 @@ def alone(root: Path, args, env: dict) -> tuple[float, list[float]]:
     return images_per_s(run_dir)
 
 
+def cpu_seconds(match) -> float:
+    """User + system CPU seconds so far of every process whose command line satisfies `match` (from /proc)."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if proc.name.isdigit() and match(cmdline):
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            continue
+    return total
+
+
+def dashboard_cpu() -> tuple[float, float]:
+    """CPU seconds used so far by Streamlit servers and by Chromium."""
+    return (cpu_seconds(lambda c: "streamlit run" in c),
+            cpu_seconds(lambda c: "chrom" in c and "python" not in c))
+
+
 def watched(root: Path, args, env: dict, browser, shot: Path | None) -> tuple[float, list[float]]:
     runs_dir = Path(tempfile.mkdtemp(prefix="watch-page-")) / "runs"
     port = free_port()
@@ -69,8 +89,13 @@ def watched(root: Path, args, env: dict, browser, shot: Path | None) -> tuple[fl
         page.goto(f"http://127.0.0.1:{port}/train")
         name = json.loads((run_dir / "run.json").read_text())["name"]
         page.wait_for_function("name => document.body.innerText.includes(name)", arg=name, timeout=120_000)
+        (server0, browser0), t0 = dashboard_cpu(), time.monotonic()
         while proc.poll() is None:
             time.sleep(0.5)
+        (server1, browser1), seconds = dashboard_cpu(), time.monotonic() - t0
+        print(f"  while watching ({seconds:.0f} s): Streamlit server {server1 - server0:.1f} CPU s "
+              f"({(server1 - server0) / seconds:.1%} of a core), Chromium {browser1 - browser0:.1f} CPU s "
+              f"({(browser1 - browser0) / seconds:.1%} of a core)", flush=True)
         if shot:
             page.screenshot(path=str(shot))
         page.close()

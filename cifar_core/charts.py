@@ -34,7 +34,7 @@ def curves_chart(long: pd.DataFrame, metric: str, x: str = "epoch", height: int 
     title = {"epoch": "epoch", "elapsed": "wall-clock seconds"}[x]
     data = long[long["metric"] == metric]
     return alt.Chart(data).mark_line(point=True).encode(
-        x=alt.X(f"{x}:Q", title=title),
+        x=alt.X(f"{x}:Q", title=title, axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
         color=alt.Color("run:N", title="run"),
         strokeDash=alt.StrokeDash("split:N", title="split", sort=["validation", "train"]),

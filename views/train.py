@@ -10,7 +10,7 @@ from cifar_core.config import MAX_BATCH, MAX_EPOCHS, PRECISIONS, RECIPES, VALIDA
 from ui import cache, sidebar
 
 st.title("Train")
-POLL_S = 2.0  # the progress line's refresh; the curves are redrawn only when an epoch ends
+POLL_S = 5.0  # the progress line's refresh (two small files); the curves are redrawn only when an epoch ends
 
 
 def live_view(run_dir) -> None:
