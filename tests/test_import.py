@@ -90,6 +90,23 @@ def test_forcing_the_scale_and_the_saved_model_takes_0_to_255_like_every_run(see
     assert np.allclose(probs, model.predict(DATA.x_test / 255.0, verbose=0), atol=1e-5)
 
 
+def test_auto_scale_probes_every_class_even_when_the_test_set_is_sorted_by_class():
+    """An image folder lists its test images class by class; the probe must not be 500 airplanes."""
+    seen = []
+
+    class Recorder:
+        def predict(self, x, batch_size=None, verbose=0):
+            seen.append(np.rint(x[:, 0, 0, 0] * (255 if x.max() <= 1 else 1)).astype(int))
+            return np.eye(10)[seen[-1] % 10]
+
+    y = np.repeat(np.arange(10), 300)  # sorted, as an image folder gives them
+    x = np.zeros((len(y), 32, 32, 3), np.uint8)
+    x[:, 0, 0, 0] = y
+    scale, probe = importing.choose_scale(Recorder(), x, y, "auto")
+    assert len(seen) == 2 and all(np.bincount(s, minlength=10).tolist() == [50] * 10 for s in seen)
+    assert probe == {"1": 1.0, "255": 1.0} and scale == "1"
+
+
 def test_a_lambda_model_is_refused_and_its_code_never_runs(keras, tmp_path):
     marker = tmp_path / "lambda-ran"
     payload = keras.layers.Lambda(lambda x, path=str(marker): x * float(open(path, "w").close() is None))
