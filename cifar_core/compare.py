@@ -86,12 +86,19 @@ def flatten(value, prefix: str = "") -> dict[str, object]:
 def settings_diff(meta_a: dict, meta_b: dict) -> pd.DataFrame:
     """Every architecture, training and data setting that differs between two runs (missing = '(none)';
     a bare '-' would render as a Markdown bullet in tables)."""
-    a, b = _settings(meta_a), _settings(meta_b)
+    brief = bool(meta_a.get("imported") or meta_b.get("imported"))
+    a, b = _settings(meta_a, brief), _settings(meta_b, brief)
     keys = [k for k in dict.fromkeys([*a, *b]) if not k.endswith("description")]
     rows = [{"setting": k, "A": a.get(k, NONE), "B": b.get(k, NONE)} for k in keys if a.get(k, NONE) != b.get(k, NONE)]
     return pd.DataFrame(rows, columns=["setting", "A", "B"]).astype(str)
 
 
-def _settings(meta: dict) -> dict[str, object]:
-    return flatten({"spec": meta.get("spec"), "config": meta.get("config"),
+def _settings(meta: dict, brief: bool = False) -> dict[str, object]:
+    """What defines a run. Beside an imported run, whose training settings are unknown, the training config
+    shrinks to where and how each was trained."""
+    config = meta.get("config") or {}
+    if brief:
+        config = {"trained": f"elsewhere ({meta['imported'].get('file')})" if meta.get("imported") else
+                  f"here: {config.get('recipe', 'seed')} recipe, up to {config.get('epochs')} epochs"}
+    return flatten({"spec": meta.get("spec"), "config": config,
                     "data": {"source": meta.get("data", {}).get("source")}})

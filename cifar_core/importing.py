@@ -93,7 +93,10 @@ def read_spec(model, name: str) -> specs.ArchitectureSpec | None:
         spec = specs.check(_spec_from_layers(model, name))
     except (ValueError, KeyError, TypeError):
         return None
-    return spec if shapes.param_count(spec) == model.count_params() else None
+    if shapes.param_count(spec) != model.count_params():
+        return None
+    same = [p for p in specs.PRESETS.values() if (p.blocks, p.head) == (spec.blocks, spec.head)]
+    return same[0] if same else spec  # a preset by its own name: Compare then shows "baseline"
 
 
 def _spec_from_layers(model, name: str) -> specs.ArchitectureSpec:

@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT, cli
 from streamlit.testing.v1 import AppTest
 
-from cifar_core import data, importing, rundir, runs, shapes, specs
+from cifar_core import compare, data, importing, rundir, runs, shapes, specs
 
 DATA = data.synthetic_dataset()
 
@@ -64,6 +64,7 @@ def test_a_seed_style_model_imports_with_the_accuracy_keras_gives(keras, seed_mo
     assert meta["test_accuracy"] == pytest.approx(direct_accuracy(keras, model, scale), abs=1e-6)
     assert meta["imported"]["architecture"] == "read from the model"
     assert shapes.param_count(specs.from_dict(meta["spec"])) == model.count_params() == meta["params"]
+    assert meta["spec"]["name"] == "imported-seed", "not a preset: named after the run"
     assert (run_dir / "original.keras").read_bytes() == path.read_bytes()
     for name in (rundir.MODEL, rundir.PREDICTIONS, rundir.REPORT):
         assert (run_dir / name).exists()
@@ -142,6 +143,9 @@ def test_an_imported_run_shows_on_every_page_and_in_compare(seed_model, tmp_path
     runs_dir = tmp_path / "runs"
     shutil.copytree(finished_run, runs_dir / finished_run.name)
     imported = importing.import_model(runs_dir, seed_model[2], "synthetic", name="from-jupyter")
+    diff = compare.settings_diff(runs.load_run(runs_dir / finished_run.name).meta, runs.load_run(imported).meta)
+    configs = [s for s in diff["setting"] if s.startswith("config.")]
+    assert configs == ["config.trained"] and "elsewhere (seed.keras)" in set(diff["B"])
     monkeypatch.setenv("CIFAR_LAB_RUNS", str(runs_dir))
     monkeypatch.setenv("CIFAR_LAB_DATA", "synthetic")
     monkeypatch.chdir(ROOT)
