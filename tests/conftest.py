@@ -6,9 +6,11 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,6 +74,37 @@ def shared_once(tmp_path_factory, name: str, build: Callable[[Path], object]):
             folder.mkdir(exist_ok=True)
             result.write_text(json.dumps(build(folder)))
     return json.loads(result.read_text())
+
+
+@pytest.fixture
+def launch():
+    """Launch baseline runs in the background on synthetic data; whatever is still alive when the test ends
+    (pass or fail) is killed."""
+    from cifar_core import runs
+    from cifar_core.specs import PRESETS
+
+    pids = []
+
+    def _launch(runs_dir: Path, cfg) -> Path:
+        run_dir = runs.create_run(runs_dir, PRESETS["baseline"], cfg, SYNTHETIC)
+        pids.append(runs.launch(run_dir))
+        return run_dir
+
+    yield _launch
+    for pid in pids:
+        if runs.process_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def wait_for_epochs(run_dir: Path, n: int, timeout: float = 120) -> None:
+    """Wait until the run has `n` metrics lines; fail with its log if it stops training or takes too long."""
+    from cifar_core import rundir, runs
+
+    deadline = time.monotonic() + timeout
+    while len(rundir.read_metric_lines(run_dir)) < n:
+        assert time.monotonic() < deadline, (run_dir / "log.txt").read_text()
+        assert runs.load_run(run_dir).status in rundir.ACTIVE, (run_dir / "log.txt").read_text()
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import SYNTHETIC, cli
+from conftest import SYNTHETIC, cli, wait_for_epochs
 
 from cifar_core import hardware, recipes, rundir, runs
 from cifar_core.config import TrainConfig
@@ -85,29 +85,6 @@ def test_a_fast_run_with_a_budget_ends_inside_it(tmp_path):
     assert meta["test_accuracy"] > 0.2 and (run_dir / rundir.MODEL).exists() and (run_dir / rundir.REPORT).exists()
     lrs = [m["lr"] for m in lines]
     assert max(lrs) > lrs[0] and lrs[-1] < max(lrs) / 3, "one cycle: up, then down towards zero"
-
-
-@pytest.fixture
-def launch():
-    pids = []
-
-    def _launch(runs_dir: Path, cfg: TrainConfig) -> Path:
-        run_dir = runs.create_run(runs_dir, PRESETS["baseline"], cfg, SYNTHETIC)
-        pids.append(runs.launch(run_dir))
-        return run_dir
-
-    yield _launch
-    for pid in pids:
-        if runs.process_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-
-
-def wait_for_epochs(run_dir: Path, n: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while len(rundir.read_metric_lines(run_dir)) < n:
-        assert time.monotonic() < deadline and runs.load_run(run_dir).status in rundir.ACTIVE, \
-            (run_dir / "log.txt").read_text()
-        time.sleep(0.05)
 
 
 def test_stop_and_resume_with_several_batches_per_execution(tmp_path, launch):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SYNTHETIC, cli
+from conftest import SYNTHETIC, cli, wait_for_epochs
 
 from cifar_core import rundir, runs
 from cifar_core.config import TrainConfig
@@ -71,28 +70,11 @@ def test_same_seed_same_run(tmp_path, finished_run):
 
 
 @pytest.fixture
-def start():
-    """Launch background runs; whatever is still alive when the test ends (pass or fail) is killed."""
-    pids = []
-
+def start(launch):
     def _start(runs_dir: Path, epochs: int, patience: int = 0) -> Path:
-        cfg = TrainConfig(epochs=epochs, patience=patience, seed=1, subset=400)
-        run_dir = runs.create_run(runs_dir, PRESETS["baseline"], cfg, SYNTHETIC)
-        pids.append(runs.launch(run_dir))
-        return run_dir
+        return launch(runs_dir, TrainConfig(epochs=epochs, patience=patience, seed=1, subset=400))
 
-    yield _start
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def wait_for_epochs(run_dir: Path, n: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while len(rundir.read_metric_lines(run_dir)) < n:
-        assert time.monotonic() < deadline, (run_dir / "log.txt").read_text()
-        assert runs.load_run(run_dir).status in rundir.ACTIVE, (run_dir / "log.txt").read_text()
-        time.sleep(0.05)
+    return _start
 
 
 def test_kill_9_then_resume_continues_without_losing_or_doubling_epochs(tmp_path, start):
