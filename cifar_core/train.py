@@ -223,6 +223,7 @@ class FitToBudget(keras.callbacks.Callback):
         self.validation_work = images["validation"] / 3
         self.final_work = images["test"] * test_passes / 3
         self.calls = 0
+        self.epoch_times: list[float] = []  # seconds per training-image equivalent, per epoch
         self.max_steps: int | None = None  # steps of a first epoch that is cut short to fit the budget
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -239,7 +240,9 @@ class FitToBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        per_image = (time.time() - self.epoch_start) / self.epoch_work
+        self.epoch_times.append((time.time() - self.epoch_start) / self.epoch_work)
+        # The slower of the last two epochs: a plan that must shrink late leaves the schedule unfinished.
+        per_image = max(self.epoch_times[-2:])
         self._replan(per_image, epochs_done=epoch + 1, may_grow=epoch <= 2)  # the first epochs carry tracing
         if epoch + 1 >= self.plan.epochs:
             self.model.stop_training = True
