@@ -110,9 +110,10 @@ def study_chart(results: pd.DataFrame, x: str, y: str, color: str | None = None,
     colors = {"color": alt.Color(f"{color}:N")} if color else {}
     base = alt.Chart(results)
     lines = base.mark_line().encode(x=x_enc, y=alt.Y(f"mean({y}):Q", title=y_title or y, scale=y_scale), **colors)
-    bars = base.mark_errorbar(extent="stdev").encode(x=x_enc, y=alt.Y(f"{y}:Q", scale=y_scale), **colors)
+    y_raw = alt.Y(f"{y}:Q", title=y_title or y, scale=y_scale)  # one title for the layers' shared axis
+    bars = base.mark_errorbar(extent="stdev").encode(x=x_enc, y=y_raw, **colors)
     points = base.mark_point(size=70, filled=True, opacity=0.45).encode(
-        x=x_enc, y=alt.Y(f"{y}:Q", scale=y_scale), **colors,
+        x=x_enc, y=y_raw, **colors,
         tooltip=[c for c in ("run", "seed", x, y, color) if c and c in results]).add_params(pick_run())
     return (lines + bars + points).properties(width=420, height=height, title=title)
 
@@ -126,9 +127,11 @@ def group_bars(results: pd.DataFrame, group: str, y: str, offset: str | None = N
         by |= {"xOffset": f"{offset}:N", "color": f"{offset}:N"}
     base = alt.Chart(results)
     scale = alt.Scale(zero=False)
-    bars = base.mark_bar(opacity=0.8).encode(**by, y=alt.Y(f"mean({y}):Q", title=y_title or y, scale=scale))
-    spread = base.mark_errorbar(extent="stdev", color="black").encode(**by, y=alt.Y(f"{y}:Q", scale=scale))
+    title = y_title or y
+    bars = base.mark_bar(opacity=0.8).encode(**by, y=alt.Y(f"mean({y}):Q", title=title, scale=scale))
+    spread = base.mark_errorbar(extent="stdev", color="black").encode(**by, y=alt.Y(f"{y}:Q", title=title,
+                                                                                   scale=scale))
     points = base.mark_point(filled=True, color="black", opacity=0.35, size=40).encode(
-        **{k: v for k, v in by.items() if k != "color"}, y=alt.Y(f"{y}:Q", scale=scale),
+        **{k: v for k, v in by.items() if k != "color"}, y=alt.Y(f"{y}:Q", title=title, scale=scale),
         tooltip=[c for c in ("run", "seed", y, "params", "best_epoch") if c in results]).add_params(pick_run())
     return (bars + spread + points).properties(width=420, height=height, title=title)
