@@ -28,19 +28,19 @@ SCALE_PROBE = 500  # test images tried with each input scale when `auto` decides
 SCALE_HELP = "'1': the model expects floats in [0, 1]; '255': pixel values 0-255; 'auto': whichever scores higher"
 
 
-class ImportError_(runs.RunError):
+class ModelRefused(runs.RunError):
     """A model file that cannot become a run, with what to do about it."""
 
 
 def check_file(path: Path) -> None:
     """Refuse, before anything is loaded, what cannot be a Keras model file of a sane size."""
     if not path.is_file():
-        raise ImportError_(f"{path} is not a file: give the path of a .keras or .h5 model.")
+        raise ModelRefused(f"{path} is not a file: give the path of a .keras or .h5 model.")
     if path.suffix.lower() not in SUFFIXES:
-        raise ImportError_(f"{path.name}: only Keras model files (.keras, .h5) can be imported; save the model "
+        raise ModelRefused(f"{path.name}: only Keras model files (.keras, .h5) can be imported; save the model "
                            "with model.save('model.keras').")
     if path.stat().st_size > MAX_BYTES:
-        raise ImportError_(f"{path.name} is {path.stat().st_size / 2**20:.0f} MiB; models up to "
+        raise ModelRefused(f"{path.name} is {path.stat().st_size / 2**20:.0f} MiB; models up to "
                            f"{MAX_BYTES / 2**20:.0f} MiB can be imported.")
 
 
@@ -52,14 +52,14 @@ def load_foreign(path: Path, num_classes: int):
         model = keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:  # a refused Lambda, a custom class, a corrupt file: one message each
         reason = " ".join(str(exc).split())[:300]
-        raise ImportError_(f"Cannot load {path.name} safely: {reason}. Models with Lambda layers or custom "
+        raise ModelRefused(f"Cannot load {path.name} safely: {reason}. Models with Lambda layers or custom "
                            "classes cannot be imported (their code would have to run).") from None
     shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else None
     if len(getattr(model, "inputs", [])) != 1 or shape != (32, 32, 3):
-        raise ImportError_(f"{path.name} takes input of shape {shape}; CIFAR-10 models take one 32x32x3 image.")
+        raise ModelRefused(f"{path.name} takes input of shape {shape}; CIFAR-10 models take one 32x32x3 image.")
     units = model.outputs[0].shape[-1] if len(model.outputs) == 1 else None
     if units != num_classes:
-        raise ImportError_(f"{path.name} has {units} outputs; a CIFAR-10 model has one per class ({num_classes}).")
+        raise ModelRefused(f"{path.name} has {units} outputs; a CIFAR-10 model has one per class ({num_classes}).")
     return model
 
 
@@ -78,7 +78,7 @@ def choose_scale(model, x: np.ndarray, y: np.ndarray, requested: str) -> tuple[s
     evenly from every class (an image folder lists its test images class by class, so the first ones would all
     be airplanes, and a wrongly scaled model that calls everything an airplane would win)."""
     if requested not in SCALES:
-        raise ImportError_(f"--input-scale {requested!r}: choose one of {', '.join(SCALES)} ({SCALE_HELP}).")
+        raise ModelRefused(f"--input-scale {requested!r}: choose one of {', '.join(SCALES)} ({SCALE_HELP}).")
     if requested != "auto":
         return requested, {}
     keep = np.arange(len(y)) if len(y) <= SCALE_PROBE else data_mod.stratified_indices(y, SCALE_PROBE, seed=0)[0]
@@ -153,7 +153,7 @@ def import_model(runs_dir: Path, path: Path, source: str, name: str | None = Non
     if name:
         runs.check_name(name)
     if scale not in SCALES:
-        raise ImportError_(f"input scale {scale!r}: choose one of {', '.join(SCALES)} ({SCALE_HELP}).")
+        raise ModelRefused(f"input scale {scale!r}: choose one of {', '.join(SCALES)} ({SCALE_HELP}).")
     dataset = data_mod.load_dataset(source)
     runtime.configure(0)
     model = load_foreign(path, len(dataset.class_names))
@@ -190,10 +190,10 @@ def _evaluate(run_dir: Path, model, scale: str, dataset: data_mod.Dataset) -> Pa
 def import_in_subprocess(runs_dir: Path, content: bytes, file_name: str, source: str, name: str | None = None,
                          scale: str = "auto", timeout: float = 600) -> Path:
     """`cifar-lab import` on uploaded bytes in its own process, so that the dashboard's server never loads
-    TensorFlow or an untrusted file itself. Returns the new run directory; raises ImportError_ with the reason."""
+    TensorFlow or an untrusted file itself. Returns the new run directory; raises ModelRefused with the reason."""
     suffix = Path(file_name).suffix.lower()
     if suffix not in SUFFIXES:
-        raise ImportError_(f"{file_name}: only Keras model files (.keras, .h5) can be imported.")
+        raise ModelRefused(f"{file_name}: only Keras model files (.keras, .h5) can be imported.")
     with tempfile.TemporaryDirectory(prefix="cifar-lab-import-") as folder:
         path = Path(folder) / (_safe_stem(Path(file_name)) + suffix)
         path.write_bytes(content)
@@ -203,7 +203,7 @@ def import_in_subprocess(runs_dir: Path, content: bytes, file_name: str, source:
                               env={**os.environ, "TERM": "dumb"})
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines() or ["the import process ended without a message"]
-        raise ImportError_(lines[-1].removeprefix("cifar-lab: "))
+        raise ModelRefused(lines[-1].removeprefix("cifar-lab: "))
     return Path(proc.stdout.splitlines()[0])
 
 

@@ -115,7 +115,7 @@ def test_a_lambda_model_is_refused_and_its_code_never_runs(keras, tmp_path):
                               keras.layers.Dense(10, activation="softmax")])
     marker.unlink()  # building the model ran it once; loading must not
     model.save(tmp_path / "lambda.keras")
-    with pytest.raises(importing.ImportError_, match="Lambda layers or custom classes"):
+    with pytest.raises(importing.ModelRefused, match="Lambda layers or custom classes"):
         importing.import_model(tmp_path / "runs", tmp_path / "lambda.keras", "synthetic")
     assert not marker.exists() and not (tmp_path / "runs").exists()
 
@@ -125,7 +125,7 @@ def test_a_lambda_model_is_refused_and_its_code_never_runs(keras, tmp_path):
 def test_wrong_input_or_output_is_refused(keras, tmp_path, shape, units, message):
     model = keras.Sequential([keras.Input(shape), keras.layers.Flatten(), keras.layers.Dense(units)])
     model.save(tmp_path / "wrong.keras")
-    with pytest.raises(importing.ImportError_, match=message):
+    with pytest.raises(importing.ModelRefused, match=message):
         importing.import_model(tmp_path / "runs", tmp_path / "wrong.keras", "synthetic")
     assert not (tmp_path / "runs").exists()
 
