@@ -76,9 +76,8 @@ def probabilities(model, x: np.ndarray, scale: str) -> np.ndarray:
 def choose_scale(model, x: np.ndarray, y: np.ndarray, requested: str) -> tuple[str, dict[str, float]]:
     """The input scale to use and, for `auto`, the probe accuracy of each on SCALE_PROBE test images drawn
     evenly from every class (an image folder lists its test images class by class, so the first ones would all
-    be airplanes, and a wrongly scaled model that calls everything an airplane would win)."""
-    if requested not in SCALES:
-        raise ModelRefused(f"--input-scale {requested!r}: choose one of {', '.join(SCALES)} ({SCALE_HELP}).")
+    be airplanes, and a wrongly scaled model that calls everything an airplane would win). `requested` is one
+    of SCALES (import_model checks it before loading anything)."""
     if requested != "auto":
         return requested, {}
     keep = np.arange(len(y)) if len(y) <= SCALE_PROBE else data_mod.stratified_indices(y, SCALE_PROBE, seed=0)[0]

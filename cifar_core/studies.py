@@ -67,22 +67,27 @@ class PlannedRun:
     labels: dict = field(default_factory=dict)
 
 
-def estimate_seconds(planned: list[PlannedRun], data: dict, runs_dir: Path) -> tuple[float, list[str]]:
-    """An upper bound on a study's training time (every run to its maximum epochs), from the images/s that
-    earlier runs of the same architecture reached on this machine; also the architectures with no earlier run
-    (left out of the sum). `data` is a data summary. A validation image is taken to cost a third of a training
-    image."""
+def measured_speeds(runs_dir: Path) -> dict[str, float]:
+    """Images/s per architecture on this machine: the median over finished runs of each run's median epoch
+    (epoch 1 left out: it carries the graph tracing)."""
     import statistics
 
     speed: dict[str, list[float]] = {}
     for info in runs.list_runs(runs_dir):
         if info.has_results and (info.path / rundir.METRICS).exists():
             rates = [m["images_per_s"] for m in rundir.read_metric_lines(info.path)[1:] if m.get("images_per_s")]
-            if rates:  # epoch 1 is left out: it carries the graph tracing
+            if rates:
                 speed.setdefault((info.meta.get("spec") or {}).get("name"), []).append(statistics.median(rates))
+    return {arch: statistics.median(rates) for arch, rates in speed.items()}
+
+
+def estimate_seconds(planned: list[PlannedRun], data: dict, speeds: dict[str, float]) -> tuple[float, list[str]]:
+    """An upper bound on a study's training time (every run to its maximum epochs) from `measured_speeds`, and
+    the architectures with no measured speed (left out of the sum). `data` is a data summary. A validation
+    image is taken to cost a third of a training image."""
     total, missing = 0.0, []
     for p in planned:
-        if p.spec.name not in speed:
+        if p.spec.name not in speeds:
             missing.append(p.spec.name)
             continue
         n = min(p.config.subset or data["train_images"], data["train_images"])
@@ -91,7 +96,7 @@ def estimate_seconds(planned: list[PlannedRun], data: dict, runs_dir: Path) -> t
             n -= val
         else:
             val = min(p.config.test_subset or data["test_images"], data["test_images"])
-        total += p.config.epochs * (n + val / 3) / statistics.median(speed[p.spec.name])
+        total += p.config.epochs * (n + val / 3) / speeds[p.spec.name]
     return total, sorted(set(missing))
 
 

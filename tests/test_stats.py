@@ -166,3 +166,16 @@ def test_reproduce_table_with_seeds_says_whether_the_published_figure_is_within_
     page = " ".join(str(e.value) for e in (*at.subheader, *at.markdown))
     assert "Groups: mean over 2 seeds" in page and "Welch's t-test p = " in page
     assert "arch=batchnorm minus arch=baseline: +0.0450" in page
+
+
+def test_study_duration_estimate_from_measured_speeds():
+    from cifar_core import specs, studies
+    from cifar_core.config import TrainConfig
+
+    planned = studies.with_seeds(studies.plan("seeds", TrainConfig(epochs=2, subset=1000),
+                                              spec=specs.PRESETS["baseline"]), [0, 1])
+    data = {"train_images": 2000, "test_images": 500}
+    seconds, missing = studies.estimate_seconds(planned, data, {"baseline": 100.0})
+    # each run: 900 training + 100 validation images (a third of the cost), 2 epochs, at 100 images/s
+    assert seconds == pytest.approx(2 * 2 * (900 + 100 / 3) / 100) and missing == []
+    assert studies.estimate_seconds(planned, data, {}) == (0.0, ["baseline"])

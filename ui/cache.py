@@ -117,6 +117,15 @@ def finished_runs() -> list[runs.RunInfo]:
     return [r for r in runs.list_runs(runs_dir()) if r.has_results]
 
 
+@st.cache_data(show_spinner=False, ttl=60)
+def measured_speeds(runs_folder: str) -> dict[str, float]:
+    """Images/s per architecture from earlier runs here; read at most once a minute (it opens every run's
+    metrics file)."""
+    from cifar_core import studies
+
+    return studies.measured_speeds(Path(runs_folder))
+
+
 def group_summary(study_dir: Path, results: pd.DataFrame) -> pd.DataFrame:
     """A study's groups (runs differing only in seed): mean, spread and interval of their figures."""
     from cifar_core import stats, studies

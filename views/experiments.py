@@ -47,7 +47,8 @@ def estimate_text(planned: list) -> str:
     source = sidebar.current_source()
     if sidebar.data_problem(source):
         return ""
-    seconds, missing = studies.estimate_seconds(planned, cache.data_summary(source), cache.runs_dir())
+    seconds, missing = studies.estimate_seconds(planned, cache.data_summary(source),
+                                                cache.measured_speeds(str(cache.runs_dir())))
     if missing and len(missing) == len({p.spec.name for p in planned}):
         return f"No earlier run of {', '.join(missing)} on this machine to estimate the duration from."
     text = f"At most about {runs.format_duration(seconds)} (every run to its maximum epochs; early stopping " \
