@@ -28,6 +28,7 @@ import keras  # noqa: E402  (after runtime has imported TensorFlow quietly)
 PROGRESS_EVERY_S = 0.5
 EVAL_BATCH = 256
 RESERVE_BYTES = 1 << 20
+VALIDATION_SECONDS = "validation_seconds"  # the log key Validate leaves for RunDirWriter's training speed
 
 
 def prepare_data(dataset: data_mod.Dataset, cfg: TrainConfig) -> dict[str, np.ndarray]:
@@ -92,6 +93,28 @@ class Plan:
         self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
 
 
+class Validate(keras.callbacks.Callback):
+    """Validates at the end of each epoch with one prediction pass over the validation images: their accuracy
+    and loss go into the epoch's logs for the callbacks after this one (as Keras's own validation would put
+    them), and the predicted labels into epochs/, so any epoch's confusion matrix can be drawn later."""
+
+    def __init__(self, run_dir: Path, x_val: np.ndarray, y_val: np.ndarray):
+        super().__init__()
+        self.run_dir, self.y_val = run_dir, y_val
+        self.dataset = make_dataset(x_val, y_val, EVAL_BATCH)
+
+    def on_epoch_end(self, epoch, logs=None):
+        start = time.monotonic()
+        probs = self.model.predict(self.dataset, verbose=0)
+        y_pred = probs.argmax(1)
+        rundir.write_epoch_predictions(self.run_dir, epoch + 1, y_pred, self.y_val)
+        if logs is not None:
+            one_hot = keras.ops.one_hot(self.y_val, probs.shape[1])
+            logs["val_loss"] = float(keras.ops.convert_to_numpy(self.model.loss(one_hot, probs)))
+            logs["val_accuracy"] = float(np.mean(y_pred == self.y_val))
+            logs[VALIDATION_SECONDS] = time.monotonic() - start
+
+
 class RunDirWriter(keras.callbacks.Callback):
     """Streams one metrics.jsonl line per epoch and progress.json every half second. Batch-level work touches
     no tensor, so Keras runs it beside training without waiting for the device (async_safe)."""
@@ -104,10 +127,7 @@ class RunDirWriter(keras.callbacks.Callback):
         self.last_write = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.epoch_start, self.train_end, self.batches = epoch, time.monotonic(), None, 0
-
-    def on_test_begin(self, logs=None):
-        self.train_end = self.train_end or time.monotonic()
+        self.epoch, self.epoch_start, self.batches = epoch, time.monotonic(), 0
 
     def on_train_batch_end(self, batch, logs=None):
         self.batches = batch + 1
@@ -128,8 +148,8 @@ class RunDirWriter(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.monotonic()
-        train_s = (self.train_end or now) - self.epoch_start
         logs = logs or {}
+        train_s = now - self.epoch_start - logs.get(VALIDATION_SECONDS, 0.0)
         line = {"epoch": epoch + 1, **{k: float(logs[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy")
                                        if k in logs},
                 "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
@@ -271,13 +291,14 @@ class FitToBudget(keras.callbacks.Callback):
             runs.update_run(self.run_dir, planned_epochs=1)
 
 
-def make_callbacks(run_dir: Path, cfg: TrainConfig, n_train: int, history: list[dict], plan: Plan,
+def make_callbacks(run_dir: Path, cfg: TrainConfig, arrays: dict, history: list[dict], plan: Plan,
                    budget: FitToBudget | None) -> list:
-    """The callbacks, in the order that keeps a crash from losing or doubling an epoch: metrics and best
-    weights are written before BackupAndRestore records the epoch as done. `history` holds the epochs
-    finished before a resume."""
+    """The callbacks, in the order that keeps a crash from losing or doubling an epoch: validation first (the
+    others read its results), then metrics and best weights, written before BackupAndRestore records the epoch
+    as done. `history` holds the epochs finished before a resume."""
     best_so_far = max((m["val_accuracy"] for m in history), default=None)
-    callbacks = [RunDirWriter(run_dir, cfg.batch_size, n_train, plan),
+    callbacks = [Validate(run_dir, arrays["x_val"], arrays["y_val"]),
+                 RunDirWriter(run_dir, cfg.batch_size, len(arrays["y_train"]), plan),
                  BestWeights(run_dir / rundir.BEST_WEIGHTS, best_so_far), StopFile(run_dir)]
     if budget:
         callbacks.append(budget)
@@ -324,6 +345,7 @@ def train_run(run_dir: Path) -> dict:
         earlier_s = sum(m["seconds"] for m in rundir.read_metric_lines(run_dir))
     else:
         history = rundir.truncate_metrics(run_dir, resume_epoch(run_dir) + 1)
+        rundir.truncate_epoch_predictions(run_dir, len(history) + 1)
         earlier_s = sum(m["seconds"] for m in history)
         print(f"[cifar-lab] training {spec.name} on {sizes['train']} images (from epoch {len(history) + 1}, "
               f"{plan.epochs if not cfg.time_budget else 'as many as fit ' + str(cfg.time_budget) + ' s'}; "
@@ -334,9 +356,8 @@ def train_run(run_dir: Path) -> dict:
                                  sizes, 2 if cfg.tta else 1, lr if cfg.schedule == "onecycle" else None, run_dir)
         train_ds = make_dataset(arrays["x_train"], arrays["y_train"], cfg.batch_size, cfg.seed, cfg.augment,
                                 cfg.translate)
-        val_ds = make_dataset(arrays["x_val"], arrays["y_val"], EVAL_BATCH)
-        model.fit(train_ds, validation_data=val_ds, epochs=plan.epochs if not budget else cfg.epochs, verbose=0,
-                  shuffle=False, callbacks=make_callbacks(run_dir, cfg, sizes["train"], history, plan, budget))
+        model.fit(train_ds, epochs=plan.epochs if not budget else cfg.epochs, verbose=0, shuffle=False,
+                  callbacks=make_callbacks(run_dir, cfg, arrays, history, plan, budget))
         # BackupAndRestore has deleted backup/: from here on a resume only evaluates.
         meta = runs.update_run(run_dir, training_done=True, stop_requested=(run_dir / rundir.STOP).exists(),
                                planned_epochs=plan.epochs)
@@ -377,9 +398,10 @@ def evaluate_and_save(model, arrays: dict, class_names, run_dir: Path, tta: bool
 
 
 def load_model(run_dir: Path):
-    """The run's model.keras, loaded in Keras safe mode (a Lambda layer's code is refused, never run)."""
+    """The run's model.keras for inference, loaded in Keras safe mode (a Lambda layer's code is refused, never
+    run) and without its optimizer (whose learning-rate schedule may be one only the trainer knows)."""
     try:
-        return keras.models.load_model(run_dir / rundir.MODEL, safe_mode=True)
+        return keras.models.load_model(run_dir / rundir.MODEL, safe_mode=True, compile=False)
     except Exception as exc:  # corrupt zip, unknown layer, refused Lambda: all end in the same advice
         reason = " ".join(str(exc).split())[:300]
         raise runs.RunError(f"Cannot load {rundir.MODEL} of run {run_dir.name}: {reason}. "
