@@ -26,6 +26,9 @@ MODEL = "model.keras"
 BEST_WEIGHTS = "best.weights.h5"
 BACKUP = "backup"
 LOG = "log.txt"
+EPOCHS = "epochs"  # folder: the validation labels once, then each epoch's predicted validation labels
+VAL_LABELS = "val-labels.npy"
+EPOCH_PREDICTIONS = "val-pred-{epoch:04d}.npy"
 IMPORTED_ORIGINAL = "original"  # + the imported file's suffix: the model file as it was given, kept unchanged
 LOCK = ".lock"
 RESERVE = ".reserve"
@@ -107,6 +110,45 @@ def truncate_metrics(run_dir: Path, before_epoch: int) -> list[dict]:
         tmp.unlink(missing_ok=True)
         raise
     return kept
+
+
+def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_epoch_predictions(run_dir: Path, epoch: int, y_pred: np.ndarray, y_val: np.ndarray) -> None:
+    """Keep one epoch's predicted validation labels (uint8, a few KB); an epoch trained again after a resume
+    replaces its file, so each epoch is there once."""
+    folder = run_dir / EPOCHS
+    folder.mkdir(exist_ok=True)
+    if not (folder / VAL_LABELS).exists():
+        _save_npy_atomic(folder / VAL_LABELS, y_val.astype(np.uint8))
+    _save_npy_atomic(folder / EPOCH_PREDICTIONS.format(epoch=epoch), y_pred.astype(np.uint8))
+
+
+def truncate_epoch_predictions(run_dir: Path, before_epoch: int) -> None:
+    """Drop the predictions of epochs from `before_epoch` on (a resume trains them again)."""
+    for epoch in epoch_prediction_epochs(run_dir):
+        if epoch >= before_epoch:
+            (run_dir / EPOCHS / EPOCH_PREDICTIONS.format(epoch=epoch)).unlink(missing_ok=True)
+
+
+def epoch_prediction_epochs(run_dir: Path) -> list[int]:
+    """The epochs whose validation predictions the run kept, in order."""
+    prefix, suffix = EPOCH_PREDICTIONS.split("{")[0], ".npy"
+    found = []
+    for path in (run_dir / EPOCHS).glob(prefix + "*" + suffix):
+        number = path.name[len(prefix):-len(suffix)]
+        if number.isdigit():
+            found.append(int(number))
+    return sorted(found)
 
 
 # --- reading and validating ------------------------------------------------------------------------
@@ -268,6 +310,20 @@ def read_metric_lines(run_dir: Path) -> list[dict]:
             raise DamagedRun(f"{METRICS} line {number}: epoch {line['epoch']} where {len(lines) + 1} belongs")
         lines.append(line)
     return lines
+
+
+def read_epoch_predictions(run_dir: Path, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """The validation labels and one epoch's predicted labels, checked to fit each other."""
+    try:
+        y_val = np.load(run_dir / EPOCHS / VAL_LABELS, allow_pickle=False)
+        y_pred = np.load(run_dir / EPOCHS / EPOCH_PREDICTIONS.format(epoch=epoch), allow_pickle=False)
+    except FileNotFoundError as exc:
+        raise DamagedRun(f"{EPOCHS}/{Path(exc.filename).name} is missing") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise DamagedRun(f"{EPOCHS}/ of epoch {epoch} is unreadable ({exc})") from None
+    if y_val.ndim != 1 or y_pred.shape != y_val.shape:
+        raise DamagedRun(f"{EPOCHS}/: epoch {epoch} has {y_pred.shape} predictions for {y_val.shape} labels")
+    return y_val.astype(np.int64), y_pred.astype(np.int64)
 
 
 def read_progress(run_dir: Path) -> dict | None:
