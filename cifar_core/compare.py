@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from cifar_core import evaluate, runs, stats
@@ -42,10 +43,39 @@ def accuracy_interval_text(report: dict | None) -> str | None:
 
 def significance(a: RunInfo, b: RunInfo, preds_a: dict, preds_b: dict) -> stats.McNemar:
     """McNemar's exact test of two runs on the test images they share; ValueError says why it cannot be done."""
+    pair = paired_predictions(a, b, preds_a, preds_b)
+    return stats.mcnemar(pair["y_pred_a"] == pair["y_true"], pair["y_pred_b"] == pair["y_true"])
+
+
+def paired_predictions(a: RunInfo, b: RunInfo, preds_a: dict, preds_b: dict) -> dict[str, np.ndarray]:
+    """Both runs' predictions on their shared test images (see `stats.paired`); ValueError says why not."""
     problem = stats.same_test_set(a.meta, b.meta)
     if problem:
         raise ValueError(problem)
-    return stats.mcnemar(*stats.paired_correct(preds_a, preds_b))
+    return stats.paired(preds_a, preds_b)
+
+
+def disagreement_counts(pair: dict[str, np.ndarray], class_names: list[str], a: str, b: str) -> pd.DataFrame:
+    """Per true class, how many test images only A gets right and how many only B (long form, for bars)."""
+    right_a, right_b = pair["y_pred_a"] == pair["y_true"], pair["y_pred_b"] == pair["y_true"]
+    rows = []
+    for k, name in enumerate(class_names):
+        of_class = pair["y_true"] == k
+        rows += [{"class": name, "who": f"only {a} right", "images": int((of_class & right_a & ~right_b).sum())},
+                 {"class": name, "who": f"only {b} right", "images": int((of_class & ~right_a & right_b).sum())}]
+    return pd.DataFrame(rows)
+
+
+def disagreements(pair: dict[str, np.ndarray], right: str, true_class: int | None = None) -> np.ndarray:
+    """Positions in `pair` of the images only run `right` ('a' or 'b') gets right, of one true class or all,
+    those where the other run was surest of its mistake first."""
+    other = "b" if right == "a" else "a"
+    mask = (pair[f"y_pred_{right}"] == pair["y_true"]) & (pair[f"y_pred_{other}"] != pair["y_true"])
+    if true_class is not None:
+        mask &= pair["y_true"] == true_class
+    rows = np.flatnonzero(mask)
+    wrong_confidence = pair[f"probs_{other}"][rows].astype(np.float32).max(axis=1)
+    return rows[np.argsort(-wrong_confidence, kind="stable")]
 
 
 def per_class(infos: list[RunInfo], reports: dict[str, dict | None]) -> pd.DataFrame:

@@ -52,8 +52,16 @@ class Dataset:
     def is_synthetic(self) -> bool:
         return self.kind == SYNTHETIC
 
+    def test_digest(self) -> str:
+        """A hash of the test images and labels themselves: equal for the same test set wherever and whenever it
+        was copied (the fingerprint also changes with file times, which is right for the decode cache only)."""
+        digest = hashlib.blake2b(digest_size=8)
+        digest.update(np.ascontiguousarray(self.x_test).tobytes())
+        digest.update(np.asarray(self.y_test, dtype=np.int64).tobytes())
+        return digest.hexdigest()
+
     def describe(self) -> dict:
-        """The facts a user needs to trust a result: source, kind, sizes, classes, fingerprint."""
+        """The facts a user needs to trust a result: source, kind, sizes, classes, fingerprints."""
         return {
             "source": self.source,
             "kind": self.kind,
@@ -61,6 +69,7 @@ class Dataset:
             "test_images": int(len(self.y_test)),
             "classes": list(self.class_names),
             "fingerprint": self.fingerprint,
+            "test_digest": self.test_digest(),
         }
 
 

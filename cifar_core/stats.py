@@ -59,21 +59,29 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemar:
     return McNemar(only_a, only_b, int((a & b).sum()), int((~a & ~b).sum()), float(min(p, 1.0)))
 
 
-def paired_correct(preds_a: dict, preds_b: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Right/wrong per test image for two runs' predictions, on the test images both were evaluated on
-    (matched by their index in the data set's test split)."""
-    _, ia, ib = np.intersect1d(preds_a["index"], preds_b["index"], return_indices=True)
+def paired(preds_a: dict, preds_b: dict) -> dict[str, np.ndarray]:
+    """Two runs' predictions on the test images both were evaluated on, matched by their index in the data set's
+    test split: index, y_true, and y_pred_a/b, probs_a/b."""
+    index, ia, ib = np.intersect1d(preds_a["index"], preds_b["index"], return_indices=True)
     if not len(ia):
-        raise ValueError("the two runs share no test image: McNemar needs runs evaluated on the same test set.")
-    correct_a = preds_a["y_pred"][ia] == preds_a["y_true"][ia]
-    correct_b = preds_b["y_pred"][ib] == preds_b["y_true"][ib]
-    return correct_a, correct_b
+        raise ValueError("the two runs share no test image: they must be evaluated on the same test set.")
+    return {"index": index, "y_true": preds_a["y_true"][ia],
+            "y_pred_a": preds_a["y_pred"][ia], "y_pred_b": preds_b["y_pred"][ib],
+            "probs_a": preds_a["probs"][ia], "probs_b": preds_b["probs"][ib]}
+
+
+def paired_correct(preds_a: dict, preds_b: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Right/wrong per test image for two runs, on the test images both were evaluated on."""
+    pair = paired(preds_a, preds_b)
+    return pair["y_pred_a"] == pair["y_true"], pair["y_pred_b"] == pair["y_true"]
 
 
 def same_test_set(meta_a: dict, meta_b: dict) -> str | None:
-    """Why two runs cannot be paired image by image, or None when they were tested on the same data."""
-    fa, fb = ((m.get("data") or {}).get("fingerprint") for m in (meta_a, meta_b))
-    if fa and fb and fa != fb:
+    """Why two runs cannot be paired image by image, or None when they were tested on the same data: the same
+    test-set digest where both runs have one (the same images, wherever copied), else the same fingerprint."""
+    da, db = (m.get("data") or {} for m in (meta_a, meta_b))
+    key = "test_digest" if da.get("test_digest") and db.get("test_digest") else "fingerprint"
+    if da.get(key) and db.get(key) and da[key] != db[key]:
         return "the two runs were tested on different data sets, so their images cannot be paired."
     return None
 
