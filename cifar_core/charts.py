@@ -7,6 +7,7 @@ import pandas as pd
 
 CELL_SELECTION = "cell"
 POINT_SELECTION = "point"
+BAR_SELECTION = "bar"
 
 
 def pick_run() -> alt.Parameter:
@@ -135,3 +136,42 @@ def group_bars(results: pd.DataFrame, group: str, y: str, offset: str | None = N
         **{k: v for k, v in by.items() if k != "color"}, y=alt.Y(f"{y}:Q", title=title, scale=scale),
         tooltip=[c for c in ("run", "seed", y, "params", "best_epoch") if c in results]).add_params(pick_run())
     return (bars + spread + points).properties(width=420, height=height, title=title)
+
+
+def reliability_chart(curves: dict[str, pd.DataFrame], size: int = 330) -> alt.LayerChart:
+    """Reliability diagrams (accuracy against mean confidence per bin), one line per run, over the diagonal
+    of perfect calibration; a point's size is how many images its bin holds."""
+    long = pd.concat([c.assign(run=run) for run, c in curves.items()], ignore_index=True)
+    unit = alt.Scale(domain=[0, 1])
+    diagonal = alt.Chart(pd.DataFrame({"x": [0.0, 1.0]})).mark_line(color="gray", strokeDash=[4, 4]).encode(
+        x=alt.X("x:Q", scale=unit, title="confidence"), y=alt.Y("x:Q", scale=unit, title="accuracy"))
+    lines = alt.Chart(long).mark_line(point=False).encode(
+        x=alt.X("confidence:Q", scale=unit), y=alt.Y("accuracy:Q", scale=unit), color=alt.Color("run:N"))
+    points = alt.Chart(long).mark_circle().encode(
+        x="confidence:Q", y="accuracy:Q", color="run:N", size=alt.Size("count:Q", legend=None),
+        tooltip=["run", alt.Tooltip("confidence:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f"),
+                 "count"])
+    return (diagonal + lines + points).properties(width=size, height=size, title="reliability diagram")
+
+
+def confidence_histogram_chart(histogram: pd.DataFrame, height: int = 200) -> alt.Chart:
+    """Right and wrong predictions stacked by confidence: a well-calibrated model is rarely wrong and sure."""
+    return alt.Chart(histogram).mark_bar().encode(
+        x=alt.X("from:Q", bin="binned", title="confidence"), x2="to:Q",
+        y=alt.Y("count:Q", title="test images", stack=True),
+        color=alt.Color("outcome:N", scale=alt.Scale(domain=["right", "wrong"], range=["#4c78a8", "#e45756"])),
+        tooltip=["outcome", alt.Tooltip("from:Q", format=".2f"), alt.Tooltip("to:Q", format=".2f"), "count"],
+    ).properties(height=height, width=330, title="confidence of right and wrong predictions")
+
+
+def disagreement_chart(counts: pd.DataFrame, height: int = 240) -> alt.Chart:
+    """Per true class, the test images only one run of two gets right (compare.disagreement_counts); click a
+    bar to see those images."""
+    order = list(dict.fromkeys(counts["class"]))
+    pick = alt.selection_point(name=BAR_SELECTION, fields=["class", "who"], on="click")
+    return alt.Chart(counts).mark_bar().encode(
+        x=alt.X("class:N", sort=order, title=None), xOffset="who:N",
+        y=alt.Y("images:Q", title="test images"), color=alt.Color("who:N", title=None),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.45)),
+        tooltip=["class", "who", "images"],
+    ).add_params(pick).properties(height=height, title="test images only one of the two gets right")

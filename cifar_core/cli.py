@@ -124,6 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_b", help="run id (or a unique prefix of it)")
     p.set_defaults(func=cmd_compare)
 
+    p = sub.add_parser("explain", parents=[common], help="Grad-CAM of the test images a run takes for another "
+                       "class (cat taken for dog by default), as a PNG sheet")
+    p.add_argument("run", help="run id (or a unique prefix of it)")
+    p.add_argument("--true", default="cat", help="the images' true class (default: cat)")
+    p.add_argument("--pred", default="dog", help="the class the run predicted for them (default: dog)")
+    p.add_argument("--out", type=Path, default=Path("."), help="folder for the PNG (default: here)")
+    p.add_argument("--layer", help="conv layer to explain (default: the last one's output)")
+    p.add_argument("--count", type=int, default=24, help="images, the surest mistakes first (default: 24)")
+    p.set_defaults(func=cmd_explain)
+
     p = sub.add_parser("import", parents=[common], help="a Keras model trained elsewhere (.keras, .h5) as a run, "
                        "evaluated on the test set; prints the run directory")
     p.add_argument("model", type=Path, help="the model file (copied into the run; never changed)")
@@ -352,7 +362,7 @@ def cmd_show(args) -> int:
     metrics = _metric_lines(info)
     if args.json:
         print(json.dumps({"run": info.meta, "status": info.status, "damaged": info.damaged,
-                          "metrics": metrics, "report": report}, indent=2))
+                          "metrics": metrics, "report": report, "ece": _ece(info)}, indent=2))
         return 0
     m = info.meta
     print(f"{info.run_id}  [{info.status}]  {(m.get('spec') or {}).get('name', '?')}  {m.get('params') or '?'} params")
@@ -373,7 +383,32 @@ def cmd_show(args) -> int:
         print(f"now: {runs.progress_text(now)}")
     if report:
         print_report(report)
+        print_calibration(info, report["class_names"])
     return 0
+
+
+def _ece(info: runs.RunInfo) -> float | None:
+    from cifar_core import calibration
+
+    try:
+        return calibration.run_ece(rundir.read_predictions(info.path))
+    except rundir.DamagedRun:
+        return None
+
+
+def print_calibration(info: runs.RunInfo, class_names: list[str]) -> None:
+    from cifar_core import calibration
+
+    try:
+        preds = rundir.read_predictions(info.path)
+    except rundir.DamagedRun as exc:
+        print(f"\ncalibration: not available ({exc})")
+        return
+    ece = calibration.run_ece(preds)
+    per_class = calibration.classwise_ece(preds["y_true"], preds["probs"], class_names)
+    worst = per_class.loc[per_class["ece"].idxmax()]
+    print(f"\ncalibration: ECE {ece:.4f} ({calibration.BINS} confidence bins; 0 means confidence matches accuracy); "
+          f"least calibrated class: {worst['class']} (classwise ECE {worst['ece']:.4f})")
 
 
 def _report(info: runs.RunInfo) -> dict | None:
@@ -551,6 +586,26 @@ def cmd_compare(args) -> int:
     print(f"both right {result.both:,}, neither {result.neither:,}, only {a.name} {result.only_a:,}, "
           f"only {b.name} {result.only_b:,}")
     print(result.verdict(a.name, b.name))
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from cifar_core import explain
+
+    info = runs.find_run(runs_dir(args), args.run)
+    if not info.has_results:
+        raise runs.RunError(f"Run {info.run_id} is {info.status}: it has no test predictions to explain yet.")
+    if args.count < 1:
+        raise runs.RunError(f"--count must be at least 1 (got {args.count}).")
+    dataset = load_data(info.data.get("source"))
+    sheet, found = explain.misclassified_sheet(info.path, dataset, args.true, args.pred, args.layer, args.count)
+    if sheet is None:
+        print(f"Run {info.run_id} took no {args.true} test image for {args.pred}: nothing to explain.")
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{info.run_id}-{args.true}-as-{args.pred}.png"
+    sheet.save(path)
+    print(f"{min(found, args.count)} of {found} {args.true} images taken for {args.pred}: {path}")
     return 0
 
 

@@ -155,3 +155,67 @@ def study_charts(kind: str, results: pd.DataFrame) -> dict[str, dict]:
     from cifar_core import report
 
     return {name: c.to_dict() for name, c in report.study_charts(kind, results).items()}
+
+
+@st.cache_resource(show_spinner="Loading the model (TensorFlow starts the first time) ...", max_entries=4)
+def _model(run_dir: str, stamp: int):
+    from cifar_core import train
+
+    return train.load_model(Path(run_dir))
+
+
+def model(run_dir: Path):
+    """A run's model.keras, loaded once per server process (reloaded if the file changes). Only the views
+    that explain a model call this, so only they import TensorFlow."""
+    return _model(str(run_dir), _stamp(run_dir / rundir.MODEL))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _gradcam(run_dir: str, stamp: int, layer: str):
+    from cifar_core import explain
+
+    return explain.GradCam(_model(run_dir, stamp), layer)
+
+
+@st.cache_data(show_spinner="Computing Grad-CAM ...", max_entries=64)
+def _gradcam_maps(run_dir: str, stamp: int, layer: str, indices: tuple[int, ...], classes: tuple[int, ...],
+                  _images):
+    import numpy as np
+
+    return _gradcam(run_dir, stamp, layer)(_images, np.asarray(classes))
+
+
+def gradcam_maps(run_dir: Path, layer: str, indices: tuple[int, ...], classes: tuple[int, ...], images):
+    """Grad-CAM maps of the test images `indices` (given as `images`) for `classes`, computed once."""
+    return _gradcam_maps(str(run_dir), _stamp(run_dir / rundir.MODEL), layer, indices, classes, images)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _epoch_report(run_dir: str, epoch: int, class_names: tuple[str, ...], stamp: int) -> dict:
+    from cifar_core import evaluate
+
+    y_val, y_pred = rundir.read_epoch_predictions(Path(run_dir), epoch)
+    return evaluate.build_report(y_val, y_pred, class_names)
+
+
+def epoch_report(run_dir: Path, epoch: int, class_names: list[str]) -> dict:
+    """The confusion matrix and per-class scores of a run's validation predictions at one epoch."""
+    path = run_dir / rundir.EPOCHS / rundir.EPOCH_PREDICTIONS.format(epoch=epoch)
+    return _epoch_report(str(run_dir), epoch, tuple(class_names), _stamp(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _calibration(run_dir: str, stamp: int, class_names: tuple[str, ...]) -> dict:
+    from cifar_core import calibration
+
+    preds = rundir.read_predictions(Path(run_dir))
+    y, probs = preds["y_true"], preds["probs"]
+    return {"ece": calibration.expected_calibration_error(y, probs),
+            "reliability": calibration.reliability(y, probs),
+            "histogram": calibration.confidence_histogram(y, probs),
+            "per_class": calibration.classwise_ece(y, probs, list(class_names))}
+
+
+def calibration(run_dir: Path, class_names: list[str]) -> dict:
+    """A run's ECE, reliability bins, confidence histogram and classwise ECE, from its predictions.npz."""
+    return _calibration(str(run_dir), _stamp(run_dir / rundir.PREDICTIONS), tuple(class_names))

@@ -1,9 +1,13 @@
 """Compare: two to four runs side by side: metrics, curves, confusion matrices, per-class scores, differences."""
 
+import numpy as np
 import streamlit as st
+from PIL import Image
 
-from cifar_core import caveats, charts, compare, evaluate, rundir, runs, stats
+from cifar_core import calibration, caveats, charts, compare, data, evaluate, rundir, runs, stats
 from ui import cache
+
+GALLERY, COLUMNS, ZOOM = 18, 6, 3
 
 st.title("Compare runs")
 finished = runs.pinned_first(cache.finished_runs())
@@ -35,7 +39,24 @@ st.vega_lite_chart(cache.chart("curves_panel", charts.curves_frame({i.name: cach
 
 st.subheader("Confusion matrices")
 normalize = st.toggle("Row-normalised (share of each true class)", value=False)
+
+
+def epoch_frames(normalize: bool) -> dict | None:
+    """The runs' validation confusion matrices at one epoch they all reached, or None to show the test set's."""
+    kept = {i.run_id: rundir.epoch_prediction_epochs(i.path) for i in infos}
+    common = sorted(set.intersection(*(set(e) for e in kept.values())))
+    if not common or not st.toggle("At one epoch (validation images)", key="compare_at_epoch",
+                                   help="Align the runs at the same epoch, from the validation predictions "
+                                        "each run kept per epoch."):
+        return None
+    epoch = st.select_slider("Epoch", common, value=common[-1], key="compare_epoch") if len(common) > 1 else common[0]
+    return {f"{i.name} @ {epoch}": evaluate.confusion_frame(
+        cache.epoch_report(i.path, epoch, reports[i.run_id]["class_names"]), normalize) for i in infos}
+
+
 frames = {i.name: evaluate.confusion_frame(reports[i.run_id], normalize) for i in infos if reports[i.run_id]}
+if len(frames) == len(infos):
+    frames = epoch_frames(normalize) or frames
 st.vega_lite_chart(cache.chart("confusion_row", frames, normalize, size=560 // len(infos) + 40))
 
 st.subheader("Per-class precision, recall and F1")
@@ -44,6 +65,31 @@ metric = st.radio("metric", ["f1-score", "precision", "recall"], horizontal=True
 st.vega_lite_chart(cache.chart("per_class_chart", per_class, metric), width="stretch")
 wide = compare.per_class_wide(per_class, metric)
 st.dataframe(wide.style.format("{:.3f}").highlight_max(axis=1, color="#d4edda"), width="stretch")
+
+
+
+def calibration_ui() -> None:
+    """The runs' reliability diagrams overlaid, with each run's ECE."""
+    st.subheader("Calibration")
+    curves, eces = {}, []
+    for i in infos:
+        try:
+            calib = cache.calibration(i.path, reports[i.run_id]["class_names"])
+        except (rundir.DamagedRun, TypeError):
+            continue
+        curves[i.name] = calib["reliability"]
+        eces.append({"run": i.name, "ECE": calib["ece"]})
+    if not curves:
+        st.caption("No run here has usable predictions.")
+        return
+    c1, c2 = st.columns([3, 2])
+    c1.vega_lite_chart(cache.chart("reliability_chart", curves))
+    c2.dataframe(eces, hide_index=True, column_config={"ECE": st.column_config.NumberColumn(format="%.4f")})
+    c2.caption(f"ECE: the mean gap between confidence and accuracy over {calibration.BINS} confidence bins, weighted "
+               "by their images (0 is perfect). Below the diagonal, a run is over-confident; above, under-confident.")
+
+
+calibration_ui()
 
 st.subheader("What changed between two models")
 d1, d2 = st.columns(2)
@@ -85,4 +131,57 @@ def significance_ui() -> None:
     (st.success if result.p_value < stats.ALPHA else st.info)(result.verdict(a.name, b.name))
 
 
+
+
+def disagreements_ui() -> None:
+    """The test images one run gets right and the other wrong, by class; click a bar to see them."""
+    st.subheader("Where they disagree")
+    if a_id == b_id:
+        return
+    try:
+        pair = compare.paired_predictions(a, b, cache.predictions(a.path), cache.predictions(b.path))
+    except (ValueError, rundir.DamagedRun) as exc:
+        st.info(f"No image-by-image comparison: {exc}")
+        return
+    names = reports[a_id]["class_names"]
+    counts = compare.disagreement_counts(pair, names, a.name, b.name)
+    event = st.vega_lite_chart(cache.chart("disagreement_chart", counts), on_select="rerun",
+                               selection_mode=charts.BAR_SELECTION, key=f"dis_{a_id}_{b_id}", width="stretch")
+    bars = event.selection.get(charts.BAR_SELECTION) if event and event.selection else None
+    c1, c2 = st.columns(2)
+    if bars:
+        st.session_state["dis_who"], st.session_state["dis_class"] = bars[0]["who"], bars[0]["class"]
+    who = c1.radio("Images", [f"only {a.name} right", f"only {b.name} right"], horizontal=True, key="dis_who")
+    label = c2.selectbox("True class", ["all classes", *names], key="dis_class")
+    rows = compare.disagreements(pair, "a" if who == f"only {a.name} right" else "b",
+                                 None if label == "all classes" else names.index(label))
+    if not len(rows):
+        st.caption("No such image.")
+        return
+    st.caption(f"{len(rows):,} images; the {min(len(rows), GALLERY)} where the other run was surest of its mistake.")
+    try:
+        ds = cache.dataset(a.data.get("source", ""))
+    except data.DataError as exc:
+        st.info(f"The test images are not available: {exc}")
+        return
+    gallery(pair, rows[:GALLERY], ds, names)
+
+
+def gallery(pair: dict, rows, ds, names: list[str]) -> None:
+    for start in range(0, len(rows), COLUMNS):
+        for col, r in zip(st.columns(COLUMNS), rows[start:start + COLUMNS], strict=False):
+            index = int(pair["index"][r])
+            if index >= len(ds.x_test):
+                col.caption(f"test #{index} is not in the data set any more")
+                continue
+            col.image(Image.fromarray(ds.x_test[index]).resize((32 * ZOOM, 32 * ZOOM), Image.NEAREST),
+                      width="stretch")
+            lines = [f"test #{index}, a {names[int(pair['y_true'][r])]}"]
+            for run, key in ((a.name, "probs_a"), (b.name, "probs_b")):
+                top = evaluate.top_k(np.asarray(pair[key][r], dtype=np.float32), names, 3)
+                lines.append(f"**{run}**: " + ", ".join(f"{n} {p:.0%}" for n, p in top))
+            col.caption("  \n".join(lines))
+
+
 significance_ui()
+disagreements_ui()

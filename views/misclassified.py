@@ -4,10 +4,10 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from cifar_core import caveats, charts, data, evaluate, rundir
+from cifar_core import caveats, charts, data, evaluate, explain, rundir, runs
 from ui import cache, sidebar
 
-PER_PAGE, COLUMNS, ZOOM = 24, 6, 4
+PER_PAGE, COLUMNS, CAM_COLUMNS, ZOOM = 24, 6, 3, 4
 st.title("Misclassified images")
 
 finished = cache.finished_runs()
@@ -81,18 +81,92 @@ except data.DataError as exc:
 if ds.fingerprint != info.data.get("fingerprint"):
     st.warning("The data at this run's source changed since it trained; images may not match its predictions.")
 
+
+
+def explain_ui() -> str | None:
+    """The Grad-CAM switch and its layer; None while it is off. The model (and TensorFlow) loads only once on."""
+    c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
+    on = c1.toggle("Why? Show Grad-CAM", key="mis_cam",
+                   help="Overlays where the model found evidence for the class it predicted, and for the true "
+                        "class (Grad-CAM on the chosen conv layer; bright = strong evidence).")
+    if not on:
+        return None
+    try:
+        layers = explain.conv_outputs(cache.model(info.path))
+        if not layers:
+            raise ValueError("this model has no convolution layer at its top level")
+    except (runs.RunError, ValueError) as exc:
+        st.error(f"Grad-CAM is not available for this run: {exc}")
+        return None
+    return c2.selectbox("Layer", layers, index=len(layers) - 1, key=f"mis_layer_{run_id}",
+                        help="The last conv layer sees whole objects; earlier ones see edges and textures.")
+
+
+def cam_strips(shown, layer: str) -> list[np.ndarray]:
+    """Per shown image: the image, the evidence for the predicted class, and for the true class, side by side."""
+    indices = tuple(int(i) for i in shown["index"])
+    images = ds.x_test[list(indices)]
+    classes = (names.index(predicted),) * len(indices) + (names.index(true),) * len(indices)
+    try:
+        maps = cache.gradcam_maps(info.path, layer, indices, classes, np.concatenate([images, images]))
+    except ValueError as exc:
+        st.error(f"Grad-CAM failed: {exc}")
+        st.stop()
+    return explain.evidence_strips(images, maps)
+
+
+def gallery_ui(shown, layer: str | None) -> None:
+    columns = CAM_COLUMNS if layer else COLUMNS
+    if layer:
+        st.caption(f"Each image, then where **{layer}** saw evidence for *{predicted}* (the prediction), then for "
+                   f"*{true}* (the truth). Bright is strong evidence.")
+    present = shown[shown["index"] < len(ds.x_test)]
+    strips = dict(zip(present["index"], cam_strips(present, layer), strict=True)) if layer else {}
+    for start in range(0, len(shown), columns):
+        for col, row in zip(st.columns(columns), shown.iloc[start:start + columns].itertuples(), strict=False):
+            if int(row.index) >= len(ds.x_test):
+                col.caption(f"test #{int(row.index)} is not in the data set any more")
+                continue
+            picture = strips.get(row.index, ds.x_test[int(row.index)])
+            image = Image.fromarray(picture).resize((picture.shape[1] * ZOOM, 32 * ZOOM), Image.NEAREST)
+            top = evaluate.top_k(np.asarray(preds["probs"][int(row.row)], dtype=np.float32), names, 3)
+            col.image(image, width="stretch")
+            col.caption(f"test #{int(row.index)}  \n" + "  \n".join(f"{n}: {p:.1%}" for n, p in top))
+
+
+def feature_maps_ui(shown) -> None:
+    """For one image of the page, what each conv layer responds to: its most active channels as a grid."""
+    st.subheader("What each layer responds to")
+    present = [int(i) for i in shown["index"] if i < len(ds.x_test)]
+    if not present:
+        return
+    index = st.selectbox("Image", present, format_func=lambda i: f"test #{i}", key="mis_fmap_image")
+    model = cache.model(info.path)
+    layers = explain.conv_outputs(model)
+    try:
+        maps = explain.activations(model, ds.x_test[index], layers)
+    except ValueError as exc:
+        st.info(str(exc))
+        return
+    c1, c2 = st.columns([1, 6])
+    c1.image(Image.fromarray(ds.x_test[index]).resize((128, 128), Image.NEAREST), caption=f"test #{index}")
+    with c2:
+        for name, activation in maps.items():
+            strongest = explain.strongest_channels(activation)
+            grid = explain.tile(strongest)
+            zoom = max(1, 96 // activation.shape[0])
+            st.image(Image.fromarray(grid).resize((grid.shape[1] * zoom, grid.shape[0] * zoom), Image.NEAREST),
+                     caption=f"{name}: the {strongest.shape[2]} most active of {activation.shape[2]} channels, "
+                             f"{activation.shape[0]}×{activation.shape[1]} each")
+
+
 pages = (len(wrong) - 1) // PER_PAGE + 1
 p1, p2 = st.columns([1, 4], vertical_alignment="bottom")
 page = p1.number_input(f"Page (of {pages})", 1, pages, key="mis_page") if pages > 1 else 1
 p2.markdown(f"**{len(wrong)}** {true} test images predicted as **{predicted}** "
             f"(of {int((preds['y_true'] == names.index(true)).sum())} {true} images).")
 shown = wrong.iloc[(page - 1) * PER_PAGE: page * PER_PAGE]
-for start in range(0, len(shown), COLUMNS):
-    for col, row in zip(st.columns(COLUMNS), shown.iloc[start:start + COLUMNS].itertuples(), strict=False):
-        if int(row.index) >= len(ds.x_test):
-            col.caption(f"test #{int(row.index)} is not in the data set any more")
-            continue
-        image = Image.fromarray(ds.x_test[int(row.index)]).resize((32 * ZOOM, 32 * ZOOM), Image.NEAREST)
-        top = evaluate.top_k(np.asarray(preds["probs"][int(row.row)], dtype=np.float32), names, 3)
-        col.image(image, width="stretch")
-        col.caption(f"test #{int(row.index)}  \n" + "  \n".join(f"{n}: {p:.1%}" for n, p in top))
+cam_layer = explain_ui()
+gallery_ui(shown, cam_layer)
+if cam_layer:
+    feature_maps_ui(shown)

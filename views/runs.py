@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cifar_core import caveats, charts, evaluate, importing, rundir, runs
+from cifar_core import calibration, caveats, charts, evaluate, importing, rundir, runs
 from ui import cache, sidebar
 
 st.title("Runs")
@@ -107,16 +107,63 @@ def results_ui() -> None:
         st.vega_lite_chart(cache.chart("curves_panel", charts.curves_frame({info.name: metrics})))
     report = cache.report(info.path)
     if report:
-        c1, c2 = st.columns([3, 2])
-        c1.vega_lite_chart(cache.chart("confusion_heatmap", evaluate.confusion_frame(report), title="confusion matrix"))
-        c2.dataframe(evaluate.per_class_frame(report), hide_index=True,
-                     column_config={k: st.column_config.NumberColumn(format="%.3f")
-                                    for k in ("precision", "recall", "f1-score")})
+        test_tab, epochs_tab, calibration_tab = st.tabs(["Test set", "Epoch by epoch", "Calibration"])
+        with test_tab:
+            c1, c2 = st.columns([3, 2])
+            c1.vega_lite_chart(cache.chart("confusion_heatmap", evaluate.confusion_frame(report),
+                                           title="confusion matrix"))
+            c2.dataframe(evaluate.per_class_frame(report), hide_index=True,
+                         column_config={k: st.column_config.NumberColumn(format="%.3f")
+                                        for k in ("precision", "recall", "f1-score")})
+        with epochs_tab:
+            epochs_ui(report["class_names"])
+        with calibration_tab:
+            calibration_ui(report["class_names"])
     with st.expander("Settings (run.json)"):
         st.json({k: m.get(k) for k in ("spec", "config", "data", "sizes", "libraries", "devices", "error") if k in m})
     with st.expander("Log"):
         log = info.path / rundir.LOG
         st.code(log.read_text(errors="replace")[-6000:] if log.exists() else "(no log)")
+
+
+def epochs_ui(class_names: list[str]) -> None:
+    """The validation confusion matrix and per-class recall at any epoch: which confusions training fixed when."""
+    epochs = rundir.epoch_prediction_epochs(info.path)
+    if not epochs:
+        st.caption("This run kept no per-epoch predictions (it was imported, or trained before the lab kept them).")
+        return
+    best = m.get("best_epoch") if m.get("best_epoch") in epochs else epochs[-1]
+    epoch = st.select_slider("Epoch", epochs, value=best, key=f"epoch_{run_id}") if len(epochs) > 1 else epochs[0]
+    try:
+        at = cache.epoch_report(info.path, epoch, class_names)
+    except rundir.DamagedRun as exc:
+        st.error(f"Epoch {epoch}'s predictions cannot be read: {exc}.")
+        return
+    st.caption(f"Validation images at epoch {epoch}: accuracy {at['accuracy']:.4f}"
+               + (" (the best epoch, whose weights the run kept)" if epoch == m.get("best_epoch") else ""))
+    c1, c2 = st.columns([3, 2])
+    c1.vega_lite_chart(cache.chart("confusion_heatmap", evaluate.confusion_frame(at), title=f"epoch {epoch}"))
+    recall = evaluate.per_class_frame(at).assign(run=f"epoch {epoch}")
+    c2.vega_lite_chart(cache.chart("per_class_chart", recall, "recall"), width="stretch")
+
+
+def calibration_ui(class_names: list[str]) -> None:
+    """How far to trust the run's confidence: reliability diagram, ECE overall and per class, and how sure it is
+    when right and when wrong."""
+    try:
+        calib = cache.calibration(info.path, class_names)
+    except rundir.DamagedRun as exc:
+        st.info(f"No calibration: {exc}.")
+        return
+    st.metric("Expected calibration error (ECE)", f"{calib['ece']:.4f}",
+              help=f"Mean gap between confidence and accuracy over {calibration.BINS} confidence bins, weighted by "
+                   "their images; 0 is perfect.")
+    c1, c2 = st.columns(2)
+    c1.vega_lite_chart(cache.chart("reliability_chart", {info.name: calib["reliability"]}))
+    c2.vega_lite_chart(cache.chart("confidence_histogram_chart", calib["histogram"]))
+    st.dataframe(calib["per_class"].rename(columns={"ece": "classwise ECE"}), hide_index=True,
+                 column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                for c in ("classwise ECE", "mean probability", "share")})
 
 
 def notebook_ui() -> None:
