@@ -83,6 +83,20 @@ def test_runs_page_lists_runs_and_damaged_dir(app):
     assert {"tiny-baseline", "tiny-bn"} <= set(table["name"]) and "damaged" in set(table["status"])
     assert any(m.label == "Test accuracy" for m in at.metric)
     assert "540 train · 60 validation · 500 test images" in texts(at), "the opened run says what it trained on"
+    assert [t.label for t in at.tabs] == ["Test set", "Epoch by epoch", "Calibration"]
+    ece = next(m for m in at.metric if m.label == "Expected calibration error (ECE)")
+    assert 0 <= float(ece.value) <= 1
+
+
+def test_runs_page_redraws_the_confusion_matrix_at_any_epoch(app, app_runs):
+    at = app("runs")
+    run_id = at.session_state["run_id"]
+    slider = at.select_slider(key=f"epoch_{run_id}")
+    epochs = rundir.epoch_prediction_epochs(app_runs / run_id)
+    assert slider.options == [str(e) for e in epochs] and len(epochs) >= 2
+    slider.set_value(epochs[0]).run()
+    y_val, y_pred = rundir.read_epoch_predictions(app_runs / run_id, epochs[0])
+    assert f"Validation images at epoch {epochs[0]}: accuracy {(y_val == y_pred).mean():.4f}" in texts(at)
 
 
 def test_runs_page_opens_a_damaged_run_without_crashing(app):
@@ -98,9 +112,13 @@ def test_compare_page(app):
     diff = at.table[0].value
     assert "What changed between two models" in texts(at)
     assert "spec.blocks[1].batch_norm" in set(diff.index)
-    assert len(at.get("vega_lite_chart")) == 4, "curves, confusion matrices side by side, per-class bars, difference"
+    assert len(at.get("vega_lite_chart")) == 6, ("curves, confusion matrices side by side, per-class bars, "
+                                                 "reliability diagrams, difference, disagreements")
+    assert "ECE" in at.dataframe[2].value.columns
     at.toggle[0].set_value(True).run()
-    assert not at.exception
+    at.toggle(key="compare_at_epoch").set_value(True).run()
+    assert not at.exception and at.select_slider(key="compare_epoch").value == 2, "the last epoch both reached"
+    assert "Where they disagree" in texts(at)
     assert "Is the difference real?" in texts(at) and "McNemar's exact test, p = " in texts(at)
     assert any(m.label == "p-value" for m in at.metric)
     assert table["test acc 95% CI"].str.fullmatch(r"0\.\d{3}–[01]\.\d{3}").all()
@@ -114,6 +132,18 @@ def test_misclassified_page_defaults_to_cat_as_dog_and_follows_top_confusions(ap
     top.click().run()
     assert at.selectbox(key="mis_true").value == true and at.selectbox(key="mis_pred").value == predicted
     assert f"predicted as **{predicted}**" in texts(at) or f"No {true} image" in texts(at)
+
+
+def test_misclassified_page_explains_with_grad_cam_and_feature_maps(app):
+    at = app("misclassified")
+    top = next(b for b in at.button if b.key and b.key.startswith("top_"))
+    top.click().run()
+    shown = len(at.get("image"))
+    at.toggle(key="mis_cam").set_value(True).run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key=f"mis_layer_{at.session_state['mis_run']}").value == "block3_relu"
+    assert "What each layer responds to" in texts(at)
+    assert len(at.get("image")) >= shown + 1, "the gallery with Grad-CAM, the chosen image and its layers"
 
 
 def test_train_page_form_and_test_protocol_warning(app):

@@ -45,8 +45,10 @@ def test_verdicts_say_which_is_better_only_when_the_test_says_so():
 
 
 def test_images_are_paired_by_their_test_index():
-    a = {"index": np.array([3, 1, 2, 0]), "y_true": np.array([3, 1, 2, 0]), "y_pred": np.array([3, 0, 2, 0])}
-    b = {"index": np.array([0, 1, 2, 5]), "y_true": np.array([0, 1, 2, 5]), "y_pred": np.array([1, 1, 2, 5])}
+    a = {"index": np.array([3, 1, 2, 0]), "y_true": np.array([3, 1, 2, 0]), "y_pred": np.array([3, 0, 2, 0]),
+         "probs": np.eye(6)[[3, 0, 2, 0]]}
+    b = {"index": np.array([0, 1, 2, 5]), "y_true": np.array([0, 1, 2, 5]), "y_pred": np.array([1, 1, 2, 5]),
+         "probs": np.eye(6)[[1, 1, 2, 5]]}
     ca, cb = stats.paired_correct(a, b)  # shared images 0, 1, 2
     assert ca.tolist() == [True, False, True] and cb.tolist() == [False, True, True]
     with pytest.raises(ValueError, match="share no test image"):
@@ -61,6 +63,18 @@ def test_runs_on_different_data_are_not_paired(finished_run):
         compare.significance(info, other, preds, preds)
     same = compare.significance(info, info, preds, preds)
     assert (same.only_a, same.only_b, same.p_value) == (0, 0, 1.0)
+
+
+def test_the_same_test_images_pair_even_when_copied_anew():
+    """A fresh copy of the data has new file times, so a new fingerprint; its test-set digest stays the same."""
+    copied = {"data": {"fingerprint": "aaaa", "test_digest": "d1"}}
+    assert stats.same_test_set(copied, {"data": {"fingerprint": "bbbb", "test_digest": "d1"}}) is None
+    assert "different data sets" in stats.same_test_set(copied, {"data": {"fingerprint": "aaaa", "test_digest": "d2"}})
+    assert "different data sets" in stats.same_test_set(copied, {"data": {"fingerprint": "bbbb"}}), "no digest: files"
+    from cifar_core import data
+
+    ds = data.load_dataset("synthetic")
+    assert ds.describe()["test_digest"] == ds.test_digest() and len(ds.test_digest()) == 16
 
 
 def test_cli_compare_prints_intervals_and_the_verdict(app_runs):

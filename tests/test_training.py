@@ -32,6 +32,11 @@ def assert_run_contract(run_dir: Path, epochs_max: int, test_images: int) -> dic
     assert [m["epoch"] for m in lines] == list(range(1, len(lines) + 1)) and 1 <= len(lines) <= epochs_max
     assert all(set(m) == METRIC_KEYS for m in lines)
     assert meta["best_epoch"] == max(lines, key=lambda m: m["val_accuracy"])["epoch"]
+    assert rundir.epoch_prediction_epochs(run_dir) == [m["epoch"] for m in lines], "each epoch's predictions once"
+    for m in lines:  # the kept predictions are the ones the epoch's validation accuracy came from
+        y_val, y_pred = rundir.read_epoch_predictions(run_dir, m["epoch"])
+        assert len(y_val) == meta["sizes"]["validation"] and (y_pred == y_val).mean() == pytest.approx(
+            m["val_accuracy"], abs=1e-6)
     progress = json.loads((run_dir / "progress.json").read_text())
     assert {"epoch", "batch", "batches", "eta_s", "images_per_s"} <= set(progress)
     with np.load(run_dir / "predictions.npz") as z:
