@@ -605,7 +605,8 @@ def cmd_explain(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{info.run_id}-{args.true}-as-{args.pred}.png"
     sheet.save(path)
-    print(f"{min(found, args.count)} of {found} {args.true} images taken for {args.pred}: {path}")
+    what = f"taken for {args.pred}" if args.true != args.pred else "predicted right"
+    print(f"{min(found, args.count)} of {found} {args.true} images {what}: {path}")
     return 0
 
 

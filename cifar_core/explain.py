@@ -104,7 +104,9 @@ class GradCam:
 
     def __call__(self, images: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """Heat maps in [0, 1] with the images' height and width, one per (image, class) pair."""
-        import tensorflow as tf
+        from cifar_core import runtime
+
+        tf = runtime.tensorflow()
 
         if not len(images):
             return np.zeros((0, *images.shape[1:3]), dtype=np.float32)
@@ -219,6 +221,7 @@ def misclassified_sheet(run_dir, dataset, true: str, predicted: str, layer: str 
     strips = evidence_strips(images, cam(np.concatenate([images, images]), classes))
     captions = [f"test #{int(r.index)}: {predicted} {r.confidence:.0%}, {true} {r.true_prob:.0%}"
                 for r in shown.itertuples()]
-    title = (f"{run_dir.name}: {true} taken for {predicted}, {len(wrong)} test images, surest first\n"
+    what = f"{true} taken for {predicted}" if true != predicted else f"{true} predicted right"
+    title = (f"{run_dir.name}: {what}, {len(wrong)} test images, surest first\n"
              f"each: the image | evidence for {predicted} | evidence for {true}  (Grad-CAM on {cam.layer})")
     return sheet(strips, captions, title), len(wrong)

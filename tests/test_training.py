@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import SYNTHETIC, cli, wait_for_epochs
 
-from cifar_core import rundir, runs
+from cifar_core import calibration, rundir, runs
 from cifar_core.config import TrainConfig
 from cifar_core.specs import PRESETS
 
@@ -141,8 +141,10 @@ def test_cli_runs_show_evaluate(finished_run, runs_root):
     assert finished_run.name in table and "completed" in table and "358346" in table
     shown = cli("show", finished_run.name, runs_dir=runs_root).stdout
     assert "confusion matrix" in shown and "top confusions" in shown
+    ece = calibration.run_ece(rundir.read_predictions(finished_run))
+    assert f"calibration: ECE {ece:.4f}" in shown
     as_json = json.loads(cli("show", finished_run.name, "--json", runs_dir=runs_root).stdout)
-    assert as_json["status"] == "completed" and len(as_json["metrics"]) == 3
+    assert as_json["status"] == "completed" and len(as_json["metrics"]) == 3 and as_json["ece"] == pytest.approx(ece)
     before = rundir.read_json(finished_run / "run.json")["test_accuracy"]
     assert "test accuracy" in cli("evaluate", finished_run.name, runs_dir=runs_root).stdout
     assert rundir.read_json(finished_run / "run.json")["test_accuracy"] == pytest.approx(before, abs=1e-6)
