@@ -8,6 +8,9 @@ import pandas as pd
 CELL_SELECTION = "cell"
 POINT_SELECTION = "point"
 BAR_SELECTION = "bar"
+# A fixed-size chart's width and height are its plot's, with axis labels around it; Streamlit's default fits
+# labels and all into that size, which squeezes a confusion matrix under its rotated class names.
+PAD = alt.AutoSizeParams(type="pad")
 
 
 def pick_run() -> alt.Parameter:
@@ -50,8 +53,9 @@ def curves_panel(long: pd.DataFrame, x: str = "epoch", width: int = 330, height:
 
 
 def confusion_heatmap(frame: pd.DataFrame, normalize: bool = False, title: str = "",
-                      size: int = 330, selectable: bool = False) -> alt.Chart:
-    """Annotated confusion matrix (rows true, columns predicted) from evaluate.confusion_frame."""
+                      size: int = 330, selectable: bool = False, alone: bool = True) -> alt.Chart:
+    """Annotated confusion matrix (rows true, columns predicted) from evaluate.confusion_frame; `alone=False`
+    for one of several side by side."""
     order = list(dict.fromkeys(frame["true"]))
     fmt = ".2f" if normalize else "d"
     base = alt.Chart(frame).encode(
@@ -69,12 +73,14 @@ def confusion_heatmap(frame: pd.DataFrame, normalize: bool = False, title: str =
         text=alt.Text("value:Q", format=fmt),
         color=alt.condition(f"datum.value > {frame['value'].max() / 2 or 1}", alt.value("white"), alt.value("black")),
     )
-    return (rect + text).properties(width=size, height=size, title=title)
+    chart = (rect + text).properties(width=size, height=size, title=title)
+    return chart.properties(autosize=PAD) if alone else chart
 
 
 def confusion_row(frames: dict[str, pd.DataFrame], normalize: bool = False, size: int = 300) -> alt.HConcatChart:
     """Several runs' confusion matrices side by side in one chart, titled by run."""
-    return alt.hconcat(*[confusion_heatmap(frame, normalize, title, size) for title, frame in frames.items()])
+    return alt.hconcat(*[confusion_heatmap(frame, normalize, title, size, alone=False)
+                         for title, frame in frames.items()])
 
 
 def difference_heatmap(diff: pd.DataFrame, title: str = "", size: int = 360) -> alt.Chart:
@@ -87,7 +93,7 @@ def difference_heatmap(diff: pd.DataFrame, title: str = "", size: int = 360) -> 
         tooltip=["true", "predicted", "a", "b", "change"],
     )
     text = base.mark_text(fontSize=10).encode(text=alt.Text("change:Q", format="+d"))
-    return (rect + text).properties(width=size, height=size, title=title)
+    return (rect + text).properties(width=size, height=size, title=title, autosize=PAD)
 
 
 def per_class_chart(per_class: pd.DataFrame, metric: str = "f1-score", height: int = 260) -> alt.Chart:
@@ -151,7 +157,7 @@ def reliability_chart(curves: dict[str, pd.DataFrame], size: int = 330) -> alt.L
         x="confidence:Q", y="accuracy:Q", color="run:N", size=alt.Size("count:Q", legend=None),
         tooltip=["run", alt.Tooltip("confidence:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f"),
                  "count"])
-    return (diagonal + lines + points).properties(width=size, height=size, title="reliability diagram")
+    return (diagonal + lines + points).properties(width=size, height=size, title="reliability diagram", autosize=PAD)
 
 
 def confidence_histogram_chart(histogram: pd.DataFrame, height: int = 200) -> alt.Chart:

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, SYNTHETIC
 from streamlit.testing.v1 import AppTest
 
-from cifar_core import caveats, rundir, runs, studies
+from cifar_core import calibration, caveats, rundir, runs, studies
 from cifar_core.config import TrainConfig
 from cifar_core.specs import PRESETS
 
@@ -83,13 +83,16 @@ def test_runs_page_lists_runs_and_damaged_dir(app):
     assert {"tiny-baseline", "tiny-bn"} <= set(table["name"]) and "damaged" in set(table["status"])
     assert any(m.label == "Test accuracy" for m in at.metric)
     assert "540 train · 60 validation · 500 test images" in texts(at), "the opened run says what it trained on"
-    assert [t.label for t in at.tabs] == ["Test set", "Epoch by epoch", "Calibration"]
+    assert at.radio(key="run_view").options == ["Test set", "Epoch by epoch", "Calibration"]
+    at.radio(key="run_view").set_value("Calibration").run()
     ece = next(m for m in at.metric if m.label == "Expected calibration error (ECE)")
-    assert 0 <= float(ece.value) <= 1
+    preds = rundir.read_predictions(runs.find_run(runs.default_runs_dir(), at.session_state["run_id"]).path)
+    assert ece.value == f"{calibration.run_ece(preds):.4f}" and len(at.dataframe[1].value) == 10, "per class"
 
 
 def test_runs_page_redraws_the_confusion_matrix_at_any_epoch(app, app_runs):
     at = app("runs")
+    at.radio(key="run_view").set_value("Epoch by epoch").run()
     run_id = at.session_state["run_id"]
     slider = at.select_slider(key=f"epoch_{run_id}")
     epochs = rundir.epoch_prediction_epochs(app_runs / run_id)

@@ -107,18 +107,8 @@ def results_ui() -> None:
         st.vega_lite_chart(cache.chart("curves_panel", charts.curves_frame({info.name: metrics})))
     report = cache.report(info.path)
     if report:
-        test_tab, epochs_tab, calibration_tab = st.tabs(["Test set", "Epoch by epoch", "Calibration"])
-        with test_tab:
-            c1, c2 = st.columns([3, 2])
-            c1.vega_lite_chart(cache.chart("confusion_heatmap", evaluate.confusion_frame(report),
-                                           title="confusion matrix"))
-            c2.dataframe(evaluate.per_class_frame(report), hide_index=True,
-                         column_config={k: st.column_config.NumberColumn(format="%.3f")
-                                        for k in ("precision", "recall", "f1-score")})
-        with epochs_tab:
-            epochs_ui(report["class_names"])
-        with calibration_tab:
-            calibration_ui(report["class_names"])
+        view = st.radio("Results", list(RESULT_VIEWS), horizontal=True, key="run_view", label_visibility="collapsed")
+        RESULT_VIEWS[view](report)
     with st.expander("Settings (run.json)"):
         st.json({k: m.get(k) for k in ("spec", "config", "data", "sizes", "libraries", "devices", "error") if k in m})
     with st.expander("Log"):
@@ -126,8 +116,18 @@ def results_ui() -> None:
         st.code(log.read_text(errors="replace")[-6000:] if log.exists() else "(no log)")
 
 
-def epochs_ui(class_names: list[str]) -> None:
+def test_set_ui(report: dict) -> None:
+    c1, c2 = st.columns([3, 2])
+    c1.vega_lite_chart(cache.chart("confusion_heatmap", evaluate.confusion_frame(report), title="confusion matrix"),
+                       width="content")
+    c2.dataframe(evaluate.per_class_frame(report), hide_index=True,
+                 column_config={k: st.column_config.NumberColumn(format="%.3f")
+                                for k in ("precision", "recall", "f1-score")})
+
+
+def epochs_ui(report: dict) -> None:
     """The validation confusion matrix and per-class recall at any epoch: which confusions training fixed when."""
+    class_names = report["class_names"]
     epochs = rundir.epoch_prediction_epochs(info.path)
     if not epochs:
         st.caption("This run kept no per-epoch predictions (it was imported, or trained before the lab kept them).")
@@ -142,14 +142,16 @@ def epochs_ui(class_names: list[str]) -> None:
     st.caption(f"Validation images at epoch {epoch}: accuracy {at['accuracy']:.4f}"
                + (" (the best epoch, whose weights the run kept)" if epoch == m.get("best_epoch") else ""))
     c1, c2 = st.columns([3, 2])
-    c1.vega_lite_chart(cache.chart("confusion_heatmap", evaluate.confusion_frame(at), title=f"epoch {epoch}"))
+    c1.vega_lite_chart(cache.chart("confusion_heatmap", evaluate.confusion_frame(at), title=f"epoch {epoch}"),
+                       width="content")
     recall = evaluate.per_class_frame(at).assign(run=f"epoch {epoch}")
     c2.vega_lite_chart(cache.chart("per_class_chart", recall, "recall"), width="stretch")
 
 
-def calibration_ui(class_names: list[str]) -> None:
+def calibration_ui(report: dict) -> None:
     """How far to trust the run's confidence: reliability diagram, ECE overall and per class, and how sure it is
     when right and when wrong."""
+    class_names = report["class_names"]
     try:
         calib = cache.calibration(info.path, class_names)
     except rundir.DamagedRun as exc:
@@ -227,6 +229,7 @@ def actions_ui() -> None:
                 st.error(str(exc))
 
 
+RESULT_VIEWS = {"Test set": test_set_ui, "Epoch by epoch": epochs_ui, "Calibration": calibration_ui}
 summary_ui()
 results_ui()
 if not cache.read_only():
