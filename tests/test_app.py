@@ -122,6 +122,11 @@ def test_compare_page(app):
     at.toggle(key="compare_at_epoch").set_value(True).run()
     assert not at.exception and at.select_slider(key="compare_epoch").value == 2, "the last epoch both reached"
     assert "Where they disagree" in texts(at)
+    only_a = next(m for m in at.metric if m.label.startswith("Only ")).value  # McNemar's count for run A
+    assert f"{only_a} images; the " in texts(at), "the gallery shows the images only A gets right"
+    at.radio[-1].set_value("b").run()
+    only_b = [m for m in at.metric if m.label.startswith("Only ")][1].value
+    assert f"{only_b} images; the " in texts(at)
     assert "Is the difference real?" in texts(at) and "McNemar's exact test, p = " in texts(at)
     assert any(m.label == "p-value" for m in at.metric)
     assert table["test acc 95% CI"].str.fullmatch(r"0\.\d{3}–[01]\.\d{3}").all()

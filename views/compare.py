@@ -148,13 +148,17 @@ def disagreements_ui() -> None:
     event = st.vega_lite_chart(cache.chart("disagreement_chart", counts), on_select="rerun",
                                selection_mode=charts.BAR_SELECTION, key=f"dis_{a_id}_{b_id}", width="stretch")
     bars = event.selection.get(charts.BAR_SELECTION) if event and event.selection else None
+    labels = {"a": f"only {a.name} right", "b": f"only {b.name} right"}
+    who_key, class_key = f"dis_who_{a_id}_{b_id}", f"dis_class_{a_id}_{b_id}"
+    clicked = (bars[0]["who"], bars[0]["class"]) if bars else None
+    if clicked and clicked != st.session_state.get(f"{who_key}_click"):  # a new click, not the one kept from before
+        st.session_state[f"{who_key}_click"] = clicked
+        st.session_state[who_key] = "a" if clicked[0] == labels["a"] else "b"
+        st.session_state[class_key] = clicked[1]
     c1, c2 = st.columns(2)
-    if bars:
-        st.session_state["dis_who"], st.session_state["dis_class"] = bars[0]["who"], bars[0]["class"]
-    who = c1.radio("Images", [f"only {a.name} right", f"only {b.name} right"], horizontal=True, key="dis_who")
-    label = c2.selectbox("True class", ["all classes", *names], key="dis_class")
-    rows = compare.disagreements(pair, "a" if who == f"only {a.name} right" else "b",
-                                 None if label == "all classes" else names.index(label))
+    who = c1.radio("Images", ["a", "b"], format_func=labels.get, horizontal=True, key=who_key)
+    label = c2.selectbox("True class", ["all classes", *names], key=class_key)
+    rows = compare.disagreements(pair, who, None if label == "all classes" else names.index(label))
     if not len(rows):
         st.caption("No such image.")
         return
