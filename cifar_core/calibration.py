@@ -7,6 +7,8 @@ on equal-width bins; ECE weights each bin's gap between accuracy and mean confid
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -72,3 +74,24 @@ def confidence_histogram(y_true: np.ndarray, probs: np.ndarray, n_bins: int = BI
 def run_ece(preds: dict[str, np.ndarray]) -> float:
     """The ECE of a run from its predictions.npz."""
     return expected_calibration_error(preds["y_true"], preds["probs"])
+
+
+@dataclass
+class Summary:
+    """Everything the lab shows about one run's calibration."""
+
+    ece: float
+    reliability: pd.DataFrame
+    histogram: pd.DataFrame
+    per_class: pd.DataFrame
+
+    @property
+    def worst_class(self) -> pd.Series:
+        return self.per_class.loc[self.per_class["ece"].idxmax()]
+
+
+def summarize(preds: dict[str, np.ndarray], class_names: list[str]) -> Summary:
+    """A run's ECE, reliability bins, confidence histogram and classwise ECE, from its predictions.npz."""
+    y, probs = preds["y_true"], preds["probs"]
+    return Summary(expected_calibration_error(y, probs), reliability(y, probs), confidence_histogram(y, probs),
+                   classwise_ece(y, probs, class_names))

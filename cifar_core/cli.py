@@ -404,11 +404,10 @@ def print_calibration(info: runs.RunInfo, class_names: list[str]) -> None:
     except rundir.DamagedRun as exc:
         print(f"\ncalibration: not available ({exc})")
         return
-    ece = calibration.run_ece(preds)
-    per_class = calibration.classwise_ece(preds["y_true"], preds["probs"], class_names)
-    worst = per_class.loc[per_class["ece"].idxmax()]
-    print(f"\ncalibration: ECE {ece:.4f} ({calibration.BINS} confidence bins; 0 means confidence matches accuracy); "
-          f"least calibrated class: {worst['class']} (classwise ECE {worst['ece']:.4f})")
+    summary = calibration.summarize(preds, class_names)
+    print(f"\ncalibration: ECE {summary.ece:.4f} ({calibration.BINS} confidence bins; 0 means confidence matches "
+          f"accuracy); least calibrated class: {summary.worst_class['class']} (classwise ECE "
+          f"{summary.worst_class['ece']:.4f})")
 
 
 def _report(info: runs.RunInfo) -> dict | None:

@@ -205,17 +205,12 @@ def epoch_report(run_dir: Path, epoch: int, class_names: list[str]) -> dict:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _calibration(run_dir: str, stamp: int, class_names: tuple[str, ...]) -> dict:
+def _calibration(run_dir: str, stamp: int, class_names: tuple[str, ...]):
     from cifar_core import calibration
 
-    preds = rundir.read_predictions(Path(run_dir))
-    y, probs = preds["y_true"], preds["probs"]
-    return {"ece": calibration.expected_calibration_error(y, probs),
-            "reliability": calibration.reliability(y, probs),
-            "histogram": calibration.confidence_histogram(y, probs),
-            "per_class": calibration.classwise_ece(y, probs, list(class_names))}
+    return calibration.summarize(rundir.read_predictions(Path(run_dir)), list(class_names))
 
 
-def calibration(run_dir: Path, class_names: list[str]) -> dict:
-    """A run's ECE, reliability bins, confidence histogram and classwise ECE, from its predictions.npz."""
+def calibration(run_dir: Path, class_names: list[str]):
+    """A run's calibration summary (`calibration.summarize`), read again when its predictions change."""
     return _calibration(str(run_dir), _stamp(run_dir / rundir.PREDICTIONS), tuple(class_names))

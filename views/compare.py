@@ -77,8 +77,8 @@ def calibration_ui() -> None:
             calib = cache.calibration(i.path, reports[i.run_id]["class_names"])
         except (rundir.DamagedRun, TypeError):
             continue
-        curves[i.name] = calib["reliability"]
-        eces.append({"run": i.name, "ECE": calib["ece"]})
+        curves[i.name] = calib.reliability
+        eces.append({"run": i.name, "ECE": calib.ece})
     if not curves:
         st.caption("No run here has usable predictions.")
         return

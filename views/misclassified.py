@@ -82,7 +82,6 @@ if ds.fingerprint != info.data.get("fingerprint"):
     st.warning("The data at this run's source changed since it trained; images may not match its predictions.")
 
 
-
 def explain_ui() -> str | None:
     """The Grad-CAM switch and its layer; None while it is off. The model (and TensorFlow) loads only once on."""
     c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
@@ -128,7 +127,7 @@ def gallery_ui(shown, layer: str | None) -> None:
                 col.caption(f"test #{int(row.index)} is not in the data set any more")
                 continue
             picture = strips.get(row.index, ds.x_test[int(row.index)])
-            image = Image.fromarray(picture).resize((picture.shape[1] * ZOOM, 32 * ZOOM), Image.NEAREST)
+            image = Image.fromarray(picture).resize((picture.shape[1] * ZOOM, picture.shape[0] * ZOOM), Image.NEAREST)
             top = evaluate.top_k(np.asarray(preds["probs"][int(row.row)], dtype=np.float32), names, 3)
             col.image(image, width="stretch")
             col.caption(f"test #{int(row.index)}  \n" + "  \n".join(f"{n}: {p:.1%}" for n, p in top))
