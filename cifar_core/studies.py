@@ -7,6 +7,7 @@ process. What each run is and how it went lives only in its run directory.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -98,6 +99,24 @@ def estimate_seconds(planned: list[PlannedRun], data: dict, speeds: dict[str, fl
             val = min(p.config.test_subset or data["test_images"], data["test_images"])
         total += p.config.epochs * (n + val / 3) / speeds[p.spec.name]
     return total, sorted(set(missing))
+
+
+def probe_speeds(planned: list[PlannedRun], archs: list[str], timeout: float = 600) -> dict[str, float]:
+    """Images/s of the named architectures of a plan, measured now by a short probe in its own process
+    (`cifar_core.probe`: a few seconds each, most of it TensorFlow starting)."""
+    chosen = {p.spec.name: p for p in planned if p.spec.name in archs}
+    if not chosen:
+        return {}
+    request = {"config": asdict(next(iter(chosen.values())).config),
+               "specs": [p.spec.to_dict() for p in chosen.values()]}
+    try:
+        done = subprocess.run([sys.executable, "-m", "cifar_core.probe"], input=json.dumps(request), text=True,
+                              capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise runs.RunError(f"The speed probe took more than {timeout:.0f} s; is the machine busy?") from None
+    if done.returncode:
+        raise runs.RunError("The speed probe failed: " + (done.stderr.strip().splitlines() or ["no output"])[-1])
+    return json.loads(done.stdout)
 
 
 def default_studies_dir(runs_dir: Path) -> Path:

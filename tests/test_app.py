@@ -208,6 +208,16 @@ def test_experiments_page_without_studies_offers_to_start_one(app):
     assert "At most about" in texts(at), "tiny-baseline's speed gives an estimate"
 
 
+def test_experiments_page_measures_an_unknown_speed_with_a_short_probe(app):
+    at = app("experiments")
+    at.radio(key="study_kind").set_value("seed").run()
+    assert "No earlier run of deeper" in texts(at), "baseline and batchnorm trained here; deeper never did"
+    at.button(key="probe_speeds").click().run()
+    assert not at.exception and not at.error
+    assert set(at.session_state["probed_speeds"]) == {"deeper"} and at.session_state["probed_speeds"]["deeper"] > 0
+    assert "from a short probe and earlier runs here" in texts(at) and "No earlier run" not in texts(at)
+
+
 def test_experiments_page_shows_a_real_study(app, seed_study, monkeypatch):
     study_dir, _ = seed_study
     monkeypatch.setenv("CIFAR_LAB_RUNS", studies.read(study_dir)["runs_dir"])

@@ -36,24 +36,36 @@ def start_panel(first_study: bool) -> None:
             cfg = TrainConfig(epochs=int(epochs), subset=int(subset) or None, seed=int(seed))
             seeds = studies.parse_seeds(int(n_seeds), int(seed))
             planned = studies.with_seeds(studies.plan(kind, cfg, choices, choices.get(arch)), seeds)
-            st.caption(estimate_text(planned))
+            estimate_ui(planned)
             go = st.button(f"Start the {kind} study ({len(planned)} runs)", type="primary", key="start_study")
         if go:
             start(kind, cfg, seeds, choices.get(arch))
 
 
-def estimate_text(planned: list) -> str:
-    """How long the study may take, from the speed of earlier runs on this machine."""
+def estimate_ui(planned: list) -> None:
+    """How long the study may take, from the speed of earlier runs on this machine, or of a short probe."""
     source = sidebar.current_source()
     if sidebar.data_problem(source):
-        return ""
-    seconds, missing = studies.estimate_seconds(planned, cache.data_summary(source),
-                                                cache.measured_speeds(str(cache.runs_dir())))
-    if missing and len(missing) == len({p.spec.name for p in planned}):
-        return f"No earlier run of {', '.join(missing)} on this machine to estimate the duration from."
-    text = f"At most about {runs.format_duration(seconds)} (every run to its maximum epochs; early stopping " \
-           "usually ends them sooner), from the speed of earlier runs here"
-    return text + (f"; {', '.join(missing)} not counted (never trained here)." if missing else ".")
+        return
+    probed = st.session_state.setdefault("probed_speeds", {})
+    speeds = {**cache.measured_speeds(str(cache.runs_dir())), **probed}
+    seconds, missing = studies.estimate_seconds(planned, cache.data_summary(source), speeds)
+    if missing:
+        c1, c2 = st.columns([3, 1], vertical_alignment="center")
+        c1.caption(f"No earlier run of {', '.join(missing)} on this machine to estimate the duration from"
+                   + ("." if len(missing) == len({p.spec.name for p in planned}) else "; not counted below."))
+        if c2.button("Measure their speed", key="probe_speeds", help="Trains each for a few batches of random "
+                     "images (a few seconds each) to measure its images/s here."):
+            try:
+                with st.spinner(f"Measuring {', '.join(missing)} ..."):
+                    probed.update(studies.probe_speeds(planned, missing))
+            except runs.RunError as exc:
+                st.error(str(exc))
+            st.rerun()
+    if len(missing) < len({p.spec.name for p in planned}):
+        where = "a short probe and earlier runs" if probed else "the speed of earlier runs"
+        st.caption(f"At most about {runs.format_duration(seconds)} (every run to its maximum epochs; early stopping "
+                   f"usually ends them sooner), from {where} here.")
 
 
 def start(kind: str, cfg: TrainConfig, seeds: list[int] | None, spec: specs.ArchitectureSpec | None) -> None:
