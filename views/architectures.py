@@ -62,7 +62,6 @@ with right:
                      column_config={"params": st.column_config.NumberColumn(format="%d")})
 
 
-
 def save_and_train_ui(spec: specs.ArchitectureSpec) -> None:
     s1, s2, s3 = st.columns([3, 2, 2], vertical_alignment="bottom")
     new_name = s1.text_input("Save as", value="" if spec.name in specs.PRESETS else spec.name,

@@ -67,7 +67,6 @@ wide = compare.per_class_wide(per_class, metric)
 st.dataframe(wide.style.format("{:.3f}").highlight_max(axis=1, color="#d4edda"), width="stretch")
 
 
-
 def calibration_ui() -> None:
     """The runs' reliability diagrams overlaid, with each run's ECE."""
     st.subheader("Calibration")
@@ -129,8 +128,6 @@ def significance_ui() -> None:
     c3.metric("Both right", f"{result.both:,}")
     c4.metric("p-value", f"{result.p_value:.2g}")
     (st.success if result.p_value < stats.ALPHA else st.info)(result.verdict(a.name, b.name))
-
-
 
 
 def disagreements_ui() -> None:
