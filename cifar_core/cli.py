@@ -579,7 +579,8 @@ def cmd_compare(args) -> int:
         print(f"{info.name}: test accuracy {info.meta['test_accuracy']:.4f} "
               f"(95% interval {compare.accuracy_interval_text(rundir.read_report(info.path))})")
     try:
-        result = compare.significance(a, b, rundir.read_predictions(a.path), rundir.read_predictions(b.path))
+        result = compare.significance(compare.paired_predictions(a, b, rundir.read_predictions(a.path),
+                                                                 rundir.read_predictions(b.path)))
     except ValueError as exc:
         raise runs.RunError(f"No image-by-image test: {exc}") from None
     print(f"both right {result.both:,}, neither {result.neither:,}, only {a.name} {result.only_a:,}, "

@@ -41,9 +41,8 @@ def accuracy_interval_text(report: dict | None) -> str | None:
     return f"{low:.3f}–{high:.3f}"
 
 
-def significance(a: RunInfo, b: RunInfo, preds_a: dict, preds_b: dict) -> stats.McNemar:
-    """McNemar's exact test of two runs on the test images they share; ValueError says why it cannot be done."""
-    pair = paired_predictions(a, b, preds_a, preds_b)
+def significance(pair: dict[str, np.ndarray]) -> stats.McNemar:
+    """McNemar's exact test of two runs on the test images they share (`paired_predictions`)."""
     return stats.mcnemar(pair["y_pred_a"] == pair["y_true"], pair["y_pred_b"] == pair["y_true"])
 
 

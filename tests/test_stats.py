@@ -60,8 +60,8 @@ def test_runs_on_different_data_are_not_paired(finished_run):
     other = runs.RunInfo(info.run_id, info.path, {**info.meta, "data": {"fingerprint": "something else"}}, info.status)
     preds = rundir.read_predictions(finished_run)
     with pytest.raises(ValueError, match="different data sets"):
-        compare.significance(info, other, preds, preds)
-    same = compare.significance(info, info, preds, preds)
+        compare.paired_predictions(info, other, preds, preds)
+    same = compare.significance(compare.paired_predictions(info, info, preds, preds))
     assert (same.only_a, same.only_b, same.p_value) == (0, 0, 1.0)
 
 

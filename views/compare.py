@@ -111,17 +111,21 @@ with c2:
                    f"biggest rise: {rise['true']} → {rise['predicted']} ({rise['change']:+d}).")
 
 
-def significance_ui() -> None:
-    """Is B really better than A? McNemar's exact test on the test images one gets right and the other wrong."""
-    st.subheader("Is the difference real?")
+def paired_ui() -> dict | None:
+    """Both runs' predictions on the test images they share, or None (saying why) when they cannot be paired."""
     if a_id == b_id:
         st.caption("Pick two different runs as A and B.")
-        return
+        return None
     try:
-        result = compare.significance(a, b, cache.predictions(a.path), cache.predictions(b.path))
+        return compare.paired_predictions(a, b, cache.predictions(a.path), cache.predictions(b.path))
     except (ValueError, rundir.DamagedRun) as exc:
-        st.info(f"No image-by-image test: {exc}")
-        return
+        st.info(f"No image-by-image comparison: {exc}")
+        return None
+
+
+def significance_ui(pair: dict) -> None:
+    """Is B really better than A? McNemar's exact test on the test images one gets right and the other wrong."""
+    result = compare.significance(pair)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric(f"Only {a.name} right", f"{result.only_a:,}")
     c2.metric(f"Only {b.name} right", f"{result.only_b:,}")
@@ -130,16 +134,9 @@ def significance_ui() -> None:
     (st.success if result.p_value < stats.ALPHA else st.info)(result.verdict(a.name, b.name))
 
 
-def disagreements_ui() -> None:
+def disagreements_ui(pair: dict) -> None:
     """The test images one run gets right and the other wrong, by class; click a bar to see them."""
     st.subheader("Where they disagree")
-    if a_id == b_id:
-        return
-    try:
-        pair = compare.paired_predictions(a, b, cache.predictions(a.path), cache.predictions(b.path))
-    except (ValueError, rundir.DamagedRun) as exc:
-        st.info(f"No image-by-image comparison: {exc}")
-        return
     names = reports[a_id]["class_names"]
     counts = compare.disagreement_counts(pair, names, a.name, b.name)
     event = st.vega_lite_chart(cache.chart("disagreement_chart", counts), on_select="rerun",
@@ -184,5 +181,8 @@ def gallery(pair: dict, rows, ds, names: list[str]) -> None:
             col.caption("  \n".join(lines))
 
 
-significance_ui()
-disagreements_ui()
+st.subheader("Is the difference real?")
+paired = paired_ui()
+if paired:
+    significance_ui(paired)
+    disagreements_ui(paired)
