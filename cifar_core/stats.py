@@ -137,13 +137,14 @@ def difference_text(a: str, b: str, d: Difference) -> str:
             f"Welch's t-test p = {d.p_value:.2g}): {verdict}.")
 
 
-GROUP_FIGURES = {"test_accuracy": "test acc", "best_epoch": "best epoch", "cat_dog": "cat→dog",
-                 "dog_cat": "dog→cat"}
+# Figures a group table shows as mean ± std beside test accuracy: column -> (label, number format).
+GROUP_FIGURES = {"best_epoch": ("best epoch", ".1f"), "cat_dog": ("cat→dog", ".1f"), "dog_cat": ("dog→cat", ".1f"),
+                 "ece": ("ECE", ".3f")}
 
 
 def group_summary(results, by: list[str]):
     """One row per group of runs that differ only in their seed: how many, and mean, std, min, max and the 95%
-    interval of test accuracy, with the mean ± std of best epoch, cat→dog and dog→cat."""
+    interval of test accuracy, with the mean ± std of the other GROUP_FIGURES."""
     import pandas as pd
 
     if results.empty:
@@ -157,10 +158,10 @@ def group_summary(results, by: list[str]):
                "test acc std": float(acc.std(ddof=1)) if len(acc) > 1 else float("nan"),
                "test acc min": float(acc.min()), "test acc max": float(acc.max()),
                "test acc 95% CI": f"{low:.4f}–{high:.4f}" if len(acc) > 1 else "-"}
-        for column, label in list(GROUP_FIGURES.items())[1:]:
+        for column, (label, fmt) in GROUP_FIGURES.items():
             if column in group:
                 values = group[column].astype(float)
-                row[f"{label} mean ± std"] = (f"{values.mean():.1f} ± {values.std(ddof=1):.1f}" if len(values) > 1
-                                              else f"{values.mean():.1f}")
+                row[f"{label} mean ± std"] = (f"{values.mean():{fmt}} ± {values.std(ddof=1):{fmt}}" if len(values) > 1
+                                              else f"{values.mean():{fmt}}")
         rows.append(row)
     return pd.DataFrame(rows)

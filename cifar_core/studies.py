@@ -365,9 +365,11 @@ def finished_count(queue_table) -> int:
 
 
 def results(study_dir: Path):
-    """One row per finished run: its labels and what it achieved (accuracy, overfitting gap, speed, size)."""
+    """One row per finished run: its labels and what it achieved (accuracy, overfitting gap, calibration, speed,
+    size)."""
     import pandas as pd
 
+    from cifar_core.calibration import run_ece
     from cifar_core.evaluate import cell
 
     rows, study = [], read(study_dir)
@@ -388,6 +390,7 @@ def results(study_dir: Path):
             "best_epoch": m.get("best_epoch"), "epochs": len(metrics),
             "gap": float(last["accuracy"] - last["val_accuracy"]),
             "seconds_per_epoch": runs.seconds_per_epoch(metrics), "wall_time": m.get("wall_time"),
+            "ece": run_ece(rundir.read_predictions(run_dir)),
         })
     return pd.DataFrame(rows)
 

@@ -91,7 +91,8 @@ def test_group_summary_agrees_with_numpy_and_scipy():
 
     acc = {"a": [0.70, 0.72, 0.71], "b": [0.75, 0.74, 0.78]}
     results = pd.DataFrame([{"arch": k, "seed": i, "test_accuracy": v, "best_epoch": 5 + i, "cat_dog": 200 + i,
-                             "dog_cat": 100} for k, vs in acc.items() for i, v in enumerate(vs)])
+                             "dog_cat": 100, "ece": 0.05 + 0.01 * i}
+                            for k, vs in acc.items() for i, v in enumerate(vs)])
     groups = stats.group_summary(results, ["arch"]).set_index("arch")
     for k, vs in acc.items():
         x = np.array(vs)
@@ -101,6 +102,7 @@ def test_group_summary_agrees_with_numpy_and_scipy():
         low, high = sps.t.interval(0.95, 2, loc=x.mean(), scale=x.std(ddof=1) / np.sqrt(3))
         assert groups.loc[k, "test acc 95% CI"] == f"{low:.4f}–{high:.4f}"
     assert groups.loc["a", "best epoch mean ± std"] == "6.0 ± 1.0"
+    assert groups.loc["a", "ECE mean ± std"] == "0.060 ± 0.010"
     diff = stats.mean_difference(acc["a"], acc["b"])
     assert diff.diff == pytest.approx(np.mean(acc["b"]) - np.mean(acc["a"]))
     assert diff.p_value == pytest.approx(sps.ttest_ind(acc["b"], acc["a"], equal_var=False).pvalue)
