@@ -126,6 +126,24 @@ def measured_speeds(runs_folder: str) -> dict[str, float]:
     return studies.measured_speeds(Path(runs_folder))
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _study_results(study_dir: str, stamps: tuple) -> pd.DataFrame:
+    from cifar_core import studies
+
+    return studies.results(Path(study_dir))
+
+
+def study_results(study_dir: Path) -> pd.DataFrame:
+    """A study's finished runs and their figures (`studies.results`), read again only when the study or one of
+    its runs changes on disk (it opens every run's report and predictions)."""
+    from cifar_core import studies
+
+    study = studies.read(study_dir)
+    run_dirs = [studies.run_dir_of(study, entry) for entry in study["runs"]]
+    stamps = tuple(_stamp(d / rundir.RUN_JSON) for d in run_dirs if d)
+    return _study_results(str(study_dir), (_stamp(study_dir / studies.STUDY_JSON), stamps))
+
+
 def group_summary(study_dir: Path, results: pd.DataFrame) -> pd.DataFrame:
     """A study's groups (runs differing only in seed): mean, spread and interval of their figures."""
     from cifar_core import stats, studies

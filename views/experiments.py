@@ -144,7 +144,7 @@ def group_difference_ui(study: dict, results) -> None:
 
 def results_panel(study_dir) -> None:
     study = studies.read(study_dir)
-    results = studies.results(study_dir)
+    results = cache.study_results(study_dir)
     if results.empty:
         st.info("Results appear here as the study's runs finish.")
         return
