@@ -57,10 +57,9 @@ def test_disagreements_count_what_the_two_runs_predicted():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 10, 400)
     pred_a = np.where(rng.random(400) < 0.7, y, rng.integers(0, 10, 400))
-    pred_b = np.where(rng.random(400) < 0.6, y, rng.integers(0, 10, 400))
+    probs_b = rng.dirichlet(np.ones(10), 400)
     preds_a = {"index": np.arange(400), "y_true": y, "y_pred": pred_a, "probs": np.eye(10)[pred_a] * 0.9 + 0.01}
-    preds_b = {"index": np.arange(400), "y_true": y, "y_pred": pred_b, "probs": rng.dirichlet(np.ones(10), 400)}
-    preds_b["y_pred"] = preds_b["probs"].argmax(1)
+    preds_b = {"index": np.arange(400), "y_true": y, "y_pred": probs_b.argmax(1), "probs": probs_b}
     pair = stats.paired(preds_a, preds_b)
     names = [str(k) for k in range(10)]
     counts = compare.disagreement_counts(pair, names, "A", "B")
