@@ -151,8 +151,10 @@ def reliability_chart(curves: dict[str, pd.DataFrame], size: int = 330) -> alt.L
     unit = alt.Scale(domain=[0, 1])
     diagonal = alt.Chart(pd.DataFrame({"x": [0.0, 1.0]})).mark_line(color="gray", strokeDash=[4, 4]).encode(
         x=alt.X("x:Q", scale=unit, title="confidence"), y=alt.Y("x:Q", scale=unit, title="accuracy"))
+    legend = alt.Legend(orient="bottom", direction="vertical", labelLimit=480)  # run names are long
     lines = alt.Chart(long).mark_line(point=False).encode(
-        x=alt.X("confidence:Q", scale=unit), y=alt.Y("accuracy:Q", scale=unit), color=alt.Color("run:N"))
+        x=alt.X("confidence:Q", scale=unit), y=alt.Y("accuracy:Q", scale=unit),
+        color=alt.Color("run:N", legend=legend))
     points = alt.Chart(long).mark_circle().encode(
         x="confidence:Q", y="accuracy:Q", color="run:N", size=alt.Size("count:Q", legend=None),
         tooltip=["run", alt.Tooltip("confidence:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f"),

@@ -82,7 +82,7 @@ def calibration_ui() -> None:
         st.caption("No run here has usable predictions.")
         return
     c1, c2 = st.columns([3, 2])
-    c1.vega_lite_chart(cache.chart("reliability_chart", curves))
+    c1.vega_lite_chart(cache.chart("reliability_chart", curves), width="content")
     c2.dataframe(eces, hide_index=True, column_config={"ECE": st.column_config.NumberColumn(format="%.4f")})
     c2.caption(f"ECE: the mean gap between confidence and accuracy over {calibration.BINS} confidence bins, weighted "
                "by their images (0 is perfect). Below the diagonal, a run is over-confident; above, under-confident.")
@@ -105,7 +105,8 @@ with c1:
 with c2:
     if reports[a_id] and reports[b_id] and a_id != b_id:
         change = evaluate.confusion_difference(reports[a_id], reports[b_id])
-        st.vega_lite_chart(cache.chart("difference_heatmap", change, f"{b.name} minus {a.name}"))
+        st.vega_lite_chart(cache.chart("difference_heatmap", change, f"{b.name} minus {a.name}"),
+                           width="content")
         drop, rise = compare.biggest_changes(change)
         st.caption(f"Biggest drop: {drop['true']} → {drop['predicted']} ({drop['change']:+d}); "
                    f"biggest rise: {rise['true']} → {rise['predicted']} ({rise['change']:+d}).")

@@ -47,7 +47,8 @@ left, right = st.columns([3, 2], gap="large")
 with left:
     st.caption("Click a cell to see those images.")
     spec = cache.chart("confusion_heatmap", evaluate.confusion_frame(report), selectable=True, size=380)
-    event = st.vega_lite_chart(spec, on_select="rerun", selection_mode=charts.CELL_SELECTION, key=f"cm_{run_id}")
+    event = st.vega_lite_chart(spec, on_select="rerun", selection_mode=charts.CELL_SELECTION, key=f"cm_{run_id}",
+                               width="content")
     cells = event.selection.get(charts.CELL_SELECTION) if event and event.selection else None
     if cells:
         pair = (cells[0]["true"], cells[0]["predicted"])

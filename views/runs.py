@@ -161,7 +161,7 @@ def calibration_ui(report: dict) -> None:
               help=f"Mean gap between confidence and accuracy over {calibration.BINS} confidence bins, weighted by "
                    "their images; 0 is perfect.")
     c1, c2 = st.columns(2)
-    c1.vega_lite_chart(cache.chart("reliability_chart", {info.name: calib.reliability}))
+    c1.vega_lite_chart(cache.chart("reliability_chart", {info.name: calib.reliability}), width="content")
     c2.vega_lite_chart(cache.chart("confidence_histogram_chart", calib.histogram))
     st.dataframe(calib.per_class.rename(columns={"ece": "classwise ECE"}), hide_index=True,
                  column_config={c: st.column_config.NumberColumn(format="%.4f")
