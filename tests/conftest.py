@@ -145,7 +145,7 @@ def app_runs(tmp_path_factory, finished_run) -> Path:
 def seed_study(tmp_path_factory) -> tuple[Path, str]:
     """A real tiny seed study (baseline, deeper, batchnorm) through `cifar-lab reproduce` on synthetic data."""
     def build(folder: Path) -> list[str]:
-        out = cli("reproduce", "--data", "synthetic", "--subset", "300", "--test-subset", "200", "--seeds", "1",
+        out = cli("reproduce", "--data", "synthetic", "--subset", "100", "--test-subset", "100", "--seeds", "1",
                   runs_dir=folder / "runs", timeout=600)
         return [out.stdout.splitlines()[0], out.stdout]
 
