@@ -216,9 +216,19 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
 
 class EpochBackup(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore saving at epoch ends only; its batch hook then does nothing, so it is async-safe."""
+    """BackupAndRestore saving at epoch ends only (its batch hook then does nothing, so it is async-safe), each
+    file written whole or not at all: Keras writes the backup in place, so a trainer killed mid-write (a lost
+    node, kill -9) left weights no resume could open."""
 
     async_safe = True
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        tmp = Path(self.backup_dir) / ".latest.tmp.weights.h5"
+        self.model.save_weights(tmp, overwrite=True)
+        os.replace(tmp, self._weights_path)
+        rundir.write_json_atomic(Path(self._training_metadata_path),
+                                 {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
 
 class FitToBudget(keras.callbacks.Callback):
@@ -304,7 +314,7 @@ def make_callbacks(run_dir: Path, cfg: TrainConfig, arrays: dict, history: list[
         callbacks.append(budget)
     if cfg.patience > 0:
         callbacks.append(ResumableEarlyStopping(history, monitor="val_accuracy", mode="max", patience=cfg.patience))
-    callbacks.append(EpochBackup(str(run_dir / rundir.BACKUP), double_checkpoint=True))
+    callbacks.append(EpochBackup(str(run_dir / rundir.BACKUP)))
     return callbacks
 
 
@@ -449,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(argv[0])
     try:
         reserve_space(run_dir)
-        runs.update_run(run_dir, status="running", pid=os.getpid(), started=time.time())
+        runs.update_run(run_dir, status="running", pid=os.getpid(), host=runs.HOST, started=time.time())
         train_run(run_dir)
     except Exception as exc:
         record_failure(run_dir, exc)
