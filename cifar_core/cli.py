@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="baseline", help="the architecture a `seeds` study repeats")
     p.add_argument("--detach", action="store_true", help="return at once; the study goes on in the background")
     add_train_options(p)
+    add_executor_options(p)
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("studies", parents=[common], help="table of studies")
@@ -151,8 +153,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default=str(studies.REPRODUCE_SEEDS), metavar="N|LIST",
                    help=f"seeds per model (default {studies.REPRODUCE_SEEDS}: mean ± std against the published figure)")
     p.add_argument("--study", default=None, help="report on this existing seed study instead of training anew")
+    add_executor_options(p)
     p.set_defaults(func=cmd_reproduce)
     return parser
+
+
+def add_executor_options(p: argparse.ArgumentParser) -> None:
+    """Where a study's runs train: here, one after another, or as tasks on a Ray cluster."""
+    d = studies.Executor()
+    g = p.add_argument_group("executor", "where a study's runs train")
+    g.add_argument("--executor", choices=studies.EXECUTORS, default=d.kind,
+                   help="local: one run after another on this machine; ray: every run a Ray task, as many at once "
+                        "as the cluster allows (needs pip install 'cifar-lab[cluster]')")
+    g.add_argument("--address", default=None, help="with --executor ray: 'auto', ray://HOST:10001 (default: "
+                                                   "$RAY_ADDRESS, else a Ray started on this machine)")
+    g.add_argument("--cpus-per-run", type=float, default=d.cpus_per_run, metavar="N",
+                   help="with --executor ray: CPUs each run takes (and TensorFlow's threads)")
+    g.add_argument("--gpus-per-run", type=float, default=d.gpus_per_run, metavar="N",
+                   help="with --executor ray: GPUs each run takes (1: one run per GPU)")
+
+
+def executor_from_args(args: argparse.Namespace) -> studies.Executor:
+    ex = studies.Executor(args.executor, args.address, args.cpus_per_run, args.gpus_per_run)
+    if ex.kind == "local" and (args.address or ex != studies.Executor()):
+        raise runs.RunError("--address, --cpus-per-run and --gpus-per-run need --executor ray.")
+    return ex.check()
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
@@ -474,11 +499,25 @@ def start_study(args, kind: str, cfg: TrainConfig, spec: specs.ArchitectureSpec 
     seeds = studies.parse_seeds(args.seeds, cfg.seed)
     if kind == "seeds" and spec is None:
         spec = specs.resolve(args.arch, specs.specs_dir(runs_dir(args)))
-    study_dir = studies.create(studies_dir(args), runs_dir(args), kind, cfg, load_data(args.data).describe(),
-                               specs.saved_specs(specs.specs_dir(runs_dir(args))), seeds, spec)
+    executor = executor_from_args(args) if hasattr(args, "executor") else studies.Executor()
+    data = load_data(args.data).describe()
+    if executor.kind == "ray" and (executor.address or os.environ.get("RAY_ADDRESS")):
+        check_cluster(executor, runs_dir(args), data)  # a Ray of this machine alone sees what it sees
+    study_dir = studies.create(studies_dir(args), runs_dir(args), kind, cfg, data,
+                               specs.saved_specs(specs.specs_dir(runs_dir(args))), seeds, spec, executor)
     studies.launch(study_dir)
     print(study_dir, flush=True)
     return study_dir
+
+
+def check_cluster(executor: studies.Executor, runs_dir: Path, data: dict) -> None:
+    """Before a Ray study is created: the cluster answers, and every node sees the runs and the data."""
+    from cifar_core import cluster
+
+    cluster.connect(executor.address)
+    found = cluster.check_storage(runs_dir, data.get("source"))
+    print(f"Ray cluster: {len(found['nodes'])} nodes, {found['cpus']:g} CPUs, {found['gpus']:g} GPUs; every node "
+          f"sees {runs_dir.resolve()}", file=sys.stderr, flush=True)
 
 
 def cmd_study(args) -> int:

@@ -180,6 +180,8 @@ RUN_SCHEMA = {
         "data": {"type": "object", "properties": {"source": {"type": "string"}, "kind": {"type": "string"},
                                                   "fingerprint": {"type": "string"}}},
         "pid": _number(1, integer=True),
+        "host": {"type": ["string", "null"]},
+        "node": {"type": ["string", "null"]},
         "params": _number(0, integer=True),
         "best_epoch": _number(1, integer=True),
         "epochs_run": _number(0, integer=True),

@@ -10,6 +10,7 @@ import functools
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -17,12 +18,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cifar_core import rundir
+from cifar_core import rundir, runtime
 from cifar_core.config import TrainConfig
 from cifar_core.rundir import ACTIVE, DAMAGED, HAS_RESULTS, RESUMABLE, DamagedRun
 from cifar_core.specs import ArchitectureSpec
 
 RUN_ID = re.compile(rundir.RUN_ID_PATTERN)
+HOST = socket.gethostname()  # pids in run.json are checked only on the machine they belong to
 NAME_RULE = "1-80 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
@@ -95,10 +97,12 @@ def process_alive(pid: int | None) -> bool:
 
 
 def effective_status(meta: dict) -> str:
-    """run.json's (or study.json's) status, except that a queued or running one whose recorded
-    process is gone is 'interrupted'. Queued with no pid yet means not launched."""
+    """run.json's (or study.json's) status, except that a queued or running one whose recorded process is gone
+    is 'interrupted'. Queued with no pid yet means not launched. A process on another machine (a Ray node)
+    cannot be checked from here: the study that launched it records its loss."""
     status = meta.get("status", DAMAGED)
-    if status in ACTIVE and meta.get("pid") and not process_alive(meta["pid"]):
+    here = meta.get("host") in (None, HOST)
+    if status in ACTIVE and meta.get("pid") and here and not process_alive(meta["pid"]):
         return "interrupted"
     return status
 
@@ -222,15 +226,21 @@ def ensure_idle(runs_dir: Path, except_run: Path | None = None) -> None:
                        "(on one machine two runs at once only slow each other down).")
 
 
-def _spawn(run_dir: Path) -> int:
-    """Start the trainer as its own process in a new session; its output goes to log.txt. Returns its pid."""
+def spawn_trainer(run_dir: Path, threads: int | None = None, preexec_fn=None) -> subprocess.Popen:
+    """Start the trainer as its own process in a new session, its output to log.txt, and record its pid.
+    `threads` caps TensorFlow's threads (runs sharing a machine); `preexec_fn` runs in the child before exec."""
     (run_dir / rundir.STOP).unlink(missing_ok=True)
+    env = {**os.environ, **({runtime.THREADS_ENV: str(threads)} if threads else {})}
     with open(run_dir / rundir.LOG, "a") as log:
         proc = subprocess.Popen([sys.executable, "-m", "cifar_core.train", str(run_dir)],
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=Path.cwd())
-    update_run(run_dir, pid=proc.pid, launched=time.time())
-    return proc.pid
+                                start_new_session=True, cwd=Path.cwd(), env=env, preexec_fn=preexec_fn)
+    update_run(run_dir, pid=proc.pid, host=HOST, launched=time.time())
+    return proc
+
+
+def _spawn(run_dir: Path) -> int:
+    return spawn_trainer(run_dir).pid
 
 
 def start(runs_dir: Path, spec: ArchitectureSpec, config: TrainConfig, data: dict,

@@ -13,6 +13,8 @@ import sys
 
 from cifar_core import hardware
 
+THREADS_ENV = "CIFAR_LAB_THREADS"  # TensorFlow's threads for a trainer that shares its machine (Ray runs)
+
 
 @contextlib.contextmanager
 def stderr_to_devnull():
@@ -55,12 +57,13 @@ def gpu_names(tf) -> list[str]:
 
 
 def configure(seed: int, precision: str = "float32") -> hardware.Precision:
-    """Threads from the cores this process may use; GPU memory growth when a GPU is present; seeds; the dtype
-    policy for `precision` (auto|float32|bfloat16|float16) on this hardware. Returns the policy chosen."""
+    """Threads from the cores this process may use (or $CIFAR_LAB_THREADS); GPU memory growth when a GPU is
+    present; seeds; the dtype policy for `precision` (auto|float32|bfloat16|float16) on this hardware. Returns the
+    policy chosen."""
     tf = tensorflow()
     import keras
 
-    cores = hardware.usable_cores()
+    cores = int(os.environ.get(THREADS_ENV) or 0) or hardware.usable_cores()
     with contextlib.suppress(RuntimeError):  # already set once in this process
         tf.config.threading.set_intra_op_parallelism_threads(cores)
         tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, cores)))

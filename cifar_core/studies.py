@@ -37,6 +37,38 @@ MAX_SEEDS = 20
 REPRODUCE_SEEDS = 3  # `reproduce` averages this many seeds unless told otherwise
 STUDY_JSON = "study.json"
 POLL_S = 1.0
+EXECUTORS = ("local", "ray")  # local: one run after another on this machine; ray: Ray tasks (cifar_core.cluster)
+
+
+@dataclass(frozen=True)
+class Executor:
+    """Where a study's runs train. With 'ray', as many runs train at once as the cluster's resources allow, each
+    given `cpus_per_run` CPUs (TensorFlow's threads too) and `gpus_per_run` GPUs."""
+
+    kind: str = "local"
+    address: str | None = None  # 'auto', 'ray://HOST:10001', or None: $RAY_ADDRESS, else a Ray on this machine
+    cpus_per_run: float = 1.0
+    gpus_per_run: float = 0.0
+
+    def check(self) -> Executor:
+        problems = []
+        if self.kind not in EXECUTORS:
+            problems.append(f"executor {self.kind!r}: choose one of {', '.join(EXECUTORS)}")
+        if self.kind == "ray" and not ray_installed():
+            problems.append("the ray executor needs Ray: pip install 'cifar-lab[cluster]'")
+        if not 0 < self.cpus_per_run <= 1024:
+            problems.append(f"cpus per run {self.cpus_per_run:g}: give a number above 0 (1 is usual)")
+        if not 0 <= self.gpus_per_run <= 64:
+            problems.append(f"gpus per run {self.gpus_per_run:g}: give 0 or more")
+        if problems:
+            raise runs.RunError("; ".join(problems) + ".")
+        return self
+
+
+def ray_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
 
 STUDY_SCHEMA = {
     "type": "object",
@@ -50,6 +82,8 @@ STUDY_SCHEMA = {
         "config": {"type": "object"},
         "runs_dir": {"type": "string"},
         "seeds": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 0}},
+        "executor": {"type": "object", "properties": {"kind": {"enum": list(EXECUTORS)}}},
+        "cluster": {"type": "object"},
         "runs": {"type": "array", "items": {
             "type": "object", "required": ["name", "spec", "config", "labels"],
             "properties": {"name": {"type": "string"}, "spec": {"type": "object"}, "config": {"type": "object"},
@@ -192,11 +226,12 @@ def plan(kind: str, config: TrainConfig, custom: dict[str, ArchitectureSpec] | N
 
 def create(studies_dir: Path, runs_dir: Path, kind: str, config: TrainConfig, data: dict,
            custom: dict[str, ArchitectureSpec] | None = None, seeds: list[int] | None = None,
-           spec: ArchitectureSpec | None = None) -> Path:
+           spec: ArchitectureSpec | None = None, executor: Executor = Executor()) -> Path:
     """A study directory with its plan, after every planned run has passed the same checks a single run does
     (`data` describes the data set, as `data.summary()` does); no run directory exists until the study
     process reaches it. With `seeds`, every planned run is trained once per seed."""
     planned = with_seeds(plan(kind, config, custom, spec), seeds)
+    executor.check()
     for p in planned:
         preflight.check(p.spec, p.config, data)
     studies_dir.mkdir(parents=True, exist_ok=True)
@@ -206,6 +241,7 @@ def create(studies_dir: Path, runs_dir: Path, kind: str, config: TrainConfig, da
     rundir.write_json_atomic(study_dir / STUDY_JSON, {
         "id": study_id, "kind": kind, "created": datetime.now(UTC).isoformat(), "status": "queued",
         "data": data, "config": asdict(config), "runs_dir": str(runs_dir.resolve()), "seeds": seeds,
+        "executor": asdict(executor),
         "runs": [{"name": p.name, "spec": p.spec.to_dict(), "config": asdict(p.config), "labels": p.labels,
                   "run_id": None} for p in planned],
     })
@@ -300,10 +336,22 @@ def _adopt_created_runs(study_dir: Path) -> dict:
     return read(study_dir)
 
 
+def executor_of(study: dict) -> Executor:
+    return Executor(**study.get("executor") or {})
+
+
 def run_study(study_dir: Path) -> str:
-    """Train every unfinished run of the study in order; interrupted runs are resumed, finished ones kept."""
+    """Train every unfinished run of the study; interrupted runs are resumed, finished ones kept."""
     _update(study_dir, status="running", pid=os.getpid())
     study = _adopt_created_runs(study_dir)
+    executor = executor_of(study)
+    final = _run_on_ray(study_dir, study, executor) if executor.kind == "ray" else _run_here(study_dir, study)
+    _update(study_dir, status=final, finished=time.time())
+    return final
+
+
+def _run_here(study_dir: Path, study: dict) -> str:
+    """The local executor: one run after another, each through the ordinary trainer process."""
     for i, entry in enumerate(study["runs"]):
         if _run_state(run_dir_of(study, entry)) in HAS_RESULTS:
             continue
@@ -312,9 +360,40 @@ def run_study(study_dir: Path) -> str:
             break
         print(f"[study] {entry['name']}: {run_dir.name}", flush=True)
         runs.wait(run_dir, timeout=7 * 24 * 3600, poll=POLL_S)
-    final = "stopped" if (study_dir / rundir.STOP).exists() else "completed"
-    _update(study_dir, status=final, finished=time.time())
+    return "stopped" if (study_dir / rundir.STOP).exists() else "completed"
+
+
+def _run_on_ray(study_dir: Path, study: dict, executor: Executor) -> str:
+    """The ray executor: every unfinished run queued at once as a Ray task (cifar_core.cluster)."""
+    from cifar_core import cluster
+
+    pending = [_queued_for_ray(study_dir, study, i, entry) for i, entry in enumerate(study["runs"])
+               if _run_state(run_dir_of(study, entry)) not in HAS_RESULTS]
+    cluster.connect(executor.address)
+    found = cluster.check_storage(Path(study["runs_dir"]), study["data"].get("source"))
+    _update(study_dir, cluster={**found, "checked": time.time()})
+    print(f"[study] Ray: {found['cpus']:g} CPUs, {found['gpus']:g} GPUs on {len(found['nodes'])} nodes", flush=True)
+    final = cluster.run_study(executor, pending, (study_dir / rundir.STOP).exists)
+    study = read(study_dir)
+    if final == "completed" and any(_run_state(run_dir_of(study, e)) not in HAS_RESULTS for e in study["runs"]):
+        return "interrupted"  # a run was lost with its node: study-resume continues it
     return final
+
+
+def _queued_for_ray(study_dir: Path, study: dict, index: int, entry: dict) -> Path:
+    """The run directory of one planned run, ready for a Ray task: created, or an unfinished one set back to
+    queued (a run that was training when its study's driver ended died with the driver's Ray job)."""
+    run_dir = run_dir_of(study, entry)
+    if run_dir is None or not run_dir.exists():
+        run_dir = runs.create_run(Path(study["runs_dir"]), specs.from_dict(entry["spec"]),
+                                  TrainConfig.from_dict(entry["config"]), study["data"],
+                                  f"{study['id']}-{entry['name']}"[:80],
+                                  extra={"study": study["id"], "study_index": index, "labels": entry["labels"]})
+        _set_run_id(study_dir, index, run_dir.name)
+        return run_dir
+    (run_dir / rundir.STOP).unlink(missing_ok=True)
+    runs.update_run(run_dir, status="queued", error=None, pid=None)
+    return run_dir
 
 
 def _start_when_idle(study_dir: Path, study: dict, index: int, entry: dict) -> Path | None:

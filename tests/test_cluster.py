@@ -1,0 +1,123 @@
+"""Studies on a real Ray cluster of several nodes started by the test (`ray.cluster_utils.Cluster`), no mocks:
+runs spread over the nodes, a lost node leaves its run resumable, and a runs folder a node cannot see is refused."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import cli
+
+from cifar_core import rundir, runs, studies
+
+ray_cluster_utils = pytest.importorskip("ray.cluster_utils", reason="Ray is not installed (pip install -e '.[dev]')")
+
+TINY = ("--data", "synthetic", "--subset", "200", "--arch", "baseline")
+
+
+@pytest.fixture
+def cluster():
+    """A head that trains nothing (0 CPUs) and two worker nodes of one CPU each."""
+    c = ray_cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    for _ in range(2):
+        c.add_node(num_cpus=1)
+    c.wait_for_nodes()
+    yield c
+    c.shutdown()
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout:.0f} s for {what}"
+        time.sleep(0.2)
+
+
+def study_runs(study_dir: Path) -> list[runs.RunInfo]:
+    study = studies.read(study_dir)
+    return [runs.load_run(studies.run_dir_of(study, e)) for e in study["runs"] if e.get("run_id")]
+
+
+def epochs_of(run: runs.RunInfo) -> list[int]:
+    return [m["epoch"] for m in rundir.read_metric_lines(run.path)]
+
+
+def study_ended(study_dir: Path) -> bool:
+    return studies.status(studies.read(study_dir)) not in rundir.ACTIVE
+
+
+def test_a_study_spreads_over_the_nodes_and_resumes_the_run_of_a_lost_one(cluster, tmp_path):
+    """Four runs on two one-CPU nodes train two at a time; one node is lost mid-run (its trainer frozen first,
+    as a dead machine writes nothing more): that run is left interrupted with the epochs it finished, the
+    others complete on the node left, and study-resume completes it from its last epoch."""
+    out = cli("study", "seeds", *TINY, "--seeds", "4", "--epochs", "4", "--patience", "0", "--executor", "ray",
+              "--address", cluster.address, "--detach", runs_dir=tmp_path / "runs")
+    study_dir = Path(out.stdout.splitlines()[0])
+    wait_until(lambda: sum(bool(epochs_of(r)) for r in study_runs(study_dir)) >= 2, 120, "two runs to train")
+    lost = next(r for r in study_runs(study_dir) if epochs_of(r) and r.status == "running")
+    others = {r.meta.get("node") for r in study_runs(study_dir) if r.path != lost.path and epochs_of(r)}
+    assert lost.meta["node"] not in others, "the two first runs trained at once on different nodes"
+    node = next(n for n in cluster.worker_nodes if n.node_id == lost.meta["node"])
+    os.kill(lost.meta["pid"], signal.SIGSTOP)
+    cluster.remove_node(node, allow_graceful=False)
+    wait_until(lambda: not runs.process_alive(lost.meta["pid"]), 60, "the lost node's trainer to die with it")
+    wait_until(lambda: study_ended(study_dir), 240, "the study to end")
+
+    study = studies.read(study_dir)
+    assert study["status"] == "interrupted", (study_dir / rundir.LOG).read_text()
+    assert study["executor"]["kind"] == "ray" and study["cluster"]["cpus"] == 2
+    after = runs.load_run(lost.path)
+    assert after.status == "interrupted" and "lost with its Ray worker" in after.meta["error"]
+    assert 1 <= len(epochs_of(after)) < 4
+    assert sum(r.status == "completed" for r in study_runs(study_dir)) == 3
+
+    cli("study-resume", study_dir.name, runs_dir=tmp_path / "runs", timeout=240)
+    assert studies.read(study_dir)["status"] == "completed", (study_dir / rundir.LOG).read_text()
+    done = study_runs(study_dir)
+    assert all(r.status == "completed" for r in done)
+    assert all(epochs_of(r) == [1, 2, 3, 4] for r in done), "each epoch exactly once in every metrics.jsonl"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def blind_head(tmp_path):
+    """A one-node Ray cluster whose node has its own empty folder mounted over `tmp_path/shared`: a node that
+    does not share our file system. Needs Linux mount namespaces (root)."""
+    if not shutil.which("unshare") or os.geteuid() != 0:
+        pytest.skip("needs `unshare` and root, to give one Ray node its own view of the runs folder")
+    shared, port = tmp_path / "shared", free_port()
+    (shared / "runs").mkdir(parents=True)
+    ray_bin = Path(sys.executable).parent / "ray"
+    proc = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         f"mount -t tmpfs tmpfs {shared} && exec {ray_bin} start --head --port {port} --num-cpus 1 "
+         "--include-dashboard false --block"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    if proc.poll() is not None:
+        pytest.skip(f"cannot start a Ray node in its own mount namespace: {proc.stderr.read().decode()[-300:]}")
+    yield f"127.0.0.1:{port}", shared / "runs"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_a_runs_folder_a_node_cannot_see_is_refused_before_any_run(blind_head):
+    address, runs_dir = blind_head
+    out = cli("study", "seeds", *TINY, "--seeds", "2", "--epochs", "1", "--executor", "ray", "--address", address,
+              runs_dir=runs_dir, check=False, timeout=120)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"The runs directory {runs_dir} is not the same folder on node(s)" in out.stderr
+    assert "shared file system" in out.stderr
+    assert not (runs_dir.parent / "studies").exists() and not list(runs_dir.iterdir()), "nothing was created"
