@@ -17,16 +17,12 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import ray
 from ray.exceptions import RayError, TaskCancelledError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from cifar_core import rundir, runs
-
-if TYPE_CHECKING:
-    from cifar_core.studies import Executor
+from cifar_core import rundir, runs, studies
 
 PROBE_TIMEOUT_S = 60
 NEEDS_INSTALL = "install cifar-lab (`pip install 'cifar-lab[cluster]'`) in the same Python on every node"
@@ -37,6 +33,8 @@ def connect(address: str | None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if address and address != "auto":
+        studies.check_reachable(address)
     try:
         ray.init(address=address, logging_level="WARNING", log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -117,14 +115,14 @@ def train_task(run_dir: str, threads: int) -> dict:
     while True:
         try:
             return {"returncode": proc.wait(), "node": node}
-        except KeyboardInterrupt:  # ray.cancel: the trainer has its STOP file and ends soon, keeping its best weights
+        except KeyboardInterrupt:  # cancelled as it started: the trainer has its STOP file and ends soon
             continue
 
 
-def run_study(executor: Executor, pending: list[Path], stop_requested: Callable[[], bool]) -> str:
-    """Submit a study's unfinished runs as Ray tasks and wait for them all; once `stop_requested()` (the study's
-    STOP, which also STOPs each run) every task is cancelled: those not started never start, the others end as
-    their trainer stops. Returns 'stopped' or 'completed'."""
+def run_study(executor: studies.Executor, pending: list[Path], stop_requested: Callable[[], bool]) -> str:
+    """Submit a study's unfinished runs as Ray tasks and wait for them all. Once `stop_requested()` (the study's
+    STOP, which also STOPs each run), tasks whose trainer has not started are cancelled, and the others are
+    waited for as their trainers stop, keeping their best weights. Returns 'stopped' or 'completed'."""
     threads = max(1, int(executor.cpus_per_run))
     refs = {}
     for path in pending:
@@ -136,8 +134,9 @@ def run_study(executor: Executor, pending: list[Path], stop_requested: Callable[
         done, _ = ray.wait(list(refs), num_returns=1, timeout=1.0)
         if not stopping and stop_requested():
             stopping = True
-            for ref in refs:
-                ray.cancel(ref)
+            for ref, path in refs.items():
+                if not runs.load_run(path).meta.get("pid"):  # not launched: never will be
+                    ray.cancel(ref)
         for ref in done:
             _settle(refs.pop(ref), ref)
     return "stopped" if stopping else "completed"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -62,7 +63,22 @@ class Executor:
             problems.append(f"gpus per run {self.gpus_per_run:g}: give 0 or more")
         if problems:
             raise runs.RunError("; ".join(problems) + ".")
+        if self.kind == "ray" and self.address and self.address != "auto":
+            check_reachable(self.address)
         return self
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail at once when nothing listens at a Ray address (ray.init itself waits minutes for an answer)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise runs.RunError(f"Ray address {address!r}: give HOST:PORT (the head's GCS port, 6379 by default), "
+                            "ray://HOST:10001, or 'auto'.")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise runs.RunError(f"Nothing answers at {address} ({exc.strerror or exc}): is the Ray head started "
+                            "(`ray start --head`), and is this its address?") from None
 
 
 def ray_installed() -> bool:
@@ -430,12 +446,31 @@ def queue(study_dir: Path):
     import pandas as pd
 
     rows, study = [], read(study_dir)
+    on_ray = executor_of(study).kind == "ray"
     for entry in study["runs"]:
         run_dir = run_dir_of(study, entry)
         info = runs.load_run(run_dir) if run_dir and run_dir.exists() else None
         rows.append({"name": entry["name"], **entry["labels"], "status": info.status if info else "waiting",
+                     **({"node": node_text(info.meta) if info else ""} if on_ray else {}),
                      "run_id": entry.get("run_id")})
     return pd.DataFrame(rows)
+
+
+def node_text(meta: dict) -> str:
+    """Which machine trains (trained) a run: its host and the start of its Ray node id."""
+    return f"{meta.get('host', '?')} · {meta['node'][:8]}" if meta.get("node") else ""
+
+
+def cluster_text(study: dict) -> str:
+    """One line about where a study's runs train."""
+    executor = executor_of(study)
+    if executor.kind != "ray":
+        return "Runs train here, one after another."
+    found = study.get("cluster")
+    where = (f"{len(found['nodes'])} nodes, {found['cpus']:g} CPUs, {found['gpus']:g} GPUs" if found
+             else "cluster not reached yet")
+    return (f"Ray at {executor.address or 'RAY_ADDRESS or this machine'} ({where}); each run takes "
+            f"{executor.cpus_per_run:g} CPUs and {executor.gpus_per_run:g} GPUs.")
 
 
 def finished_count(queue_table) -> int:

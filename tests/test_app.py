@@ -208,6 +208,16 @@ def test_experiments_page_without_studies_offers_to_start_one(app):
     assert "At most about" in texts(at), "tiny-baseline's speed gives an estimate"
 
 
+def test_experiments_page_offers_a_ray_cluster_and_checks_its_address_first(app):
+    at = app("experiments")
+    at.radio(key="study_kind").set_value("dropout").run()
+    at.radio(key="study_executor").set_value("On a Ray cluster").run()
+    at.text_input(key="ray_address").set_value("127.0.0.1:1").run()
+    at.button(key="start_study").click().run()
+    assert "Nothing answers at 127.0.0.1:1" in at.error[0].value and "ray start --head" in at.error[0].value
+    assert "No studies yet" in texts(at), "a study that cannot reach its cluster is not created"
+
+
 def test_experiments_page_measures_an_unknown_speed_with_a_short_probe(app):
     at = app("experiments")
     at.radio(key="study_kind").set_value("seed").run()

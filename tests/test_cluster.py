@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli
+from conftest import ROOT, cli
+from streamlit.testing.v1 import AppTest
 
 from cifar_core import rundir, runs, studies
 
@@ -53,7 +54,7 @@ def study_ended(study_dir: Path) -> bool:
     return studies.status(studies.read(study_dir)) not in rundir.ACTIVE
 
 
-def test_a_study_spreads_over_the_nodes_and_resumes_the_run_of_a_lost_one(cluster, tmp_path):
+def test_a_study_spreads_over_the_nodes_and_resumes_the_run_of_a_lost_one(cluster, tmp_path, monkeypatch):
     """Four runs on two one-CPU nodes train two at a time; one node is lost mid-run (its trainer frozen first,
     as a dead machine writes nothing more): that run is left interrupted with the epochs it finished, the
     others complete on the node left, and study-resume completes it from its last epoch."""
@@ -83,6 +84,18 @@ def test_a_study_spreads_over_the_nodes_and_resumes_the_run_of_a_lost_one(cluste
     done = study_runs(study_dir)
     assert all(r.status == "completed" for r in done)
     assert all(epochs_of(r) == [1, 2, 3, 4] for r in done), "each epoch exactly once in every metrics.jsonl"
+    experiments_page_shows_the_nodes(study_dir, done, monkeypatch)
+
+
+def experiments_page_shows_the_nodes(study_dir: Path, done: list[runs.RunInfo], monkeypatch) -> None:
+    monkeypatch.setenv("CIFAR_LAB_RUNS", studies.read(study_dir)["runs_dir"])
+    monkeypatch.setenv("CIFAR_LAB_DATA", "synthetic")
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.switch_page("views/experiments.py").run()
+    assert not at.exception
+    assert any(c.value.startswith(f"Ray at {studies.read(study_dir)['executor']['address']}") for c in at.caption)
+    assert list(at.dataframe[0].value["node"]) == [studies.node_text(r.meta) for r in done]
 
 
 def free_port() -> int:
@@ -105,9 +118,13 @@ def blind_head(tmp_path):
          f"mount -t tmpfs tmpfs {shared} && exec {ray_bin} start --head --port {port} --num-cpus 1 "
          "--include-dashboard false --block"],
         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(0.5)
-    if proc.poll() is not None:
-        pytest.skip(f"cannot start a Ray node in its own mount namespace: {proc.stderr.read().decode()[-300:]}")
+    def listening() -> bool:
+        if proc.poll() is not None:
+            pytest.skip(f"cannot start a Ray node in its own mount namespace: {proc.stderr.read().decode()[-300:]}")
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, 60, "the Ray head to listen")
     yield f"127.0.0.1:{port}", shared / "runs"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -10,8 +10,9 @@ from cifar_core.config import ConfigError, TrainConfig
 from ui import cache, sidebar
 
 st.title("Experiments")
-st.caption("Each study queues its runs and trains them one after another in one background process. "
-           "Leave or reload the page: the study goes on, and its runs appear on every other page too.")
+st.caption("Each study queues its runs and trains them in one background process: one after another here, or as "
+           "tasks on a Ray cluster. Leave or reload the page: the study goes on, and its runs appear on every other "
+           "page too.")
 
 folder = studies.default_studies_dir(cache.runs_dir())
 POLL_S = 3.0  # the study's progress line; its table and charts are redrawn only when a run's status changes
@@ -36,10 +37,30 @@ def start_panel(first_study: bool) -> None:
             cfg = TrainConfig(epochs=int(epochs), subset=int(subset) or None, seed=int(seed))
             seeds = studies.parse_seeds(int(n_seeds), int(seed))
             planned = studies.with_seeds(studies.plan(kind, cfg, choices, choices.get(arch)), seeds)
+            executor = executor_ui()
             estimate_ui(planned)
             go = st.button(f"Start the {kind} study ({len(planned)} runs)", type="primary", key="start_study")
         if go:
-            start(kind, cfg, seeds, choices.get(arch))
+            start(kind, cfg, seeds, choices.get(arch), executor)
+
+
+def executor_ui() -> studies.Executor:
+    """Where the runs train: here, one after another, or as tasks on a Ray cluster (offered when Ray is installed)."""
+    if not studies.ray_installed():
+        return studies.Executor()
+    here = st.radio("Where the runs train", ["Here, one after another", "On a Ray cluster"], horizontal=True,
+                    key="study_executor") == "Here, one after another"
+    if here:
+        return studies.Executor()
+    c1, c2, c3 = st.columns([2, 1, 1])
+    address = c1.text_input("Ray address", key="ray_address", placeholder="auto or ray://HOST:10001",
+                            help="Empty: $RAY_ADDRESS, else a Ray started on this machine. Every node must see the "
+                                 "runs folder at the same path; the study checks it before any run starts.")
+    cpus = c2.number_input("CPUs per run", 0.5, 256.0, 1.0, step=0.5, key="ray_cpus")
+    gpus = c3.number_input("GPUs per run", 0.0, 16.0, 0.0, step=1.0, key="ray_gpus")
+    st.caption("As many runs train at once as the cluster's CPUs and GPUs allow; the estimate below is for one "
+               "run after another.")
+    return studies.Executor("ray", address.strip() or None, float(cpus), float(gpus))
 
 
 def estimate_ui(planned: list) -> None:
@@ -68,7 +89,8 @@ def estimate_ui(planned: list) -> None:
                    f"usually ends them sooner), from {where} here.")
 
 
-def start(kind: str, cfg: TrainConfig, seeds: list[int] | None, spec: specs.ArchitectureSpec | None) -> None:
+def start(kind: str, cfg: TrainConfig, seeds: list[int] | None, spec: specs.ArchitectureSpec | None,
+          executor: studies.Executor) -> None:
     """Check the data and every planned run, then launch the study; a problem is shown, nothing written."""
     source = sidebar.current_source()
     problem = sidebar.data_problem(source)
@@ -76,7 +98,7 @@ def start(kind: str, cfg: TrainConfig, seeds: list[int] | None, spec: specs.Arch
         if problem:
             raise data.DataError(problem)
         study_dir = studies.create(folder, cache.runs_dir(), kind, cfg, cache.data_summary(source),
-                                   specs.saved_specs(cache.specs_folder()), seeds, spec)
+                                   specs.saved_specs(cache.specs_folder()), seeds, spec, executor)
     except (ConfigError, data.DataError, runs.RunError) as exc:
         st.error(str(exc))
         return
@@ -91,6 +113,9 @@ def queue_panel(study_dir) -> None:
     state = studies.status(study)
     table = studies.queue(study_dir)
     done = studies.finished_count(table)
+    st.caption(studies.cluster_text(study))
+    if state == "failed" and study.get("error"):
+        st.error(study["error"])
     st.dataframe(table.drop(columns=["run_id"]), hide_index=True, width="stretch")
     if state in rundir.ACTIVE:
         queue_progress(study_dir, (state, tuple(table["status"])))
@@ -122,10 +147,11 @@ def queue_progress(study_dir, shown: tuple) -> None:
         st.rerun()
     done = studies.finished_count(table)
     text = f"study **{shown[0]}** · {done}/{len(table)} runs finished"
-    training = table[table["status"].isin(rundir.ACTIVE) & table["run_id"].notna()]
+    training = table[table["status"].eq("running") & table["run_id"].notna()]
     progress = rundir.read_progress(Path(study["runs_dir"]) / training["run_id"].iloc[0]) if len(training) else None
     if progress:
         text += f" · {training['name'].iloc[0]}: {runs.progress_text(progress)}"
+        text += f" (and {len(training) - 1} more training)" if len(training) > 1 else ""
     st.progress(done / len(table), text=text)
 
 
