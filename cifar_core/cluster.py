@@ -32,8 +32,8 @@ def connect(address: str | None) -> None:
     """Join the Ray cluster at `address` (or $RAY_ADDRESS); without either, start a Ray on this machine."""
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address and address != "auto":
+    address = address or os.environ.get("RAY_ADDRESS") or "local"  # Ray's default joins whatever cluster
+    if address not in ("auto", "local"):                              # last ran here, alive or not
         studies.check_reachable(address)
     try:
         ray.init(address=address, logging_level="WARNING", log_to_driver=False)

@@ -72,7 +72,7 @@ def test_fast_recipe_settings():
 
 
 def test_a_fast_run_with_a_budget_ends_inside_it(tmp_path):
-    budget = 45
+    budget = 30
     out = cli("train", "--recipe", "fast", "--time-budget", str(budget), "--data", "synthetic", "--subset", "600",
               runs_dir=tmp_path)
     run_dir = Path(out.stdout.splitlines()[0])
@@ -82,7 +82,8 @@ def test_a_fast_run_with_a_budget_ends_inside_it(tmp_path):
     lines = rundir.read_metric_lines(run_dir)
     assert len(lines) == meta["planned_epochs"] >= 2
     assert meta["engine"]["precision"] in ("float32", "mixed_bfloat16", "mixed_float16")
-    assert meta["test_accuracy"] > 0.2 and (run_dir / rundir.MODEL).exists() and (run_dir / rundir.REPORT).exists()
+    assert (run_dir / rundir.MODEL).exists() and (run_dir / rundir.REPORT).exists()
+    assert lines[-1]["loss"] < lines[0]["loss"], "it learnt (how much depends on how many epochs fit here)"
     lrs = [m["lr"] for m in lines]
     assert max(lrs) > lrs[0] and lrs[-1] < max(lrs), "one cycle: up, then down"
 
