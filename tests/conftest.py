@@ -20,6 +20,9 @@ from PIL import Image
 
 # Decode caches go to a throwaway folder, never the user's ~/.cache.
 os.environ["CIFAR_LAB_CACHE"] = tempfile.mkdtemp(prefix="cifar-lab-cache-")
+# The test clusters run without Ray's token auth, whatever an earlier Ray left in ~/.ray/auth_token (a Ray started
+# by ray.init() writes one, and a client finding it then expects every cluster to want it).
+os.environ["RAY_AUTH_MODE"] = "disabled"
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_JPEG = ROOT.parent / "shared" / "data" / "cifar10-jpeg"

@@ -16,19 +16,23 @@ import pytest
 from conftest import ROOT, cli
 from streamlit.testing.v1 import AppTest
 
-from cifar_core import rundir, runs, studies
+from cifar_core import data, rundir, runs, studies
+from cifar_core.config import TrainConfig
+from cifar_core.specs import PRESETS
 
 ray_cluster_utils = pytest.importorskip("ray.cluster_utils", reason="Ray is not installed (pip install -e '.[dev]')")
 
-TINY = ("--data", "synthetic", "--subset", "200", "--arch", "baseline")
+# Two Ray clusters on one machine at once can take each other's session files: these tests share one worker.
+pytestmark = pytest.mark.xdist_group("ray")
+
+TINY = ("--data", "synthetic", "--subset", "100", "--arch", "baseline")
 
 
 @pytest.fixture
 def cluster():
-    """A head that trains nothing (0 CPUs) and two worker nodes of one CPU each."""
-    c = ray_cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    for _ in range(2):
-        c.add_node(num_cpus=1)
+    """Two nodes of one CPU each: the head, and a worker node the test can lose."""
+    c = ray_cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    c.add_node(num_cpus=1)
     c.wait_for_nodes()
     yield c
     c.shutdown()
@@ -55,19 +59,20 @@ def study_ended(study_dir: Path) -> bool:
 
 
 def test_a_study_spreads_over_the_nodes_and_resumes_the_run_of_a_lost_one(cluster, tmp_path, monkeypatch):
-    """Four runs on two one-CPU nodes train two at a time; one node is lost mid-run (its trainer frozen first,
-    as a dead machine writes nothing more): that run is left interrupted with the epochs it finished, the
-    others complete on the node left, and study-resume completes it from its last epoch."""
-    out = cli("study", "seeds", *TINY, "--seeds", "4", "--epochs", "4", "--patience", "0", "--executor", "ray",
-              "--address", cluster.address, "--detach", runs_dir=tmp_path / "runs")
-    study_dir = Path(out.stdout.splitlines()[0])
+    """Four runs on two one-CPU nodes train two at a time; the worker node is lost mid-run (its trainer frozen
+    first, as a dead machine writes nothing more): that run is left interrupted with the epochs it finished, the
+    others complete on the head, and resuming the study completes it from its last epoch."""
+    cfg = TrainConfig(epochs=4, patience=0, subset=100)
+    study_dir = studies.create(tmp_path / "studies", tmp_path / "runs", "seeds", cfg, data.summary("synthetic"),
+                               seeds=[0, 1, 2, 3], spec=PRESETS["baseline"],
+                               executor=studies.Executor("ray", cluster.address))
+    studies.launch(study_dir)
     wait_until(lambda: sum(bool(epochs_of(r)) for r in study_runs(study_dir)) >= 2, 120, "two runs to train")
-    lost = next(r for r in study_runs(study_dir) if epochs_of(r) and r.status == "running")
-    others = {r.meta.get("node") for r in study_runs(study_dir) if r.path != lost.path and epochs_of(r)}
-    assert lost.meta["node"] not in others, "the two first runs trained at once on different nodes"
-    node = next(n for n in cluster.worker_nodes if n.node_id == lost.meta["node"])
+    (worker,) = cluster.worker_nodes  # the head is not among them
+    lost = next(r for r in study_runs(study_dir) if r.meta.get("node") == worker.node_id)
+    assert epochs_of(lost) and lost.status == "running", "the two first runs train at once, one on each node"
     os.kill(lost.meta["pid"], signal.SIGSTOP)
-    cluster.remove_node(node, allow_graceful=False)
+    cluster.remove_node(worker, allow_graceful=False)
     wait_until(lambda: not runs.process_alive(lost.meta["pid"]), 60, "the lost node's trainer to die with it")
     wait_until(lambda: study_ended(study_dir), 240, "the study to end")
 
@@ -79,7 +84,8 @@ def test_a_study_spreads_over_the_nodes_and_resumes_the_run_of_a_lost_one(cluste
     assert 1 <= len(epochs_of(after)) < 4
     assert sum(r.status == "completed" for r in study_runs(study_dir)) == 3
 
-    cli("study-resume", study_dir.name, runs_dir=tmp_path / "runs", timeout=240)
+    studies.resume(study_dir)
+    wait_until(lambda: study_ended(study_dir), 240, "the resumed study to end")
     assert studies.read(study_dir)["status"] == "completed", (study_dir / rundir.LOG).read_text()
     done = study_runs(study_dir)
     assert all(r.status == "completed" for r in done)

@@ -99,8 +99,12 @@ def test_kill_9_then_resume_continues_without_losing_or_doubling_epochs(tmp_path
     assert_run_contract(run_dir, epochs_max=6, test_images=500)
 
 
-def test_stop_file_keeps_best_weights(tmp_path, start):
+def test_a_second_run_is_refused_while_one_trains_and_stop_keeps_the_best_weights(tmp_path, start):
     run_dir = start(tmp_path, epochs=200)
+    wait_for_epochs(run_dir, 1)
+    out = cli("train", "--arch", "baseline", "--data", "synthetic", runs_dir=tmp_path, check=False)
+    assert out.returncode == 2 and "still training; stop it or wait" in out.stderr
+    assert len(runs.list_runs(tmp_path)) == 1, "the refused run leaves nothing behind"
     wait_for_epochs(run_dir, 2)
     out = cli("stop", run_dir.name, runs_dir=tmp_path)
     assert "asked" in out.stdout
@@ -112,16 +116,6 @@ def test_stop_file_keeps_best_weights(tmp_path, start):
     assert (run_dir / "model.keras").exists() and (run_dir / "report.json").exists()
     with pytest.raises(runs.RunError, match="is stopped, not training"):
         runs.stop(runs.load_run(run_dir))
-
-
-def test_second_run_is_refused_while_one_trains(tmp_path, start):
-    run_dir = start(tmp_path, epochs=200)
-    wait_for_epochs(run_dir, 1)
-    out = cli("train", "--arch", "baseline", "--data", "synthetic", runs_dir=tmp_path, check=False)
-    assert out.returncode == 2 and "still training; stop it or wait" in out.stderr
-    assert len(runs.list_runs(tmp_path)) == 1, "the refused run leaves nothing behind"
-    runs.stop(runs.load_run(run_dir))
-    assert runs.wait(run_dir) == "stopped"
 
 
 @pytest.mark.parametrize("args, message", [
