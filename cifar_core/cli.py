@@ -199,6 +199,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                    "--seed .. --seed+2) or a list (0,1,2); runs that differ only in seed form a group")
     p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                    help="auto: mixed float16 on a GPU, mixed bfloat16 on a CPU with native bf16, else float32")
+    p.add_argument("--gpus", type=int, default=d.gpus, metavar="N",
+                   help="train one run on N GPUs of this machine (tf.distribute.MirroredStrategy; N >= 2)")
     p.add_argument("--recipe", choices=RECIPES, default=d.recipe,
                    help="seed: the settings above; fast: the fast recipe's network and training plan")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
@@ -209,7 +211,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                       learning_rate=args.lr, patience=args.patience, seed=args.seed, validation=args.validation,
                       subset=args.subset, test_subset=args.test_subset, augment=args.augment,
-                      precision=args.precision)
+                      precision=args.precision, gpus=args.gpus)
     if args.recipe == "fast":
         cfg = recipes.fast_config(cfg, on_gpu=bool(hardware.nvidia_gpus()), time_budget=args.time_budget)
     elif args.time_budget:
@@ -283,6 +285,10 @@ def cmd_train(args) -> int:
         return 0 if args.detach else follow_study(study_dir)
     info = load_data(args.data).describe()
     preflight.check(spec, cfg, info)
+    found = hardware.nvidia_gpus()
+    if cfg.gpus > 1 and len(found) < cfg.gpus:
+        raise ConfigError(f"--gpus {cfg.gpus}: this machine has {len(found)} NVIDIA GPU(s); give --gpus "
+                          f"{len(found) if len(found) > 1 else 0}, or train on a machine with {cfg.gpus}.")
     run_dir = runs.start(runs_dir(args), spec, cfg, info, args.name)
     print(run_dir, flush=True)
     return 0 if args.detach else follow(run_dir)

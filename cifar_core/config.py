@@ -16,6 +16,7 @@ MIN_SUBSET = 20
 MAX_EPOCHS = 10_000
 MAX_BATCH = 8192
 MAX_SEED = 2**32 - 1
+MAX_GPUS = 64
 
 
 class ConfigError(ValueError):
@@ -53,6 +54,7 @@ class TrainConfig:
     bn_momentum: float = 0.99  # Keras's default; short runs need fresher batch-norm statistics
     translate: int = 4  # pixels of random shift when augmenting (with random horizontal flips)
     tta: bool = False  # test predictions averaged with those of the horizontally flipped images
+    gpus: int = 0  # 2 or more: this one run on that many GPUs (tf.distribute.MirroredStrategy, batch split among them)
 
     def problems(self) -> list[str]:
         """Every setting that cannot work, phrased as what to change."""
@@ -91,6 +93,8 @@ class TrainConfig:
             out.append(f"label smoothing must be in [0, 1) (got {self.label_smoothing}).")
         if not 0 <= self.translate <= 8:
             out.append(f"translate must be 0 to 8 pixels (got {self.translate}).")
+        if not 0 <= self.gpus <= MAX_GPUS:
+            out.append(f"gpus must be 0 to {MAX_GPUS} (got {self.gpus}).")
         return out
 
     def check(self) -> TrainConfig:

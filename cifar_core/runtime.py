@@ -74,3 +74,16 @@ def configure(seed: int, precision: str = "float32") -> hardware.Precision:
     chosen = hardware.choose_precision(precision, hardware.cpu(), gpu_names(tf))
     keras.mixed_precision.set_global_policy(chosen.policy)
     return chosen
+
+
+def distribution(gpus: int):
+    """The tf.distribute strategy a run builds its model under: MirroredStrategy over the first `gpus` GPUs
+    TensorFlow sees (each batch split among them, gradients summed), or the default one-device strategy."""
+    tf = tensorflow()
+    if gpus < 2:
+        return tf.distribute.get_strategy()
+    found = tf.config.list_logical_devices("GPU")
+    if len(found) < gpus:
+        raise RuntimeError(f"this run asks for {gpus} GPUs but TensorFlow sees {len(found)} here; train it with "
+                           f"--gpus {len(found) if len(found) > 1 else 0}, or on a machine with {gpus}.")
+    return tf.distribute.MirroredStrategy([d.name for d in found[:gpus]])

@@ -342,14 +342,16 @@ def train_run(run_dir: Path) -> dict:
     plan = Plan(meta.get("planned_epochs") or cfg.epochs, steps_per_epoch)
     on_gpu = bool(runtime.gpu_names(tf))
     lr = learning_rate(replace(cfg, epochs=plan.epochs), steps_per_epoch)
-    model = compile_model(build_model(spec, len(dataset.class_names), cfg.bn_momentum), cfg, steps_per_epoch, lr,
-                          on_gpu)
+    strategy = runtime.distribution(cfg.gpus)
+    with strategy.scope():
+        model = compile_model(build_model(spec, len(dataset.class_names), cfg.bn_momentum), cfg, steps_per_epoch,
+                              lr, on_gpu)
     runs.update_run(run_dir, params=int(model.count_params()), data={**meta["data"], **dataset.describe()},
                     libraries=library_versions(), sizes=sizes,
                     devices=[d.name for d in tf.config.list_logical_devices()],
                     engine={"precision": precision.policy, "precision_reason": precision.reason,
                             "steps_per_execution": model.steps_per_execution, "xla": on_gpu,
-                            "machine": hardware.describe_machine()})
+                            "replicas": strategy.num_replicas_in_sync, "machine": hardware.describe_machine()})
     if meta.get("training_done"):
         print("[cifar-lab] training had finished; evaluating the best weights again", flush=True)
         earlier_s = sum(m["seconds"] for m in rundir.read_metric_lines(run_dir))

@@ -146,3 +146,12 @@ def test_one_cycle_rises_to_its_peak_then_falls_to_zero():
     assert lrs == pytest.approx([0.02, 0.11, 0.2, 0.1, 0.0, 0.0], abs=1e-6)
     schedule.total_steps.assign(50.0)  # a time budget re-plans: the same shape over fewer steps
     assert float(schedule(10)) == pytest.approx(0.2) and float(schedule(50)) == pytest.approx(0.0)
+
+
+def test_gpus_asks_for_gpus_this_machine_has(tmp_path):
+    found = hardware.nvidia_gpus()
+    if len(found) >= 2:
+        pytest.skip(f"this machine has {len(found)} GPUs: --gpus 2 would train")
+    out = cli("train", "--gpus", "2", "--data", "synthetic", "--subset", "100", runs_dir=tmp_path, check=False)
+    assert out.returncode == 2 and f"--gpus 2: this machine has {len(found)} NVIDIA GPU(s)" in out.stderr
+    assert not list(tmp_path.iterdir()), "nothing was created"
