@@ -470,7 +470,11 @@ def cluster_text(study: dict) -> str:
     where = (f"{len(found['nodes'])} nodes, {found['cpus']:g} CPUs, {found['gpus']:g} GPUs" if found
              else "cluster not reached yet")
     return (f"Ray at {executor.address or 'RAY_ADDRESS or this machine'} ({where}); each run takes "
-            f"{executor.cpus_per_run:g} CPUs and {executor.gpus_per_run:g} GPUs.")
+            f"{count(executor.cpus_per_run, 'CPU')} and {count(executor.gpus_per_run, 'GPU')}.")
+
+
+def count(n: float, what: str) -> str:
+    return f"{n:g} {what}{'' if n == 1 else 's'}"
 
 
 def finished_count(queue_table) -> int:
