@@ -401,12 +401,7 @@ def _queued_for_ray(study_dir: Path, study: dict, index: int, entry: dict) -> Pa
     queued (a run that was training when its study's driver ended died with the driver's Ray job)."""
     run_dir = run_dir_of(study, entry)
     if run_dir is None or not run_dir.exists():
-        run_dir = runs.create_run(Path(study["runs_dir"]), specs.from_dict(entry["spec"]),
-                                  TrainConfig.from_dict(entry["config"]), study["data"],
-                                  f"{study['id']}-{entry['name']}"[:80],
-                                  extra={"study": study["id"], "study_index": index, "labels": entry["labels"]})
-        _set_run_id(study_dir, index, run_dir.name)
-        return run_dir
+        return _new_run(study_dir, study, index, entry, runs.create_run)
     (run_dir / rundir.STOP).unlink(missing_ok=True)
     runs.update_run(run_dir, status="queued", error=None, pid=None)
     return run_dir
@@ -423,15 +418,20 @@ def _start_when_idle(study_dir: Path, study: dict, index: int, entry: dict) -> P
                 return run_dir
             if state in ACTIVE:
                 return run_dir
-            run_dir = runs.start(Path(study["runs_dir"]), specs.from_dict(entry["spec"]),
-                                 TrainConfig.from_dict(entry["config"]), study["data"],
-                                 f"{study['id']}-{entry['name']}"[:80],
-                                 extra={"study": study["id"], "study_index": index, "labels": entry["labels"]})
-            _set_run_id(study_dir, index, run_dir.name)
-            return run_dir
+            return _new_run(study_dir, study, index, entry, runs.start)
         except runs.Busy:
             time.sleep(POLL_S)  # another run trains: two at once only slow each other down
     return None
+
+
+def _new_run(study_dir: Path, study: dict, index: int, entry: dict, make) -> Path:
+    """One planned run's directory made by `make` (runs.create_run, or runs.start to launch it too), tagged with
+    its study and recorded in study.json."""
+    run_dir = make(Path(study["runs_dir"]), specs.from_dict(entry["spec"]), TrainConfig.from_dict(entry["config"]),
+                   study["data"], f"{study['id']}-{entry['name']}"[:80],
+                   extra={"study": study["id"], "study_index": index, "labels": entry["labels"]})
+    _set_run_id(study_dir, index, run_dir.name)
+    return run_dir
 
 
 def _set_run_id(study_dir: Path, index: int, run_id: str) -> None:
