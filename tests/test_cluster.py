@@ -144,3 +144,15 @@ def test_a_runs_folder_a_node_cannot_see_is_refused_before_any_run(blind_head):
     assert f"The runs directory {runs_dir} is not the same folder on node(s)" in out.stderr
     assert "shared file system" in out.stderr
     assert not (runs_dir.parent / "studies").exists() and not list(runs_dir.iterdir()), "nothing was created"
+
+
+def test_ray_options_are_checked_before_anything_starts(tmp_path):
+    out = cli("study", "depth", "--data", "synthetic", "--cpus-per-run", "2", runs_dir=tmp_path / "runs", check=False)
+    assert out.returncode == 2 and "need --executor ray" in out.stderr
+    out = cli("study", "depth", "--data", "synthetic", "--executor", "ray", "--address", "nohost", "--cpus-per-run",
+              "0", runs_dir=tmp_path / "runs", check=False)
+    assert out.returncode == 2 and "cpus per run 0: give a number above 0" in out.stderr
+    out = cli("study", "depth", "--data", "synthetic", "--executor", "ray", "--address", "nohost",
+              runs_dir=tmp_path / "runs", check=False)
+    assert out.returncode == 2 and "Ray address 'nohost': give HOST:PORT" in out.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "studies").exists()
