@@ -144,6 +144,10 @@ def app_runs(tmp_path_factory, finished_run) -> Path:
     return Path(shared_once(tmp_path_factory, "app-runs", build))
 
 
+# The tests that read the seed study run on one xdist worker: the other worker then never sits waiting for it.
+SEED_STUDY_GROUP = pytest.mark.xdist_group("seed_study")
+
+
 @pytest.fixture(scope="session")
 def seed_study(tmp_path_factory) -> tuple[Path, str]:
     """A real tiny seed study (baseline, deeper, batchnorm) through `cifar-lab reproduce` on synthetic data."""

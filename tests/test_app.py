@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, SYNTHETIC
+from conftest import ROOT, SEED_STUDY_GROUP, SYNTHETIC
 from streamlit.testing.v1 import AppTest
 
 from cifar_core import calibration, caveats, rundir, runs, studies
@@ -228,6 +228,7 @@ def test_experiments_page_measures_an_unknown_speed_with_a_short_probe(app):
     assert "from a short probe and earlier runs here" in texts(at) and "No earlier run" not in texts(at)
 
 
+@SEED_STUDY_GROUP
 def test_experiments_page_shows_a_real_study(app, seed_study, monkeypatch):
     study_dir, _ = seed_study
     monkeypatch.setenv("CIFAR_LAB_RUNS", studies.read(study_dir)["runs_dir"])

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli
+from conftest import SEED_STUDY_GROUP, cli
 
 from cifar_core import caveats, data, report, rundir, runs, specs, studies
 from cifar_core.config import TrainConfig
@@ -96,6 +96,7 @@ def test_interrupted_study_resumes_with_unfinished_runs(tmp_path):
         kill(trainer_pid)
 
 
+@SEED_STUDY_GROUP
 def test_reproduce_prints_ours_against_published(seed_study):
     study_dir, stdout = seed_study
     assert "| baseline | 0.7243 |" in stdout and "| deeper | 0.7016 |" in stdout and "cat→dog (diff)" in stdout
@@ -109,6 +110,7 @@ def test_reproduce_prints_ours_against_published(seed_study):
         assert run.meta["config"]["validation"] == "test" and run.meta["study"] == study_dir.name
 
 
+@SEED_STUDY_GROUP
 def test_early_stopping_ends_runs_patience_epochs_after_their_best(seed_study):
     """The seed protocol's patience of 5: a run that stopped early ran exactly 5 epochs past its best one,
     whose weights it kept (its recorded best epoch has the highest validation accuracy)."""
@@ -123,6 +125,7 @@ def test_early_stopping_ends_runs_patience_epochs_after_their_best(seed_study):
         assert run.meta["test_accuracy"] == pytest.approx(lines[run.meta["best_epoch"] - 1]["val_accuracy"], abs=1e-6)
 
 
+@SEED_STUDY_GROUP
 def test_markdown_and_html_reports(seed_study):
     study_dir, _ = seed_study
     md = (study_dir / "report" / "report.md").read_text()
@@ -134,6 +137,7 @@ def test_markdown_and_html_reports(seed_study):
     assert page.count("data:image/png;base64,") == 2 and "<table" in page
 
 
+@SEED_STUDY_GROUP
 def test_study_results_table(seed_study):
     study_dir, _ = seed_study
     results = studies.results(study_dir)
