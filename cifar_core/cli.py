@@ -165,8 +165,8 @@ def add_executor_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--executor", choices=studies.EXECUTORS, default=d.kind,
                    help="local: one run after another on this machine; ray: every run a Ray task, as many at once "
                         "as the cluster allows (needs pip install 'cifar-lab[cluster]')")
-    g.add_argument("--address", default=None, help="with --executor ray: 'auto', ray://HOST:10001 (default: "
-                                                   "$RAY_ADDRESS, else a Ray started on this machine)")
+    g.add_argument("--address", default=None, help="with --executor ray: HOST:PORT of the head, 'auto' or "
+                   "ray://HOST:10001 (default: $RAY_ADDRESS, else a Ray started on this machine)")
     g.add_argument("--cpus-per-run", type=float, default=d.cpus_per_run, metavar="N",
                    help="with --executor ray: CPUs each run takes (and TensorFlow's threads)")
     g.add_argument("--gpus-per-run", type=float, default=d.gpus_per_run, metavar="N",

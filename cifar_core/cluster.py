@@ -68,8 +68,7 @@ def check_storage(runs_dir: Path, data_source: str | None = None) -> dict:
     path: a task on every node must read the driver's probe file and write one the driver reads back."""
     runs_dir.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(8)
-    mine = runs_dir / f".probe-{token}"
-    mine.write_text(token)
+    (runs_dir / f".probe-{token}").write_text(token)
     cluster = describe()
     source = data_source if data_source and os.path.isabs(data_source) else None
     try:
@@ -78,8 +77,8 @@ def check_storage(runs_dir: Path, data_source: str | None = None) -> dict:
         try:
             answers = ray.get(refs, timeout=PROBE_TIMEOUT_S)
         except RayError as exc:
-            raise runs.RunError(f"A node could not run cifar-lab's check ({type(exc).__name__}): "
-                                f"{NEEDS_INSTALL}.") from None
+            raise runs.RunError(f"A node did not answer cifar-lab's check within {PROBE_TIMEOUT_S} s, or could not "
+                                f"run it ({type(exc).__name__}): {NEEDS_INSTALL}.") from None
         blind = [a["host"] for a in answers
                  if not (a["saw_token"] and (runs_dir / f".probe-{token}-{a['node']}").exists())]
         if blind:

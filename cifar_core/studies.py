@@ -1,8 +1,9 @@
 """Studies: a named group of runs answering one question (depth, batch norm, dropout, architectures, seed).
 
 A study is `artifacts/studies/<id>/study.json` listing its planned runs; one background process
-(`python -m cifar_core.studies STUDY_DIR`) trains them one after another through the ordinary trainer
-process. What each run is and how it went lives only in its run directory.
+(`python -m cifar_core.studies STUDY_DIR`) trains them through the ordinary trainer process: one after another
+on this machine (the `local` executor), or as Ray tasks on a cluster (`ray`, see cifar_core.cluster). What each
+run is and how it went lives only in its run directory.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def ray_installed() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("ray") is not None
+
 
 STUDY_SCHEMA = {
     "type": "object",

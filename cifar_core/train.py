@@ -225,8 +225,12 @@ class EpochBackup(keras.callbacks.BackupAndRestore):
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
         tmp = Path(self.backup_dir) / ".latest.tmp.weights.h5"
-        self.model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, self._weights_path)
+        try:
+            self.model.save_weights(tmp, overwrite=True)
+            os.replace(tmp, self._weights_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         rundir.write_json_atomic(Path(self._training_metadata_path),
                                  {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
