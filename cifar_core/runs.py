@@ -24,7 +24,7 @@ from cifar_core.rundir import ACTIVE, DAMAGED, HAS_RESULTS, RESUMABLE, DamagedRu
 from cifar_core.specs import ArchitectureSpec
 
 RUN_ID = re.compile(rundir.RUN_ID_PATTERN)
-HOST = socket.gethostname()  # pids in run.json are checked only on the machine they belong to
+HOST = socket.gethostname()  # the pid of a Ray run on another machine is not checked here
 NAME_RULE = "1-80 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
@@ -98,11 +98,11 @@ def process_alive(pid: int | None) -> bool:
 
 def effective_status(meta: dict) -> str:
     """run.json's (or study.json's) status, except that a queued or running one whose recorded process is gone
-    is 'interrupted'. Queued with no pid yet means not launched. A process on another machine (a Ray node)
-    cannot be checked from here: the study that launched it records its loss."""
+    is 'interrupted'. Queued with no pid yet means not launched. The process of a run a Ray node trains on
+    another machine cannot be checked from here: the study that launched it records its loss."""
     status = meta.get("status", DAMAGED)
-    here = meta.get("host") in (None, HOST)
-    if status in ACTIVE and meta.get("pid") and here and not process_alive(meta["pid"]):
+    elsewhere = meta.get("node") and meta.get("host") not in (None, HOST)
+    if status in ACTIVE and meta.get("pid") and not elsewhere and not process_alive(meta["pid"]):
         return "interrupted"
     return status
 

@@ -183,6 +183,15 @@ def test_a_trainer_that_died_before_starting_reads_interrupted(tmp_path):
     runs.ensure_idle(tmp_path)
 
 
+def test_a_dead_pid_is_judged_on_its_own_machine_only():
+    dead = {"status": "running", "pid": 999_999_999}
+    assert runs.effective_status(dead) == "interrupted"
+    assert runs.effective_status({**dead, "host": "elsewhere"}) == "interrupted", "a copied runs folder heals"
+    assert runs.effective_status({**dead, "host": runs.HOST, "node": "n1"}) == "interrupted"
+    assert runs.effective_status({**dead, "host": "elsewhere", "node": "n1"}) == "running", (
+        "a Ray node's trainer on another machine: its study records its loss")
+
+
 def test_reproduce_checks_its_settings(tmp_path):
     out = cli("reproduce", "--data", "synthetic", "--subset", "5", runs_dir=tmp_path, check=False)
     assert out.returncode == 2 and "subset must be at least 20 images" in out.stderr
