@@ -25,6 +25,7 @@ from cifar_core.specs import ArchitectureSpec
 
 RUN_ID = re.compile(rundir.RUN_ID_PATTERN)
 HOST = socket.gethostname()  # the pid of a Ray run on another machine is not checked here
+REMOTE_SILENCE_S = 600  # a trainer writes progress.json twice a second; ten quiet minutes mean it is gone
 NAME_RULE = "1-80 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
@@ -96,15 +97,23 @@ def process_alive(pid: int | None) -> bool:
         return True
 
 
-def effective_status(meta: dict) -> str:
+def effective_status(meta: dict, silent_s: float = 0.0) -> str:
     """run.json's (or study.json's) status, except that a queued or running one whose recorded process is gone
     is 'interrupted'. Queued with no pid yet means not launched. The process of a run a Ray node trains on
-    another machine cannot be checked from here: the study that launched it records its loss."""
+    another machine cannot be checked from here: its study records its loss, and a run of another machine
+    silent for `silent_s` seconds (since its last progress line) counts as lost too, study or no study."""
     status = meta.get("status", DAMAGED)
-    elsewhere = meta.get("node") and meta.get("host") not in (None, HOST)
-    if status in ACTIVE and meta.get("pid") and not elsewhere and not process_alive(meta["pid"]):
-        return "interrupted"
-    return status
+    if status not in ACTIVE or not meta.get("pid"):
+        return status
+    if meta.get("node") and meta.get("host") not in (None, HOST):
+        return "interrupted" if silent_s > REMOTE_SILENCE_S else status
+    return status if process_alive(meta["pid"]) else "interrupted"
+
+
+def silence(run_dir: Path) -> float:
+    """Seconds since the run last wrote progress.json (or run.json): how long a trainer elsewhere has been quiet."""
+    times = [_stamp(run_dir / name)[0] for name in (rundir.PROGRESS, rundir.RUN_JSON)]
+    return time.time() - max(times) / 1e9
 
 
 CHECKED_FILES = (rundir.RUN_JSON, rundir.METRICS, rundir.REPORT, rundir.PREDICTIONS, rundir.MODEL)
@@ -116,7 +125,8 @@ def load_run(path: Path) -> RunInfo:
     meta, damaged = _checked_files(path, tuple(_stamp(path / name) for name in CHECKED_FILES))
     info = RunInfo(path.name, path, dict(meta), damaged=damaged)
     if not damaged:
-        info.status = effective_status(meta)
+        remote = meta.get("node") and meta.get("host") not in (None, HOST)
+        info.status = effective_status(meta, silence(path) if remote else 0.0)
     return info
 
 

@@ -188,8 +188,21 @@ def test_a_dead_pid_is_judged_on_its_own_machine_only():
     assert runs.effective_status(dead) == "interrupted"
     assert runs.effective_status({**dead, "host": "elsewhere"}) == "interrupted", "a copied runs folder heals"
     assert runs.effective_status({**dead, "host": runs.HOST, "node": "n1"}) == "interrupted"
-    assert runs.effective_status({**dead, "host": "elsewhere", "node": "n1"}) == "running", (
+    assert runs.effective_status({**dead, "host": "elsewhere", "node": "n1"}, silent_s=5) == "running", (
         "a Ray node's trainer on another machine: its study records its loss")
+    assert runs.effective_status({**dead, "host": "elsewhere", "node": "n1"}, silent_s=3600) == "interrupted", (
+        "... or its silence does, when the study is gone too")
+
+
+def test_a_run_of_another_machine_reads_interrupted_once_it_has_been_silent(tmp_path):
+    run_dir = runs.create_run(tmp_path, PRESETS["baseline"], TrainConfig(epochs=1), SYNTHETIC)
+    runs.update_run(run_dir, status="running", pid=999_999_999, host="elsewhere", node="n1")
+    rundir.write_json_atomic(run_dir / rundir.PROGRESS, {"epoch": 1})
+    assert runs.load_run(run_dir).status == "running"
+    old = time.time() - runs.REMOTE_SILENCE_S - 60
+    for name in (rundir.PROGRESS, rundir.RUN_JSON):
+        os.utime(run_dir / name, (old, old))
+    assert runs.load_run(run_dir).status == "interrupted"
 
 
 def test_reproduce_checks_its_settings(tmp_path):
