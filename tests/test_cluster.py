@@ -22,7 +22,7 @@ from cifar_core.specs import PRESETS
 
 ray_cluster_utils = pytest.importorskip("ray.cluster_utils", reason="Ray is not installed (pip install -e '.[dev]')")
 
-# Two Ray clusters on one machine at once can take each other's session files: these tests share one worker.
+# One Ray cluster at a time on this machine (each starts several processes): these tests share one xdist worker.
 pytestmark = pytest.mark.xdist_group("ray")
 
 TINY = ("--data", "synthetic", "--subset", "100", "--arch", "baseline")
