@@ -53,7 +53,7 @@ def executor_ui() -> studies.Executor:
     if here:
         return studies.Executor()
     c1, c2, c3 = st.columns([2, 1, 1])
-    address = c1.text_input("Ray address", key="ray_address", placeholder="auto or ray://HOST:10001",
+    address = c1.text_input("Ray address", key="ray_address", placeholder="HOST:6379, auto or ray://HOST:10001",
                             help="Empty: $RAY_ADDRESS, else a Ray started on this machine. Every node must see the "
                                  "runs folder at the same path; the study checks it before any run starts.")
     cpus = c2.number_input("CPUs per run", 0.5, 256.0, 1.0, step=0.5, key="ray_cpus")
