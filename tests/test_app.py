@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -169,8 +168,11 @@ def test_train_page_fast_recipe_asks_for_a_time_budget(app):
     assert at.selectbox[0].value == "fast"
 
 
-def test_train_page_reattaches_to_a_live_run_and_picks_up_new_metrics(app, app_runs):
-    run_dir = runs.create_run(app_runs, PRESETS["baseline"], TrainConfig(epochs=300, patience=0), SYNTHETIC,
+def test_train_page_reattaches_to_a_live_run_and_picks_up_new_metrics(app, tmp_path, monkeypatch):
+    """In a runs folder of its own: a live run in the shared one would turn every other Train page test's form
+    into this run's progress."""
+    monkeypatch.setenv("CIFAR_LAB_RUNS", str(tmp_path))
+    run_dir = runs.create_run(tmp_path, PRESETS["baseline"], TrainConfig(epochs=300, patience=0), SYNTHETIC,
                               name="live-run")
     pid = runs.launch(run_dir)
     try:
@@ -193,7 +195,6 @@ def test_train_page_reattaches_to_a_live_run_and_picks_up_new_metrics(app, app_r
     finally:
         if runs.process_alive(pid):
             os.kill(pid, 9)
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def test_experiments_page_without_studies_offers_to_start_one(app):
