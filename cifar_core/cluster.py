@@ -109,7 +109,7 @@ def train_task(run_dir: str, threads: int) -> dict:
     if (path / rundir.STOP).exists():
         return {"skipped": True}
     node = ray.get_runtime_context().get_node_id()
-    runs.update_run(path, node=node, host=socket.gethostname())
+    runs.update_run(path, node=node)  # the host is recorded with the trainer's pid
     proc = runs.spawn_trainer(path, threads=threads, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     while True:
         try:

@@ -105,9 +105,14 @@ def effective_status(meta: dict, silent_s: float = 0.0) -> str:
     status = meta.get("status", DAMAGED)
     if status not in ACTIVE or not meta.get("pid"):
         return status
-    if meta.get("node") and meta.get("host") not in (None, HOST):
+    if trains_elsewhere(meta):
         return "interrupted" if silent_s > REMOTE_SILENCE_S else status
     return status if process_alive(meta["pid"]) else "interrupted"
+
+
+def trains_elsewhere(meta: dict) -> bool:
+    """A Ray run whose trainer lives on another machine: its pid means nothing here."""
+    return bool(meta.get("node")) and meta.get("host") not in (None, HOST)
 
 
 def silence(run_dir: Path) -> float:
@@ -125,8 +130,7 @@ def load_run(path: Path) -> RunInfo:
     meta, damaged = _checked_files(path, tuple(_stamp(path / name) for name in CHECKED_FILES))
     info = RunInfo(path.name, path, dict(meta), damaged=damaged)
     if not damaged:
-        remote = meta.get("node") and meta.get("host") not in (None, HOST)
-        info.status = effective_status(meta, silence(path) if remote else 0.0)
+        info.status = effective_status(meta, silence(path) if trains_elsewhere(meta) else 0.0)
     return info
 
 
