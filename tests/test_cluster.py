@@ -67,11 +67,18 @@ def test_a_study_spreads_over_the_nodes_and_resumes_the_run_of_a_lost_one(cluste
                                seeds=[0, 1, 2, 3], spec=PRESETS["baseline"],
                                executor=studies.Executor("ray", cluster.address))
     studies.launch(study_dir)
-    wait_until(lambda: sum(bool(epochs_of(r)) for r in study_runs(study_dir)) >= 2, 120, "two runs to train")
     (worker,) = cluster.worker_nodes  # the head is not among them
-    lost = next(r for r in study_runs(study_dir) if r.meta.get("node") == worker.node_id)
-    assert epochs_of(lost) and lost.status == "running", "the two first runs train at once, one on each node"
+
+    def training_on_worker() -> runs.RunInfo | None:
+        return next((r for r in study_runs(study_dir)
+                     if r.meta.get("node") == worker.node_id and r.status == "running" and epochs_of(r)), None)
+
+    wait_until(training_on_worker, 120, "a run on the worker node to finish an epoch")
+    lost = training_on_worker()
     os.kill(lost.meta["pid"], signal.SIGSTOP)
+    frozen = time.time()
+    assert any(r.meta.get("launched", frozen) < frozen for r in study_runs(study_dir) if r.path != lost.path), (
+        "a run on the head trains at the same time")
     cluster.remove_node(worker, allow_graceful=False)
     wait_until(lambda: not runs.process_alive(lost.meta["pid"]), 60, "the lost node's trainer to die with it")
     wait_until(lambda: study_ended(study_dir), 240, "the study to end")
@@ -83,6 +90,7 @@ def test_a_study_spreads_over_the_nodes_and_resumes_the_run_of_a_lost_one(cluste
     assert after.status == "interrupted" and "lost with its Ray worker" in after.meta["error"]
     assert 1 <= len(epochs_of(after)) < 4
     assert sum(r.status == "completed" for r in study_runs(study_dir)) == 3
+    assert {r.meta["node"] for r in study_runs(study_dir)} == {worker.node_id, cluster.head_node.node_id}
 
     studies.resume(study_dir)
     wait_until(lambda: study_ended(study_dir), 240, "the resumed study to end")
