@@ -23,9 +23,10 @@ def build_model(spec: ArchitectureSpec, num_classes: int = NUM_CLASSES, bn_momen
             tag = f"block{b}_{c}" if block.convs > 1 else f"block{b}"
             model.add(layers.Conv2D(block.filters, block.kernel_size, padding="same",
                                     use_bias=True, name=f"{tag}_conv"))
-            if block.batch_norm:
-                model.add(layers.BatchNormalization(momentum=bn_momentum, name=f"{tag}_bn"))
-            model.add(layers.ReLU(name=f"{tag}_relu"))
+            bn = layers.BatchNormalization(momentum=bn_momentum, name=f"{tag}_bn") if block.batch_norm else None
+            relu = layers.ReLU(name=f"{tag}_relu")
+            for layer in filter(None, (relu, bn) if block.bn_after_relu else (bn, relu)):
+                model.add(layer)
         if block.pool == "max":
             model.add(layers.MaxPooling2D(2, name=f"block{b}_maxpool"))
         elif block.pool == "avg":

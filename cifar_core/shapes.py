@@ -46,9 +46,9 @@ def layers(spec: ArchitectureSpec, num_classes: int = NUM_CLASSES) -> list[Layer
             params = block.kernel_size ** 2 * channels * block.filters + block.filters
             channels = block.filters
             out.append(Layer(f"{tag}_conv", "Conv2D", (size, size, channels), params))
-            if block.batch_norm:
-                out.append(Layer(f"{tag}_bn", "BatchNormalization", (size, size, channels), 4 * channels))
-            out.append(Layer(f"{tag}_relu", "ReLU", (size, size, channels), 0))
+            relu = Layer(f"{tag}_relu", "ReLU", (size, size, channels), 0)
+            bn = [Layer(f"{tag}_bn", "BatchNormalization", (size, size, channels), 4 * channels)] * block.batch_norm
+            out += [relu, *bn] if block.bn_after_relu else [*bn, relu]
         if block.pool != "none":
             size //= 2
             kind = {"max": "MaxPooling2D", "avg": "AveragePooling2D"}[block.pool]

@@ -48,7 +48,8 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class ConvBlock:
-    """`convs` conv layers (ReLU, optional batch norm before it), then pooling, then dropout."""
+    """`convs` conv layers, each followed by ReLU and optional batch norm (before the ReLU, or after it as the
+    seed notebook's `Conv2D(activation="relu")` + `BatchNormalization()` has it), then pooling, then dropout."""
 
     filters: int
     kernel_size: int = 3
@@ -56,6 +57,7 @@ class ConvBlock:
     batch_norm: bool = False
     pool: str = "max"
     dropout: float = 0.0
+    bn_after_relu: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ class ArchitectureSpec:
         return json.dumps(self.to_dict(), indent=2)
 
     def with_batch_norm(self, on: bool) -> ArchitectureSpec:
-        return replace(self, blocks=tuple(replace(b, batch_norm=on) for b in self.blocks))
+        return replace(self, blocks=tuple(replace(b, batch_norm=on, bn_after_relu=b.bn_after_relu and on)
+                                          for b in self.blocks))
 
     def with_dropout(self, rate: float) -> ArchitectureSpec:
         """The same network with `rate` dropout after every block and in the head."""
@@ -107,6 +110,10 @@ DEEPER = ArchitectureSpec(
 )
 BATCHNORM = replace(BASELINE.with_batch_norm(True), name="batchnorm",
                     description="Seed baseline with batch normalization after every conv.")
+BATCHNORM_AFTER_RELU = replace(
+    BATCHNORM, name="batchnorm-after-relu", blocks=tuple(replace(b, bn_after_relu=True) for b in BATCHNORM.blocks),
+    description="Batchnorm preset with each batch norm after its ReLU, as the seed notebook's code has it "
+                "(Conv2D(activation='relu'), then BatchNormalization()).")
 BATCHNORM_DROPOUT = replace(BATCHNORM.with_dropout(0.25), name="batchnorm-dropout",
                             description="Batchnorm preset with 0.25 dropout after every block and in the head.")
 
@@ -121,7 +128,7 @@ FAST = ArchitectureSpec(
     "conv of each stage, global average pooling, one linear layer.",
 )
 SEED_PRESETS = (BASELINE, DEEPER, BATCHNORM, BATCHNORM_DROPOUT)
-PRESETS: dict[str, ArchitectureSpec] = {s.name: s for s in (*SEED_PRESETS, FAST)}
+PRESETS: dict[str, ArchitectureSpec] = {s.name: s for s in (*SEED_PRESETS, BATCHNORM_AFTER_RELU, FAST)}
 
 
 def depth_family(depth: int, batch_norm: bool = False) -> ArchitectureSpec:
@@ -174,6 +181,9 @@ def _block_problems(where: str, block: ConvBlock, size: int) -> list[str]:
                         "poolings. Set pool to 'none' or remove a block.")
     if not 0.0 <= block.dropout < 1.0:
         problems.append(f"{where}: dropout must be in [0, 1) (got {block.dropout}).")
+    if block.bn_after_relu and not block.batch_norm:
+        problems.append(f"{where}: 'BN after ReLU' places a batch norm the block does not have: "
+                        "turn batch norm on, or 'BN after ReLU' off.")
     return problems
 
 
@@ -256,7 +266,8 @@ def from_editor(base: ArchitectureSpec, block_rows: list[dict], pooling: str, de
         return None, ["Fill in filters, kernel, convs and pool for every block (or delete the empty row)."]
     try:
         blocks = tuple(ConvBlock(int(r["filters"]), int(r["kernel_size"]), int(r["convs"]), bool(r.get("batch_norm")),
-                                 str(r["pool"]), 0.0 if _blank(r.get("dropout")) else float(r["dropout"]))
+                                 str(r["pool"]), 0.0 if _blank(r.get("dropout")) else float(r["dropout"]),
+                                 bool(r.get("bn_after_relu")) and not _blank(r.get("bn_after_relu")))
                        for r in rows)
     except (ValueError, OverflowError) as exc:
         return None, [f"Every block needs whole numbers for filters, kernel and convs ({exc})."]
