@@ -99,7 +99,7 @@ def read_spec(model, name: str) -> specs.ArchitectureSpec | None:
 
 
 def _spec_from_layers(model, name: str) -> specs.ArchitectureSpec:
-    blocks, block, head, dense, head_dropout = [], None, None, [], 0.0
+    blocks, block, head, dense, head_dropout, relu_done = [], None, None, [], 0.0, False
     layers = [layer for layer in model.layers if type(layer).__name__ not in ("InputLayer", "Rescaling")]
     for i, layer in enumerate(layers):
         kind, cfg = type(layer).__name__, layer.get_config()
@@ -113,12 +113,13 @@ def _spec_from_layers(model, name: str) -> specs.ArchitectureSpec:
                 block["convs"] += 1
             else:
                 block = {"filters": cfg["filters"], "kernel_size": kernel, "convs": 1, "batch_norm": False,
-                         "pool": None, "dropout": 0.0}
+                         "pool": None, "dropout": 0.0, "bn_after_relu": False}
                 blocks.append(block)
+            relu_done = cfg["activation"] == "relu"
         elif kind == "BatchNormalization" and block and head is None:
-            block["batch_norm"] = True
+            block["batch_norm"], block["bn_after_relu"] = True, relu_done
         elif kind in ("ReLU", "Activation") and cfg.get("activation", "relu") == "relu":
-            continue
+            relu_done = True
         elif kind in ("MaxPooling2D", "AveragePooling2D") and block and tuple(cfg["pool_size"]) == (2, 2):
             block["pool"] = "max" if kind == "MaxPooling2D" else "avg"
         elif kind == "Dropout" and head is None and block:

@@ -63,6 +63,8 @@ def test_architectures_page_updates_and_validates(app):
     assert any("need 1 to 16,384 units (got 0)" in e.value for e in at.error) and not at.metric
     at.text_input(key="dense_deeper").input("64").run()
     assert at.metric[0].value != "462,378" and not at.error
+    at.selectbox(key="arch_choice").select("batchnorm-after-relu").run()
+    assert list(at.dataframe[-1].value["layer"])[1:4] == ["block1_conv", "block1_relu", "block1_bn"]
 
 
 def test_architectures_save_custom_spec(app, app_runs):

@@ -71,6 +71,24 @@ def test_a_seed_style_model_imports_with_the_accuracy_keras_gives(keras, seed_mo
     assert rundir.read_predictions(run_dir)["y_pred"].shape == DATA.y_test.shape
 
 
+@pytest.mark.parametrize("bn_after_relu", [True, False])
+def test_a_batch_norm_model_reads_as_the_preset_with_its_batch_norm_where_it_is(keras, bn_after_relu):
+    from keras import layers
+
+    def block(filters, kernel):
+        if bn_after_relu:  # the seed notebook's way
+            return [layers.Conv2D(filters, kernel, activation="relu", padding="same"), layers.BatchNormalization()]
+        return [layers.Conv2D(filters, kernel, padding="same"), layers.BatchNormalization(), layers.ReLU()]
+
+    model = keras.Sequential([keras.Input((32, 32, 3)),
+                              *[layer for f, k in ((32, 5), (64, 3), (128, 3)) for layer in
+                                (*block(f, k), layers.MaxPooling2D((2, 2)))],
+                              layers.Flatten(), layers.Dense(128, activation="relu"),
+                              layers.Dense(10, activation="softmax")])
+    expected = "batchnorm-after-relu" if bn_after_relu else "batchnorm"
+    assert importing.read_spec(model, "mine").name == expected
+
+
 def test_a_model_with_a_rescaling_layer_takes_0_to_255(keras, tmp_path):
     model, scale = seed_style_model(keras, rescaling=True)
     model.save(tmp_path / "rescaled.h5")

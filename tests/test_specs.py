@@ -34,7 +34,18 @@ def test_presets_match_the_seed_study():
 def test_parameter_counts():
     counts = {name: shapes.param_count(spec) for name, spec in specs.PRESETS.items()}
     assert counts == {"baseline": 358_346, "deeper": 462_378, "batchnorm": 359_242, "batchnorm-dropout": 359_242,
-                      "fast": 290_090}
+                      "batchnorm-after-relu": 359_242, "fast": 290_090}
+
+
+def test_batch_norm_can_follow_the_relu_as_the_seed_notebook_wrote_it():
+    before = [r.name for r in shapes.layers(specs.PRESETS["batchnorm"])][1:4]
+    after = [r.name for r in shapes.layers(specs.PRESETS["batchnorm-after-relu"])][1:4]
+    assert before == ["block1_conv", "block1_bn", "block1_relu"]
+    assert after == ["block1_conv", "block1_relu", "block1_bn"]
+    assert specs.PRESETS["batchnorm-after-relu"].with_batch_norm(False).blocks == specs.PRESETS["baseline"].blocks
+    problems = specs.validate(replace(specs.PRESETS["baseline"], blocks=(ConvBlock(32, bn_after_relu=True),)))
+    assert problems == ["Block 1: 'BN after ReLU' places a batch norm the block does not have: turn batch norm on, "
+                        "or 'BN after ReLU' off."]
 
 
 def test_layer_table_shapes():
@@ -124,8 +135,8 @@ def random_specs(n: int, seed: int = 0) -> list[specs.ArchitectureSpec]:
     out = []
     while len(out) < n:
         blocks = tuple(ConvBlock(rng.choice([1, 3, 8, 16, 33]), rng.choice([1, 2, 3, 5, 7]), rng.randint(1, 3),
-                                 rng.random() < 0.5, rng.choice(specs.POOLS), rng.choice([0.0, 0.25]))
-                       for _ in range(rng.randint(1, 6)))
+                                 bn, rng.choice(specs.POOLS), rng.choice([0.0, 0.25]), bn and rng.random() < 0.5)
+                       for bn in (rng.random() < 0.5 for _ in range(rng.randint(1, 6))))
         head = Head(rng.choice(specs.HEAD_POOLS), tuple(rng.choice([1, 10, 64]) for _ in range(rng.randint(0, 3))),
                     rng.choice([0.0, 0.5]))
         spec = specs.ArchitectureSpec(f"random{len(out)}", blocks, head)

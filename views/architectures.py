@@ -27,6 +27,9 @@ BLOCK_COLUMNS = {
     "convs": st.column_config.NumberColumn("convs", min_value=1, max_value=LIMITS.convs_per_block, step=1,
                                            required=True),
     "batch_norm": st.column_config.CheckboxColumn("batch norm"),
+    "bn_after_relu": st.column_config.CheckboxColumn(
+        "BN after ReLU", help="Batch norm after the ReLU (as Conv2D(activation='relu') + BatchNormalization() "
+                              "writes it) instead of between the conv and its ReLU"),
     "pool": st.column_config.SelectboxColumn("pool", options=list(specs.POOLS), required=True),
     "dropout": st.column_config.NumberColumn("dropout", min_value=0.0, max_value=0.95, step=0.05),
 }
