@@ -130,11 +130,13 @@ class RunDirWriter(keras.callbacks.Callback):
         self.epoch, self.epoch_start, self.batches = epoch, time.monotonic(), 0
 
     def on_train_batch_end(self, batch, logs=None):
-        self.batches = batch + 1
+        # With steps_per_execution, Keras reports the nominal end of each chunk of batches, which for an epoch's
+        # last, shorter chunk lies past the epoch's end (1,600 of 1,563 with chunks of 64).
+        self.batches = min(batch + 1, self.params.get("steps") or batch + 1)
         now = time.monotonic()
         if now - self.last_write >= PROGRESS_EVERY_S:
             self.last_write = now
-            self._progress(batch + 1, now)
+            self._progress(self.batches, now)
 
     def _progress(self, batch: int, now: float) -> None:
         steps = self.params.get("steps") or 1

@@ -155,3 +155,16 @@ def test_gpus_asks_for_gpus_this_machine_has(tmp_path):
     out = cli("train", "--gpus", "2", "--data", "synthetic", "--subset", "100", runs_dir=tmp_path, check=False)
     assert out.returncode == 2 and f"--gpus 2: this machine has {len(found)} NVIDIA GPU(s)" in out.stderr
     assert not list(tmp_path.iterdir()), "nothing was created"
+
+
+def test_progress_never_counts_past_the_epochs_batches(tmp_path):
+    """With 64 batches per execution Keras reports the end of an epoch's last, shorter chunk as batch 1,600 of
+    1,563; the progress line says 1,563."""
+    from cifar_core import train
+
+    writer = train.RunDirWriter(tmp_path, batch_size=32, n_train=50_000, plan=train.Plan(30, 1563))
+    writer.set_params({"steps": 1563})
+    writer.on_epoch_begin(0)
+    writer.on_train_batch_end(1599)
+    progress = rundir.read_json(tmp_path / rundir.PROGRESS)
+    assert (progress["batch"], progress["batches"]) == (1563, 1563) and writer.batches == 1563
