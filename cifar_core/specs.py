@@ -48,8 +48,8 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class ConvBlock:
-    """`convs` conv layers, each followed by ReLU and optional batch norm (before the ReLU, or after it as the
-    seed notebook's `Conv2D(activation="relu")` + `BatchNormalization()` has it), then pooling, then dropout."""
+    """`convs` conv layers, each followed by ReLU and optional batch norm (before the ReLU, or after it as Keras
+    code that writes `Conv2D(activation="relu")` then `BatchNormalization()` has it), then pooling, then dropout."""
 
     filters: int
     kernel_size: int = 3
@@ -112,8 +112,8 @@ BATCHNORM = replace(BASELINE.with_batch_norm(True), name="batchnorm",
                     description="Seed baseline with batch normalization after every conv.")
 BATCHNORM_AFTER_RELU = replace(
     BATCHNORM, name="batchnorm-after-relu", blocks=tuple(replace(b, bn_after_relu=True) for b in BATCHNORM.blocks),
-    description="Batchnorm preset with each batch norm after its ReLU, as the seed notebook's code has it "
-                "(Conv2D(activation='relu'), then BatchNormalization()).")
+    description="Batchnorm preset with each batch norm after its ReLU, as Keras code that writes "
+                "Conv2D(activation='relu') then BatchNormalization() has it (the seed notebook may have).")
 BATCHNORM_DROPOUT = replace(BATCHNORM.with_dropout(0.25), name="batchnorm-dropout",
                             description="Batchnorm preset with 0.25 dropout after every block and in the head.")
 

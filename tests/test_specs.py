@@ -37,7 +37,7 @@ def test_parameter_counts():
                       "batchnorm-after-relu": 359_242, "fast": 290_090}
 
 
-def test_batch_norm_can_follow_the_relu_as_the_seed_notebook_wrote_it():
+def test_batch_norm_can_follow_the_relu():
     before = [r.name for r in shapes.layers(specs.PRESETS["batchnorm"])][1:4]
     after = [r.name for r in shapes.layers(specs.PRESETS["batchnorm-after-relu"])][1:4]
     assert before == ["block1_conv", "block1_bn", "block1_relu"]
