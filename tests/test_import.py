@@ -76,7 +76,7 @@ def test_a_batch_norm_model_reads_as_the_preset_with_its_batch_norm_where_it_is(
     from keras import layers
 
     def block(filters, kernel):
-        if bn_after_relu:  # the seed notebook's way
+        if bn_after_relu:  # Conv2D(activation='relu'), then BatchNormalization()
             return [layers.Conv2D(filters, kernel, activation="relu", padding="same"), layers.BatchNormalization()]
         return [layers.Conv2D(filters, kernel, padding="same"), layers.BatchNormalization(), layers.ReLU()]
 
