@@ -8,6 +8,8 @@ SYNTHETIC = "Trained on synthetic demo data (generated images), not CIFAR-10."
 TRAINED_ELSEWHERE = ("Trained elsewhere and imported: no training curves, settings or validation figures; its "
                      "test figures come from evaluating it on this data's test set when it was imported.")
 EVALUATED_ON_SYNTHETIC = "Evaluated on synthetic demo data (generated images), not CIFAR-10."
+LOSSY_COPY = ("These images are a JPEG copy of CIFAR-10, not its original pixels, which the published figures "
+              "come from: accuracies on a lossy copy can run lower.")
 SYNTHETIC_DATA = "Synthetic demo data: generated images, not CIFAR-10. Results are labelled synthetic."
 
 
@@ -45,6 +47,8 @@ def for_study(study: dict) -> list[str]:
     data = study.get("data") or {}
     if data.get("kind") == "synthetic" or data.get("source") == "synthetic":
         notes.append(SYNTHETIC)
+    if study.get("kind") == "seed" and data.get("lossy"):
+        notes.append(LOSSY_COPY)
     if (study.get("config") or {}).get("subset"):
         notes.append(_subset(study["config"]["subset"]))
     return notes

@@ -19,6 +19,7 @@ import numpy as np
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_SHAPE = (32, 32, 3)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+LOSSY_SUFFIXES = {".jpg", ".jpeg"}
 KERAS_CACHE = Path.home() / ".keras" / "datasets" / "cifar-10-batches-py"
 SYNTHETIC = "synthetic"
 EXPECTED_LAYOUTS = (
@@ -70,6 +71,7 @@ class Dataset:
             "classes": list(self.class_names),
             "fingerprint": self.fingerprint,
             "test_digest": self.test_digest(),
+            "lossy": self.kind == "image-folder" and is_lossy_folder(Path(self.source)),
         }
 
 
@@ -145,9 +147,17 @@ def summary(source: str | None = None) -> dict:
         with np.load(cache_dir() / f"{fingerprint}.npz") as z:
             return {"source": str(path), "kind": kind, "train_images": len(z["y_train"]),
                     "test_images": len(z["y_test"]), "classes": [str(c) for c in z["class_names"]],
-                    "fingerprint": fingerprint}
+                    "fingerprint": fingerprint, "lossy": kind == "image-folder" and is_lossy_folder(path)}
     except (OSError, ValueError, KeyError):
         return load_dataset(source).describe()
+
+
+def is_lossy_folder(path: Path) -> bool:
+    """Whether an image folder holds JPEG files: pixels that differ from CIFAR-10's originals, so published
+    figures (which come from the originals) are not matched exactly on it."""
+    test = path / "test"
+    first = next((d for d in sorted(test.iterdir()) if d.is_dir()), None) if test.is_dir() else None
+    return first is not None and any(f.suffix.lower() in LOSSY_SUFFIXES for f in first.iterdir())
 
 
 def _resolve_path(source: str, kind: str) -> Path:

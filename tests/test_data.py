@@ -11,7 +11,7 @@ import pytest
 from conftest import write_image_folder
 from PIL import Image
 
-from cifar_core import data
+from cifar_core import caveats, data
 from cifar_core.data import DataError
 
 
@@ -121,6 +121,18 @@ def test_real_jpegs(jpeg_sample):
     ds = data.load_dataset(str(jpeg_sample))
     assert ds.x_train.shape == (300, 32, 32, 3) and ds.x_test.shape == (100, 32, 32, 3)
     assert np.bincount(ds.y_test).tolist() == [10] * 10
+
+
+def test_a_jpeg_folder_is_called_lossy_and_a_seed_study_on_it_says_so(tmp_path, small, jpeg_sample):
+    """JPEG's pixels differ from CIFAR-10's originals, which the published figures come from."""
+    png = write_image_folder(tmp_path / "png", small.x_train, small.y_train, small.x_test, small.y_test,
+                             data.CLASS_NAMES)
+    assert data.load_dataset(str(jpeg_sample)).describe()["lossy"] and data.summary(str(jpeg_sample))["lossy"]
+    assert not data.load_dataset(str(png)).describe()["lossy"] and not data.summary(str(png))["lossy"]
+    assert not data.synthetic_dataset().describe()["lossy"]
+    seed_study = {"kind": "seed", "data": data.summary(str(jpeg_sample))}
+    assert caveats.LOSSY_COPY in caveats.for_study(seed_study)
+    assert caveats.LOSSY_COPY not in caveats.for_study({**seed_study, "kind": "depth"})
 
 
 # --- bad input ------------------------------------------------------------------------------------

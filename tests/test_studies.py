@@ -100,6 +100,7 @@ def test_interrupted_study_resumes_with_unfinished_runs(tmp_path):
 def test_reproduce_prints_ours_against_published(seed_study):
     study_dir, stdout = seed_study
     assert "| baseline | 0.7243 |" in stdout and "| deeper | 0.7016 |" in stdout and "cat→dog (diff)" in stdout
+    assert f"note: {caveats.SEED_PROTOCOL}" in stdout and f"note: {caveats.SYNTHETIC}" in stdout
     table = report.seed_comparison(study_dir)
     assert list(table["model"]) == ["baseline", "deeper", "batchnorm"]
     assert list(table["best epoch (seed)"]) == [7, 11, 16] and list(table["cat→dog (seed)"]) == [215, 175, 173]
