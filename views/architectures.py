@@ -21,25 +21,26 @@ st.caption(base.description or " ")
 
 LIMITS = specs.LIMITS
 BLOCK_COLUMNS = {
-    "filters": st.column_config.NumberColumn("filters", min_value=1, max_value=LIMITS.filters, step=1, required=True),
+    "filters": st.column_config.NumberColumn("filters", min_value=1, max_value=LIMITS.filters, step=1, required=True,
+                                             width=60),
     "kernel_size": st.column_config.NumberColumn("kernel", min_value=1, max_value=LIMITS.kernel_size, step=1,
-                                                 required=True),
+                                                 required=True, width=66),
     "convs": st.column_config.NumberColumn("convs", min_value=1, max_value=LIMITS.convs_per_block, step=1,
-                                           required=True),
-    "batch_norm": st.column_config.CheckboxColumn("batch norm"),
+                                           required=True, width=64),
+    "batch_norm": st.column_config.CheckboxColumn("BN", help="batch normalization after each conv", width=48),
     "bn_after_relu": st.column_config.CheckboxColumn(
-        "BN after ReLU", help="Batch norm after the ReLU (as Conv2D(activation='relu') + BatchNormalization() "
-                              "writes it) instead of between the conv and its ReLU"),
-    "pool": st.column_config.SelectboxColumn("pool", options=list(specs.POOLS), required=True),
-    "dropout": st.column_config.NumberColumn("dropout", min_value=0.0, max_value=0.95, step=0.05),
+        "after ReLU", help="Batch norm after the ReLU (as Conv2D(activation='relu') + BatchNormalization() "
+                              "writes it) instead of between the conv and its ReLU", width=88),
+    "pool": st.column_config.SelectboxColumn("pool", options=list(specs.POOLS), required=True, width=56),
+    "dropout": st.column_config.NumberColumn("dropout", min_value=0.0, max_value=0.95, step=0.05, width=72),
 }
 
-left, right = st.columns([6, 5], gap="medium")
+left, right = st.columns([7, 5], gap="medium")
 with left:
     st.subheader("Conv blocks")
     blocks_df = pd.DataFrame([vars(b) for b in base.blocks])[list(BLOCK_COLUMNS)]
     edited = st.data_editor(blocks_df, num_rows="dynamic", column_config=BLOCK_COLUMNS,
-                            key=f"blocks_{name}", width="stretch", hide_index=False)
+                            key=f"blocks_{name}", width="stretch", hide_index=True)
     st.subheader("Head")
     h1, h2, h3 = st.columns(3)
     pooling = h1.selectbox("pooling", specs.HEAD_POOLS, index=specs.HEAD_POOLS.index(base.head.pooling),
