@@ -182,8 +182,8 @@ def _block_problems(where: str, block: ConvBlock, size: int) -> list[str]:
     if not 0.0 <= block.dropout < 1.0:
         problems.append(f"{where}: dropout must be in [0, 1) (got {block.dropout}).")
     if block.bn_after_relu and not block.batch_norm:
-        problems.append(f"{where}: 'BN after ReLU' places a batch norm the block does not have: "
-                        "turn batch norm on, or 'BN after ReLU' off.")
+        problems.append(f"{where}: batch norm after the ReLU ('after ReLU', bn_after_relu) needs batch norm "
+                        "('BN', batch_norm): turn it on, or turn 'after ReLU' off.")
     return problems
 
 

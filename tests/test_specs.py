@@ -44,8 +44,8 @@ def test_batch_norm_can_follow_the_relu():
     assert after == ["block1_conv", "block1_relu", "block1_bn"]
     assert specs.PRESETS["batchnorm-after-relu"].with_batch_norm(False).blocks == specs.PRESETS["baseline"].blocks
     problems = specs.validate(replace(specs.PRESETS["baseline"], blocks=(ConvBlock(32, bn_after_relu=True),)))
-    assert problems == ["Block 1: 'BN after ReLU' places a batch norm the block does not have: turn batch norm on, "
-                        "or 'BN after ReLU' off."]
+    assert problems == ["Block 1: batch norm after the ReLU ('after ReLU', bn_after_relu) needs batch norm ('BN', "
+                        "batch_norm): turn it on, or turn 'after ReLU' off."]
 
 
 def test_layer_table_shapes():
