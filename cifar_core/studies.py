@@ -378,7 +378,7 @@ def _run_here(study_dir: Path, study: dict) -> str:
             break
         print(f"[study] {entry['name']}: {run_dir.name}", flush=True)
         runs.wait(run_dir, timeout=7 * 24 * 3600, poll=POLL_S)
-    return "stopped" if (study_dir / rundir.STOP).exists() else "completed"
+    return _final_status(study_dir, "stopped" if (study_dir / rundir.STOP).exists() else "completed")
 
 
 def _run_on_ray(study_dir: Path, study: dict, executor: Executor) -> str:
@@ -391,10 +391,15 @@ def _run_on_ray(study_dir: Path, study: dict, executor: Executor) -> str:
     found = cluster.check_storage(Path(study["runs_dir"]), study["data"].get("source"))
     _update(study_dir, cluster={**found, "checked": time.time()})
     print(f"[study] Ray: {found['cpus']:g} CPUs, {found['gpus']:g} GPUs on {len(found['nodes'])} nodes", flush=True)
-    final = cluster.run_study(executor, pending, (study_dir / rundir.STOP).exists)
+    return _final_status(study_dir, cluster.run_study(executor, pending, (study_dir / rundir.STOP).exists))
+
+
+def _final_status(study_dir: Path, final: str) -> str:
+    """`final`, except that a study which went through its runs while one of them ended without results (its
+    trainer killed, its Ray node lost) is `interrupted`: study-resume continues that run."""
     study = read(study_dir)
     if final == "completed" and any(_run_state(run_dir_of(study, e)) not in HAS_RESULTS for e in study["runs"]):
-        return "interrupted"  # a run was lost with its node: study-resume continues it
+        return "interrupted"
     return final
 
 

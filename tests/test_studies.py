@@ -63,7 +63,22 @@ def kill(pid: int | None) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def _wait_for_second_run_training(study_dir: Path, runs_dir: Path, not_pid: int | None = None) -> int:
+    """The pid of the study's second run's trainer, once the first run is completed and the second trains."""
+    deadline = time.monotonic() + 180
+    while True:
+        queue = studies.queue(study_dir)
+        if list(queue["status"]) == ["completed", "running"]:
+            pid = rundir.read_json(runs_dir / queue["run_id"].iloc[1] / "run.json").get("pid")
+            if pid and pid != not_pid and runs.process_alive(pid):
+                return pid
+        assert time.monotonic() < deadline, (study_dir / "log.txt").read_text()
+        time.sleep(0.05)
+
+
 def test_interrupted_study_resumes_with_unfinished_runs(tmp_path):
+    """A trainer killed under a live study, then a study killed with its trainer: each leaves the study
+    interrupted, and study-resume finishes it with every epoch trained once and the finished run kept."""
     runs_dir = tmp_path / "runs"
     cfg = TrainConfig(epochs=2, subset=300, patience=0)
     study_dir = studies.create(tmp_path / "studies", runs_dir, "dropout", cfg, data.summary("synthetic"))
@@ -71,15 +86,17 @@ def test_interrupted_study_resumes_with_unfinished_runs(tmp_path):
     studies.launch(study_dir)
     trainer_pid = None
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            queue = studies.queue(study_dir)
-            if queue["status"].iloc[0] == "completed" and queue["status"].iloc[1] == "running":
-                break
+        trainer_pid = _wait_for_second_run_training(study_dir, runs_dir)
+        first_run = studies.queue(study_dir)["run_id"].iloc[0]
+        kill(trainer_pid)  # the study's own process lives on and must not call itself completed
+        deadline = time.monotonic() + 60
+        while studies.read(study_dir)["status"] == "running":
             assert time.monotonic() < deadline, (study_dir / "log.txt").read_text()
             time.sleep(0.05)
-        first_run = queue["run_id"].iloc[0]
-        trainer_pid = rundir.read_json(runs_dir / queue["run_id"].iloc[1] / "run.json").get("pid")
+        assert studies.read(study_dir)["status"] == "interrupted"
+
+        studies.resume(study_dir)
+        trainer_pid = _wait_for_second_run_training(study_dir, runs_dir, not_pid=trainer_pid)
         kill(studies.read(study_dir)["pid"])
         kill(trainer_pid)
         time.sleep(0.5)
