@@ -233,11 +233,25 @@ def active_runs(runs_dir: Path) -> list[RunInfo]:
 
 
 def ensure_idle(runs_dir: Path, except_run: Path | None = None) -> None:
-    """Refuse, with the reason, to start training while another run trains."""
-    busy = [r for r in active_runs(runs_dir) if r.path != except_run]
+    """Refuse, with the reason, to start training while another run trains (damaged runs included)."""
+    busy = [r for r in list_runs(runs_dir)
+            if r.path != except_run and (r.is_training or _damaged_but_training(r))]
     if busy:
         raise Busy(f"Run {busy[0].run_id} is still training; stop it or wait for it to finish "
                        "(on one machine two runs at once only slow each other down).")
+
+
+def _damaged_but_training(run: RunInfo) -> bool:
+    """A damaged run whose run.json still names a live trainer on this machine: one this version cannot read
+    (written by a newer version, with a spec field it does not know) still takes the machine's cores."""
+    if run.status != DAMAGED:
+        return False
+    try:
+        raw = rundir.read_json(run.path / rundir.RUN_JSON)
+    except (OSError, ValueError):
+        return False
+    return (isinstance(raw, dict) and raw.get("status") in ACTIVE and not trains_elsewhere(raw)
+            and isinstance(raw.get("pid"), int) and process_alive(raw["pid"]))
 
 
 def spawn_trainer(run_dir: Path, threads: int | None = None, preexec_fn=None) -> subprocess.Popen:

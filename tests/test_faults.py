@@ -225,6 +225,20 @@ def test_two_resumes_of_one_run_start_one_trainer(tmp_path):
         _kill(runs.load_run(run_dir).meta.get("pid"))
 
 
+def test_a_live_trainer_keeps_the_machine_busy_even_when_its_run_json_reads_as_damaged(tmp_path):
+    """A run written by a newer version (a spec key this one does not know) is damaged here, yet its trainer
+    takes the cores: seen when an older checkout's study started a second trainer beside a newer one's."""
+    run_dir = runs.create_run(tmp_path, PRESETS["baseline"], TrainConfig(), SYNTHETIC)
+    meta = rundir.read_json(run_dir / rundir.RUN_JSON)
+    meta["spec"]["blocks"][0]["from_a_newer_version"] = True
+    rundir.write_json_atomic(run_dir / rundir.RUN_JSON, {**meta, "status": "running", "pid": os.getpid()})
+    assert runs.load_run(run_dir).status == rundir.DAMAGED
+    with pytest.raises(runs.Busy, match=f"Run {run_dir.name} is still training"):
+        runs.ensure_idle(tmp_path)
+    rundir.write_json_atomic(run_dir / rundir.RUN_JSON, {**meta, "status": "running", "pid": 999_999_999})
+    runs.ensure_idle(tmp_path)  # its trainer is gone: the damaged run holds nothing
+
+
 def test_an_orphan_queued_run_can_be_deleted(tmp_path):
     run_dir = runs.create_run(tmp_path, PRESETS["baseline"], TrainConfig(), SYNTHETIC)
     info = runs.load_run(run_dir)
