@@ -72,7 +72,7 @@ def test_fast_recipe_settings():
 
 
 def test_a_fast_run_with_a_budget_ends_inside_it(tmp_path):
-    budget = 25
+    budget = 45
     out = cli("train", "--recipe", "fast", "--time-budget", str(budget), "--data", "synthetic", "--subset", "600",
               runs_dir=tmp_path)
     run_dir = Path(out.stdout.splitlines()[0])
