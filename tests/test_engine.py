@@ -83,7 +83,7 @@ def test_a_fast_run_with_a_budget_ends_inside_it(tmp_path):
     assert len(lines) == meta["planned_epochs"] >= 1, "it trains the epochs it planned, however few fit"
     assert meta["engine"]["precision"] in ("float32", "mixed_bfloat16", "mixed_float16")
     assert (run_dir / rundir.MODEL).exists() and (run_dir / rundir.REPORT).exists()
-    if len(lines) >= 2:  # unloaded, about 10 fit; beside a full-data trainer and the suite, one did
+    if len(lines) >= 2:  # how many fit depends on the load: one did beside a full-data trainer and the suite
         assert lines[-1]["loss"] < lines[0]["loss"], "it learnt"
         lrs = [m["lr"] for m in lines]
         assert lrs[-1] < max(lrs), "one cycle: it ends below its peak"
