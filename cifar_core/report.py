@@ -50,6 +50,7 @@ def study_charts(kind: str, results: pd.DataFrame) -> dict[str, alt.Chart]:
     return {"accuracy": bars, "gap": gap}
 
 
+DISTANCE_IN_STD = "published − ours (std)"
 SEED_FIGURES = (("test_accuracy", "test acc"), ("best_epoch", "best epoch"), ("cat_dog", "cat→dog"),
                 ("dog_cat", "dog→cat"))
 
@@ -90,6 +91,8 @@ def seed_comparison(study_dir: Path) -> pd.DataFrame:
             row["test acc std"] = std
             row["published within ±2 std"] = ("-" if std is None else
                                               "yes" if abs(acc.mean() - pub["test_accuracy"]) <= 2 * std else "no")
+            # how far, so a figure at the edge (2.00 std) reads as such, not as a plain yes or no
+            row[DISTANCE_IN_STD] = None if not std else (pub["test_accuracy"] - acc.mean()) / std
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -105,6 +108,8 @@ def _cell(column: str, value) -> str:
         return "-"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
+    if column == DISTANCE_IN_STD:
+        return f"{value:+.2f}"
     sign = "+" if "diff" in column else ""
     if float(value) == int(value):
         return f"{int(value):{sign}d}"

@@ -167,6 +167,7 @@ def test_reproduce_table_with_seeds_says_whether_the_published_figure_is_within_
     assert table.loc["baseline", "test acc std"] == pytest.approx(acc.std(ddof=1))
     assert table.loc["baseline", "published within ±2 std"] == "yes"  # 0.7243 within 0.72 ± 0.057
     assert table.loc["deeper", "published within ±2 std"] == "-"
+    assert table.loc["baseline", "published − ours (std)"] == pytest.approx((0.7243 - acc.mean()) / acc.std(ddof=1))
     assert [e["name"] for e in study["runs"]][:2] == ["seed-baseline-seed0", "seed-baseline-seed1"]
     assert specs.from_dict(study["runs"][0]["spec"]) == specs.PRESETS["baseline"]
 

@@ -184,7 +184,8 @@ def results_panel(study_dir) -> None:
         group_difference_ui(study, results)
     if study["kind"] == "seed":
         st.subheader("Ours against the published seed study")
-        st.dataframe(report.seed_comparison(study_dir), hide_index=True, width="stretch")
+        st.dataframe(report.seed_comparison(study_dir), hide_index=True, width="stretch",
+                     column_config={report.DISTANCE_IN_STD: st.column_config.NumberColumn(format="%+.2f")})
     chart_map = cache.study_charts(study["kind"], results)
     st.caption("Click a point or bar, or select a row of the table, to open its run.")
     clicked = None
