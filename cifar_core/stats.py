@@ -65,6 +65,9 @@ def paired(preds_a: dict, preds_b: dict) -> dict[str, np.ndarray]:
     index, ia, ib = np.intersect1d(preds_a["index"], preds_b["index"], return_indices=True)
     if not len(ia):
         raise ValueError("the two runs share no test image: they must be evaluated on the same test set.")
+    if not np.array_equal(preds_a["y_true"][ia], preds_b["y_true"][ib]):
+        raise ValueError("the two runs' test images carry different labels at the same positions: they were not "
+                         "tested on the same test set, so their images cannot be paired.")
     return {"index": index, "y_true": preds_a["y_true"][ia],
             "y_pred_a": preds_a["y_pred"][ia], "y_pred_b": preds_b["y_pred"][ib],
             "probs_a": preds_a["probs"][ia], "probs_b": preds_b["probs"][ib]}
@@ -78,12 +81,17 @@ def paired_correct(preds_a: dict, preds_b: dict) -> tuple[np.ndarray, np.ndarray
 
 def same_test_set(meta_a: dict, meta_b: dict) -> str | None:
     """Why two runs cannot be paired image by image, or None when they were tested on the same data: the same
-    test-set digest where both runs have one (the same images, wherever copied), else the same fingerprint."""
+    test-set digest where both runs have one (the same images, wherever copied). A run from before digests is
+    matched by fingerprint, or else by the same source and test-set size: a folder copied anew (a fresh
+    ../shared each session) has new file times, hence a new fingerprint; `paired` then checks the labels."""
     da, db = (m.get("data") or {} for m in (meta_a, meta_b))
-    key = "test_digest" if da.get("test_digest") and db.get("test_digest") else "fingerprint"
-    if da.get(key) and db.get(key) and da[key] != db[key]:
-        return "the two runs were tested on different data sets, so their images cannot be paired."
-    return None
+    if da.get("test_digest") and db.get("test_digest"):
+        same = da["test_digest"] == db["test_digest"]
+    else:
+        same = (not (da.get("fingerprint") and db.get("fingerprint")) or da["fingerprint"] == db["fingerprint"]
+                or (bool(da.get("source")) and (da.get("source"), da.get("test_images"))
+                    == (db.get("source"), db.get("test_images"))))
+    return None if same else "the two runs were tested on different data sets, so their images cannot be paired."
 
 
 def mean_interval(values, level: float = LEVEL) -> tuple[float, float, float]:

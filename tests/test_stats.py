@@ -71,6 +71,14 @@ def test_the_same_test_images_pair_even_when_copied_anew():
     assert stats.same_test_set(copied, {"data": {"fingerprint": "bbbb", "test_digest": "d1"}}) is None
     assert "different data sets" in stats.same_test_set(copied, {"data": {"fingerprint": "aaaa", "test_digest": "d2"}})
     assert "different data sets" in stats.same_test_set(copied, {"data": {"fingerprint": "bbbb"}}), "no digest: files"
+    before_digests = {"data": {"fingerprint": "aaaa", "source": "/data/cifar10-jpeg", "test_images": 10_000}}
+    recopied = {"data": {**before_digests["data"], "fingerprint": "bbbb", "test_digest": "d1"}}
+    assert stats.same_test_set(before_digests, recopied) is None, "a run without a digest: same source and size"
+    moved = {"data": {**recopied["data"], "source": "/elsewhere"}}
+    assert "different data sets" in stats.same_test_set(before_digests, moved)
+    a = {"index": np.arange(3), "y_true": np.array([0, 1, 2]), "y_pred": np.zeros(3, int), "probs": np.eye(3)}
+    with pytest.raises(ValueError, match="different labels at the same positions"):
+        stats.paired(a, {**a, "y_true": np.array([0, 2, 1])})
     from cifar_core import data
 
     ds = data.load_dataset("synthetic")
