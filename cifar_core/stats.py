@@ -87,10 +87,11 @@ def same_test_set(meta_a: dict, meta_b: dict) -> str | None:
     da, db = (m.get("data") or {} for m in (meta_a, meta_b))
     if da.get("test_digest") and db.get("test_digest"):
         same = da["test_digest"] == db["test_digest"]
+    elif not (da.get("fingerprint") and db.get("fingerprint")) or da["fingerprint"] == db["fingerprint"]:
+        same = True
     else:
-        same = (not (da.get("fingerprint") and db.get("fingerprint")) or da["fingerprint"] == db["fingerprint"]
-                or (bool(da.get("source")) and (da.get("source"), da.get("test_images"))
-                    == (db.get("source"), db.get("test_images"))))
+        where = [(d.get("source"), d.get("test_images")) for d in (da, db)]
+        same = bool(da.get("source")) and where[0] == where[1]
     return None if same else "the two runs were tested on different data sets, so their images cannot be paired."
 
 

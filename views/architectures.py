@@ -29,8 +29,8 @@ BLOCK_COLUMNS = {
                                            required=True, width=64),
     "batch_norm": st.column_config.CheckboxColumn("BN", help="batch normalization after each conv", width=48),
     "bn_after_relu": st.column_config.CheckboxColumn(
-        "after ReLU", help="Batch norm after the ReLU (as Conv2D(activation='relu') + BatchNormalization() "
-                              "writes it) instead of between the conv and its ReLU", width=88),
+        "after ReLU", width=88, help="Batch norm after the ReLU (as Conv2D(activation='relu') + "
+                                     "BatchNormalization() writes it) instead of between the conv and its ReLU"),
     "pool": st.column_config.SelectboxColumn("pool", options=list(specs.POOLS), required=True, width=56),
     "dropout": st.column_config.NumberColumn("dropout", min_value=0.0, max_value=0.95, step=0.05, width=72),
 }
