@@ -6,6 +6,8 @@ is, and re-encoded at lower JPEG qualities, per run and per architecture.
 Why: ../shared's CIFAR-10 copy is JPEG at quality 75 (median PSNR about 30.7 dB against the original pixels), and
 its README warns that accuracies on it run below those on the original arrays. We cannot train on the originals
 here, so this measures the next best thing: which architectures depend most on the fine detail JPEG removes.
+It measures a shift at test time only (training saw the copy as it is); a model with batch norm may lose also
+because its normalization statistics no longer fit the re-encoded images.
 """
 
 from __future__ import annotations
