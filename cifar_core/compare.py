@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import asdict
+
 import numpy as np
 import pandas as pd
 
-from cifar_core import evaluate, runs, stats
+from cifar_core import evaluate, runs, specs, stats
+from cifar_core.config import TrainConfig
 from cifar_core.runs import RunInfo
 
 
@@ -124,10 +128,21 @@ def settings_diff(meta_a: dict, meta_b: dict) -> pd.DataFrame:
 
 def _settings(meta: dict, brief: bool = False) -> dict[str, object]:
     """What defines a run. Beside an imported run, whose training settings are unknown, the training config
-    shrinks to where and how each was trained."""
-    config = meta.get("config") or {}
+    shrinks to where and how each was trained. Spec and config are read with their defaults filled in, so a
+    setting added after a run was made reads as its default there, not as missing."""
+    spec, config = _with_defaults(meta)
     if brief:
         config = {"trained": f"elsewhere ({meta['imported'].get('file')})" if meta.get("imported") else
                   f"here: {config.get('recipe', 'seed')} recipe, up to {config.get('epochs')} epochs"}
-    return flatten({"spec": meta.get("spec"), "config": config,
+    return flatten({"spec": spec, "config": config,
                     "data": {"source": meta.get("data", {}).get("source")}})
+
+
+def _with_defaults(meta: dict) -> tuple[dict, dict]:
+    """The run's spec and config as this version reads them (defaults filled in); as written where unreadable."""
+    spec, config = meta.get("spec"), meta.get("config") or {}
+    with contextlib.suppress(ValueError, TypeError):  # SpecError, ConfigError and FieldError are ValueErrors
+        spec = specs.from_dict(spec).to_dict()
+    with contextlib.suppress(ValueError, TypeError):
+        config = asdict(TrainConfig.from_dict(config))
+    return spec, config
