@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 from cifar_core import compare, rundir, runs, specs
 
 
 def meta(spec) -> dict:
-    return {"spec": spec.to_dict(), "config": {"epochs": 30}, "data": {"source": "synthetic"}}
+    """A run.json's settings as read back from the file (JSON lists, not the spec's tuples)."""
+    return {"spec": json.loads(spec.to_json()), "config": {"epochs": 30}, "data": {"source": "synthetic"}}
 
 
 def test_settings_diff_names_each_difference_and_marks_missing_ones():
