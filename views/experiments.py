@@ -155,6 +155,18 @@ def queue_progress(study_dir, shown: tuple) -> None:
     st.progress(done / len(table), text=text)
 
 
+def seed_table_formats(table) -> dict:
+    """Accuracies to 4 places, our means of epochs and image counts to 1 (the published ones are whole),
+    differences signed."""
+    formats = {}
+    for column in table.select_dtypes("number").columns:
+        sign = "+" if "diff" in column else ""
+        digits = 4 if "acc" in column else 0 if "(seed)" in column or column == "seeds" else 1
+        formats[column] = st.column_config.NumberColumn(format=f"%{sign}.{digits}f")
+    formats[report.DISTANCE_IN_STD] = st.column_config.NumberColumn(format="%+.2f")
+    return formats
+
+
 def group_difference_ui(study: dict, results) -> None:
     """Is one group really better than another? The difference of their means over seeds, with its interval."""
     groups = {k: v for k, v in stats.group_accuracies(results, studies.group_labels(study)).items() if len(v) > 1}
@@ -184,8 +196,8 @@ def results_panel(study_dir) -> None:
         group_difference_ui(study, results)
     if study["kind"] == "seed":
         st.subheader("Ours against the published seed study")
-        st.dataframe(report.seed_comparison(study_dir), hide_index=True, width="stretch",
-                     column_config={report.DISTANCE_IN_STD: st.column_config.NumberColumn(format="%+.2f")})
+        seed_table = report.seed_comparison(study_dir)
+        st.dataframe(seed_table, hide_index=True, width="stretch", column_config=seed_table_formats(seed_table))
     chart_map = cache.study_charts(study["kind"], results)
     st.caption("Click a point or bar, or select a row of the table, to open its run.")
     clicked = None
