@@ -8,7 +8,7 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from cifar_core import evaluate, runs, specs, stats
+from cifar_core import figures, runs, specs, stats
 from cifar_core.config import TrainConfig
 from cifar_core.runs import RunInfo
 
@@ -83,7 +83,7 @@ def disagreements(pair: dict[str, np.ndarray], right: str, true_class: int | Non
 
 def per_class(infos: list[RunInfo], reports: dict[str, dict | None]) -> pd.DataFrame:
     """Per-class precision, recall, F1 and support of each run, long form (one row per run and class)."""
-    parts = [evaluate.per_class_frame(reports[i.run_id]).assign(run=i.name) for i in infos if reports.get(i.run_id)]
+    parts = [figures.per_class_table(reports[i.run_id]).assign(run=i.name) for i in infos if reports.get(i.run_id)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["class", "run"])
 
 
@@ -98,44 +98,66 @@ def biggest_changes(change: pd.DataFrame) -> tuple[dict, dict]:
     return off.iloc[0].to_dict(), off.iloc[-1].to_dict()
 
 
-NONE = "(none)"
-
-
-def flatten(value, prefix: str = "") -> dict[str, object]:
-    """Nested dicts and lists -> {'blocks[1].filters': 32, ...} for a readable diff."""
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    if isinstance(value, list | tuple) and value and isinstance(value[0], dict):
-        out = {}
-        for i, item in enumerate(value, start=1):
-            out.update(flatten(item, f"{prefix}[{i}]"))
-        return out
-    return {prefix: value}
+NONE = "(none)"  # a bare '-' would render as a Markdown bullet in tables
+_MISSING = object()
 
 
 def settings_diff(meta_a: dict, meta_b: dict) -> pd.DataFrame:
-    """Every architecture, training and data setting that differs between two runs (missing = '(none)';
-    a bare '-' would render as a Markdown bullet in tables)."""
+    """Every architecture, training and data setting that differs between two runs, and only those. A part only
+    one run has (a fourth block; the layers of an architecture beside an external model's) is one row, '(none)'
+    on the other side, not one row per field."""
     brief = bool(meta_a.get("imported") or meta_b.get("imported"))
-    a, b = _settings(meta_a, brief), _settings(meta_b, brief)
-    keys = [k for k in dict.fromkeys([*a, *b]) if not k.endswith("description")]
-    rows = [{"setting": k, "A": a.get(k, NONE), "B": b.get(k, NONE)} for k in keys if a.get(k, NONE) != b.get(k, NONE)]
+    rows = _differences(_settings(meta_a, brief), _settings(meta_b, brief))
     return pd.DataFrame(rows, columns=["setting", "A", "B"]).astype(str)
+
+
+def _differences(a, b, name: str = "") -> list[dict[str, str]]:
+    """Rows (setting, A, B) where nested settings differ: dicts key by key, lists of dicts item by item."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = [k for k in dict.fromkeys([*a, *b]) if not str(k).endswith("description")]
+        return [row for k in keys
+                for row in _differences(a.get(k, _MISSING), b.get(k, _MISSING), f"{name}.{k}" if name else str(k))]
+    if _records(a) and _records(b):
+        return [row for i in range(max(len(a), len(b)))
+                for row in _differences(_item(a, i), _item(b, i), f"{name}[{i + 1}]")]
+    if a == b:
+        return []
+    return [{"setting": name, "A": _brief(a), "B": _brief(b)}]
+
+
+def _records(value) -> bool:
+    return isinstance(value, list | tuple) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _item(values: list, i: int):
+    return values[i] if i < len(values) else _MISSING
+
+
+def _brief(value) -> str:
+    """A setting, or a whole part (block, head) one run lacks, in one cell."""
+    if value is _MISSING:
+        return NONE
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_brief(v)}" for k, v in value.items() if not str(k).endswith("description"))
+    if _records(value):
+        return "; ".join(f"[{_brief(v)}]" for v in value)
+    return str(value)
 
 
 def _settings(meta: dict, brief: bool = False) -> dict[str, object]:
     """What defines a run. Beside an imported run, whose training settings are unknown, the training config
     shrinks to where and how each was trained. Spec and config are read with their defaults filled in, so a
-    setting added after a run was made reads as its default there, not as missing."""
+    setting added after a run was made reads as its default there, not as missing; a time-budgeted run's epochs
+    are those it planned and trained."""
     spec, config = _with_defaults(meta)
+    budgeted = figures.budgeted_epochs(meta)
     if brief:
+        epochs = budgeted or f"up to {config.get('epochs')} epochs"
         config = {"trained": f"elsewhere ({meta['imported'].get('file')})" if meta.get("imported") else
-                  f"here: {config.get('recipe', 'seed')} recipe, up to {config.get('epochs')} epochs"}
-    return flatten({"spec": spec, "config": config,
-                    "data": {"source": meta.get("data", {}).get("source")}})
+                  f"here: {config.get('recipe', 'seed')} recipe, {epochs}"}
+    elif budgeted:
+        config = {**config, "epochs": budgeted}
+    return {"spec": spec, "config": config, "data": {"source": meta.get("data", {}).get("source")}}
 
 
 def _with_defaults(meta: dict) -> tuple[dict, dict]:

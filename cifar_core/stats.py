@@ -9,6 +9,18 @@ import numpy as np
 
 LEVEL = 0.95
 ALPHA = 1 - LEVEL
+TINY_P = 1e-300  # below this a p-value is printed as a bound: 0.0 means it underflowed, never that it is 0
+
+
+def p_value_text(p: float) -> str:
+    """A p-value as '0.032', or '< 1e-300' where it is too small for a float (it is never exactly 0)."""
+    return f"< {TINY_P:g}" if p < TINY_P else f"{p:.2g}"
+
+
+def p_text(p: float) -> str:
+    """'p = 0.032' or 'p < 1e-300', for a sentence."""
+    text = p_value_text(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
 def accuracy_interval(correct: int, n: int, level: float = LEVEL) -> tuple[float, float]:
@@ -38,7 +50,7 @@ class McNemar:
     def verdict(self, a: str, b: str, alpha: float = ALPHA) -> str:
         """One plain-language sentence for a reader who has never heard of McNemar."""
         split = (f"{a} alone gets {self.only_a:,} test images right, {b} alone {self.only_b:,} "
-                 f"(McNemar's exact test, p = {self.p_value:.2g})")
+                 f"(McNemar's exact test, {p_text(self.p_value)})")
         if self.p_value < alpha:
             better = a if self.only_a > self.only_b else b
             return (f"{better} is really better: {split}. A split this uneven would happen by chance less than "
@@ -107,6 +119,13 @@ def mean_interval(values, level: float = LEVEL) -> tuple[float, float, float]:
     return float(x.mean()), float(low), float(high)
 
 
+def accuracy_interval_text(low: float, high: float) -> str:
+    """An interval of mean accuracy as 'low–high', clipped to the 0 to 1 an accuracy can take and saying so
+    (over two or three seeds the t-interval of the mean often runs past 1)."""
+    text = f"{max(low, 0.0):.4f}–{min(high, 1.0):.4f}"
+    return f"{text} (clipped to 0–1)" if low < 0 or high > 1 else text
+
+
 @dataclass(frozen=True)
 class Difference:
     """B's mean minus A's over their seeds, with Welch's t-interval and p-value."""
@@ -143,7 +162,7 @@ def difference_text(a: str, b: str, d: Difference) -> str:
     """The difference of two groups' mean accuracies in one sentence."""
     verdict = "a real difference" if d.p_value < ALPHA else "not a difference these seeds can show"
     return (f"{b} minus {a}: {d.diff:+.4f} test accuracy (95% interval {d.low:+.4f} to {d.high:+.4f}; "
-            f"Welch's t-test p = {d.p_value:.2g}): {verdict}.")
+            f"Welch's t-test {p_text(d.p_value)}): {verdict}.")
 
 
 # Figures a group table shows as mean ± std beside test accuracy: column -> (label, number format).
@@ -166,7 +185,7 @@ def group_summary(results, by: list[str]):
         row = {**dict(zip(by, key, strict=True)), "seeds": len(group), "test acc mean": mean,
                "test acc std": float(acc.std(ddof=1)) if len(acc) > 1 else float("nan"),
                "test acc min": float(acc.min()), "test acc max": float(acc.max()),
-               "test acc 95% CI": f"{low:.4f}–{high:.4f}" if len(acc) > 1 else "-"}
+               "test acc 95% CI": accuracy_interval_text(low, high) if len(acc) > 1 else "-"}
         for column, (label, fmt) in GROUP_FIGURES.items():
             if column in group:
                 values = group[column].astype(float)

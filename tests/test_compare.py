@@ -17,8 +17,26 @@ def test_settings_diff_names_each_difference_and_marks_missing_ones():
     rows = diff.set_index("setting")
     assert rows.loc["spec.name"].tolist() == ["depth3", "depth4-bn"]
     assert rows.loc["spec.blocks[1].batch_norm"].tolist() == ["False", "True"]
-    assert rows.loc["spec.blocks[4].filters"].tolist() == [compare.NONE, "256"]
+    assert rows.loc["spec.blocks[4]", "A"] == compare.NONE, "a block only B has is one row"
+    assert rows.loc["spec.blocks[4]", "B"].startswith("filters=256, kernel_size=3")
+    assert not rows.index.str.startswith("spec.blocks[4].").any()
     assert "config.epochs" not in rows.index
+
+
+def test_beside_an_external_model_the_architecture_it_lacks_is_one_row_per_part():
+    """An imported model no lab spec describes has only a name: its blocks and head are not 24 '(none)' rows."""
+    external = {**meta(specs.PRESETS["baseline"]), "spec": rundir.EXTERNAL_SPEC,
+                "imported": {"file": "model.keras"}}
+    rows = compare.settings_diff(meta(specs.PRESETS["baseline"]), external).set_index("setting")
+    assert list(rows.index) == ["spec.name", "spec.blocks", "spec.head", "config.trained"]
+    assert (rows["B"] == compare.NONE).sum() == 2
+
+
+def test_a_budgeted_run_differs_by_the_epochs_it_planned_not_its_ceiling():
+    seed = meta(specs.PRESETS["fast"])
+    fast = {**seed, "config": {"epochs": 1000, "time_budget": 600.0}, "planned_epochs": 4, "epochs_run": 4}
+    rows = compare.settings_diff(seed, fast).set_index("setting")
+    assert rows.loc["config.epochs"].tolist() == ["30", "4 trained of 4 planned for a 600 s budget"]
 
 
 def test_a_setting_added_after_a_run_was_made_reads_as_its_default_there():

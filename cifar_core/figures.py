@@ -1,0 +1,41 @@
+"""How figures and sentences read wherever a run is shown: counts as integers, a class name with its article,
+a time-budgeted run's epochs as planned and trained rather than its config's ceiling."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cifar_core import evaluate
+
+
+def per_class_table(report: dict) -> pd.DataFrame:
+    """Per-class precision, recall, F1 and support, support as the image count it is (report.json stores
+    scikit-learn's float, which a table prints as 1000.000)."""
+    table = evaluate.per_class_frame(report)
+    return table.astype({"support": int}) if "support" in table else table
+
+
+def with_article(noun: str) -> str:
+    """'a cat', 'an automobile', 'an airplane'."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
+def budgeted_epochs(meta: dict) -> str | None:
+    """A time-budgeted run's epochs as planned and trained, e.g. '4 trained of 4 planned for a 600 s budget';
+    None for a run without a budget. Its config.epochs (1000) is only a ceiling the fitted plan never reaches."""
+    config = meta.get("config") or {}
+    budget = config.get("time_budget")
+    if not budget:
+        return None
+    planned, trained = meta.get("planned_epochs"), meta.get("epochs_run")
+    plan = f"{planned} planned" if planned else "fitted"
+    done = f"{trained} trained of " if trained is not None else ""
+    return f"{done}{plan} for a {budget:.0f} s budget"
+
+
+def shown_config(meta: dict) -> dict:
+    """run.json's training config as a reader should see it: a budgeted run's epochs are those it planned and
+    trained (`budgeted_epochs`), not the ceiling in its config."""
+    config = dict(meta.get("config") or {})
+    epochs = budgeted_epochs(meta)
+    return {**config, "epochs": epochs} if epochs else config
