@@ -11,6 +11,8 @@ BAR_SELECTION = "bar"
 # A fixed-size chart's width and height are its plot's, with axis labels around it; Streamlit's default fits
 # labels and all into that size, which squeezes a confusion matrix under its rotated class names.
 PAD = alt.AutoSizeParams(type="pad")
+# Run names share long prefixes ("batchnorm-20261130-13..."): a legend shows them whole.
+RUN_LEGEND = alt.Legend(labelLimit=0)
 
 
 def pick_run() -> alt.Parameter:
@@ -33,17 +35,23 @@ def curves_frame(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
-def curves_chart(long: pd.DataFrame, metric: str, x: str = "epoch", height: int = 260) -> alt.Chart:
-    """Train (dashed) and validation (solid) curves of one metric, one colour per run."""
+def curves_chart(long: pd.DataFrame, metric: str, x: str = "epoch", height: int = 260) -> alt.LayerChart:
+    """Train (dashed) and validation (solid) curves of one metric, one colour per run. The points are a layer of
+    their own so that the split's legend draws line samples, which show the dash that tells the two apart."""
     title = {"epoch": "epoch", "elapsed": "wall-clock seconds"}[x]
-    data = long[long["metric"] == metric]
-    return alt.Chart(data).mark_line(point=True).encode(
+    base = alt.Chart(long[long["metric"] == metric]).encode(
         x=alt.X(f"{x}:Q", title=title, axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
-        color=alt.Color("run:N", title="run"),
-        strokeDash=alt.StrokeDash("split:N", title="split", sort=["validation", "train"]),
+        color=alt.Color("run:N", title="run", legend=RUN_LEGEND),
+    )
+    dash = alt.StrokeDash("split:N", title="split", sort=["validation", "train"],
+                          legend=alt.Legend(symbolType="stroke", symbolSize=400, symbolStrokeWidth=2))
+    lines = base.mark_line().encode(strokeDash=dash)
+    points = base.mark_point(filled=True, size=30).encode(
+        detail="split:N",
         tooltip=["run", "split", "epoch", alt.Tooltip("elapsed:Q", format=".0f"), alt.Tooltip("value:Q", format=".4f")],
-    ).properties(height=height, title=metric)
+    )
+    return (lines + points).properties(height=height, title=metric)
 
 
 def curves_panel(long: pd.DataFrame, x: str = "epoch", width: int = 330, height: int = 240) -> alt.HConcatChart:
@@ -52,13 +60,14 @@ def curves_panel(long: pd.DataFrame, x: str = "epoch", width: int = 330, height:
                        curves_chart(long, "accuracy", x, height).properties(width=width))
 
 
-def confusion_heatmap(frame: pd.DataFrame, normalize: bool = False, title: str = "",
-                      size: int = 330, selectable: bool = False, alone: bool = True) -> alt.Chart:
+def confusion_heatmap(frame: pd.DataFrame, normalize: bool = False, title: str = "", size: int = 330,
+                      selectable: bool = False, alone: bool = True,
+                      highlight: tuple[str, str] | None = None) -> alt.Chart:
     """Annotated confusion matrix (rows true, columns predicted) from evaluate.confusion_frame; `alone=False`
-    for one of several side by side."""
+    for one of several side by side; `highlight` outlines one (true, predicted) cell, the one being shown."""
     order = list(dict.fromkeys(frame["true"]))
     fmt = ".2f" if normalize else "d"
-    base = alt.Chart(frame).encode(
+    base = alt.Chart().encode(
         x=alt.X("predicted:N", sort=order, title="predicted", axis=alt.Axis(labelOverlap=False)),
         y=alt.Y("true:N", sort=order, title="true", axis=alt.Axis(labelOverlap=False)),
     )
@@ -67,32 +76,57 @@ def confusion_heatmap(frame: pd.DataFrame, normalize: bool = False, title: str =
         tooltip=["true", "predicted", "count", alt.Tooltip("rate:Q", format=".1%")],
     )
     if selectable:
-        pick = alt.selection_point(name=CELL_SELECTION, fields=["true", "predicted"], on="click")
-        rect = rect.add_params(pick)
+        rect = rect.add_params(pick_cell(frame))
     text = base.mark_text(fontSize=10).encode(
         text=alt.Text("value:Q", format=fmt),
         color=alt.condition(f"datum.value > {frame['value'].max() / 2 or 1}", alt.value("white"), alt.value("black")),
     )
-    chart = (rect + text).properties(width=size, height=size, title=title)
+    layers = [rect, text] + ([outline(base, *highlight)] if highlight else [])
+    chart = alt.layer(*layers, data=frame).properties(width=size, height=size, title=title)
     return chart.properties(autosize=PAD) if alone else chart
 
 
-def confusion_row(frames: dict[str, pd.DataFrame], normalize: bool = False, size: int = 300) -> alt.HConcatChart:
-    """Several runs' confusion matrices side by side in one chart, titled by run."""
-    return alt.hconcat(*[confusion_heatmap(frame, normalize, title, size, alone=False)
-                         for title, frame in frames.items()])
+def pick_cell(frame: pd.DataFrame) -> alt.Parameter:
+    """Click selection of one confusion cell: its true and predicted class, and its run where several are shown."""
+    fields = [c for c in ("run", "true", "predicted") if c in frame]
+    return alt.selection_point(name=CELL_SELECTION, fields=fields, on="click")
+
+
+def outline(base: alt.Chart, true: str, predicted: str) -> alt.Chart:
+    """A thick frame around one cell of a matrix drawn from `base`."""
+    return base.transform_filter(alt.FieldEqualPredicate(field="true", equal=true)).transform_filter(
+        alt.FieldEqualPredicate(field="predicted", equal=predicted)).mark_rect(
+        fillOpacity=0, stroke="#ff7f0e", strokeWidth=3)
+
+
+def confusion_row(frames: dict[str, pd.DataFrame], normalize: bool = False, size: int = 300,
+                  selectable: bool = False) -> alt.FacetChart:
+    """Several runs' confusion matrices side by side in one chart, titled by run (names whole); `selectable`
+    lets a click pick a cell, named by its run, true and predicted class."""
+    long = pd.concat([frame.assign(run=title) for title, frame in frames.items()], ignore_index=True)
+    matrix = confusion_heatmap(long, normalize, size=size, selectable=selectable, alone=False)
+    header = alt.Header(title=None, labelLimit=0, labelFontSize=12, labelFontWeight="bold")
+    return matrix.facet(column=alt.Column("run:N", sort=list(frames), header=header))
 
 
 def difference_heatmap(diff: pd.DataFrame, title: str = "", size: int = 360) -> alt.Chart:
-    """B - A confusion counts: red where a confusion grew, blue where it shrank."""
+    """B - A confusion counts (the numbers), coloured by what the change means for B: blue where B does better
+    (more images right on the diagonal, fewer mistakes off it), red where it does worse."""
     order = list(dict.fromkeys(diff["true"]))
-    limit = max(1, int(diff["change"].abs().max()))
-    base = alt.Chart(diff).encode(x=alt.X("predicted:N", sort=order), y=alt.Y("true:N", sort=order))
+    better = diff.assign(better=diff["change"].where(diff["true"] == diff["predicted"], -diff["change"]))
+    limit = max(1, int(better["better"].abs().max()))
+    legend = alt.Legend(title=["B against A", "(images)"], values=[-limit, 0, limit],
+                        labelExpr="datum.value > 0 ? 'better (' + datum.value + ')' : "
+                                  "datum.value < 0 ? 'worse (' + -datum.value + ')' : 'same'")
+    base = alt.Chart(better).encode(x=alt.X("predicted:N", sort=order), y=alt.Y("true:N", sort=order))
     rect = base.mark_rect().encode(
-        color=alt.Color("change:Q", scale=alt.Scale(scheme="redblue", domain=[limit, -limit]), title="B - A"),
-        tooltip=["true", "predicted", "a", "b", "change"],
+        color=alt.Color("better:Q", scale=alt.Scale(scheme="redblue", domain=[-limit, limit]), legend=legend),
+        tooltip=["true", "predicted", alt.Tooltip("a:Q", title="A"), alt.Tooltip("b:Q", title="B"),
+                 alt.Tooltip("change:Q", title="B - A", format="+d")],
     )
-    text = base.mark_text(fontSize=10).encode(text=alt.Text("change:Q", format="+d"))
+    text = base.mark_text(fontSize=10).encode(
+        text=alt.Text("change:Q", format="+d"),
+        color=alt.condition(f"abs(datum.better) > {limit / 2}", alt.value("white"), alt.value("black")))
     return (rect + text).properties(width=size, height=size, title=title, autosize=PAD)
 
 
@@ -103,7 +137,7 @@ def per_class_chart(per_class: pd.DataFrame, metric: str = "f1-score", height: i
         x=alt.X("class:N", sort=order, title=None),
         xOffset="run:N",
         y=alt.Y(f"{metric}:Q", scale=alt.Scale(domain=[0, 1]), title=metric),
-        color=alt.Color("run:N"),
+        color=alt.Color("run:N", legend=RUN_LEGEND),
         tooltip=["run", "class", alt.Tooltip(f"{metric}:Q", format=".3f")],
     ).properties(height=height, title=f"per-class {metric}")
 
@@ -151,7 +185,7 @@ def reliability_chart(curves: dict[str, pd.DataFrame], size: int = 330) -> alt.L
     unit = alt.Scale(domain=[0, 1])
     diagonal = alt.Chart(pd.DataFrame({"x": [0.0, 1.0]})).mark_line(color="gray", strokeDash=[4, 4]).encode(
         x=alt.X("x:Q", scale=unit, title="confidence"), y=alt.Y("x:Q", scale=unit, title="accuracy"))
-    legend = alt.Legend(orient="bottom", direction="vertical", labelLimit=480)  # run names are long
+    legend = alt.Legend(orient="bottom", direction="vertical", labelLimit=0)
     lines = alt.Chart(long).mark_line(point=False).encode(
         x=alt.X("confidence:Q", scale=unit), y=alt.Y("accuracy:Q", scale=unit),
         color=alt.Color("run:N", legend=legend))
@@ -179,7 +213,22 @@ def disagreement_chart(counts: pd.DataFrame, height: int = 240) -> alt.Chart:
     pick = alt.selection_point(name=BAR_SELECTION, fields=["class", "who"], on="click")
     return alt.Chart(counts).mark_bar().encode(
         x=alt.X("class:N", sort=order, title=None), xOffset="who:N",
-        y=alt.Y("images:Q", title="test images"), color=alt.Color("who:N", title=None),
+        y=alt.Y("images:Q", title="test images"), color=alt.Color("who:N", title=None, legend=RUN_LEGEND),
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.45)),
         tooltip=["class", "who", "images"],
     ).add_params(pick).properties(height=height, title="test images only one of the two gets right")
+
+
+def heat_scale_chart(colors: list[str], width: int = 260) -> alt.Chart:
+    """The colour bar of the Grad-CAM overlays (`colors` from explain.colour_bar): dark where a map found no
+    evidence, light yellow at its strongest; each map is scaled to its own peak, so colours compare within one
+    map, not across images."""
+    steps = len(colors)
+    bar = pd.DataFrame({"from": [i / steps for i in range(steps)], "to": [(i + 1) / steps for i in range(steps)],
+                        "colour": colors})
+    axis = alt.Axis(values=[0, 0.5, 1], title=None, labelExpr="datum.value == 0 ? 'no evidence' : "
+                    "datum.value == 1 ? 'strongest in this map' : 'half'")
+    return alt.Chart(bar).mark_rect(strokeWidth=0).encode(
+        x=alt.X("from:Q", scale=alt.Scale(domain=[0, 1]), axis=axis), x2="to:Q",
+        color=alt.Color("colour:N", scale=None),
+    ).properties(width=width, height=14, title="Grad-CAM colour scale")

@@ -24,6 +24,11 @@ def colorize(heat: np.ndarray) -> np.ndarray:
     return (_ANCHORS[low] * (1 - frac) + _ANCHORS[low + 1] * frac).round().astype(np.uint8)
 
 
+def colour_bar(steps: int = 32) -> list[str]:
+    """The colour map as `steps` hex colours from no evidence to the strongest, for a legend beside the maps."""
+    return [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in colorize(np.linspace(0, 1, steps))]
+
+
 def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
     """A uint8 image with a heat map of the same height and width blended over it."""
     return (image.astype(np.float32) * (1 - alpha) + colorize(heat).astype(np.float32) * alpha).round().astype(
