@@ -257,3 +257,22 @@ def test_no_page_imports_tensorflow(app_runs):
     env = {**os.environ, "CIFAR_LAB_RUNS": str(app_runs), "CIFAR_LAB_DATA": "synthetic", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_train_form_never_submits_on_enter_and_comes_back_with_the_last_settings(app, tmp_path, monkeypatch):
+    """In a runs folder of its own (a live run would turn the other Train tests' form into its progress)."""
+    monkeypatch.setenv("CIFAR_LAB_RUNS", str(tmp_path))
+    at = app("train")
+    assert at.get("form")[0].proto.form.enter_to_submit is False
+    at.number_input(key="train_epochs").set_value(1)
+    at.number_input(key="train_subset").set_value(500)
+    at.number_input(key="train_patience").set_value(0)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception and not at.error
+    [run] = runs.list_runs(tmp_path)
+    assert runs.wait(run.path, timeout=300) == "completed", (run.path / "log.txt").read_text()
+    at.run()
+    assert "completed: test accuracy" in texts(at), "the finished run's summary, above the form again"
+    assert at.number_input(key="train_epochs").value == 1
+    assert at.number_input(key="train_subset").value == 500
+    assert at.number_input(key="train_patience").value == 0

@@ -11,6 +11,7 @@ from ui import cache, sidebar
 
 st.title("Train")
 POLL_S = 5.0  # the progress line's refresh (two small files); the curves are redrawn only when an epoch ends
+LAST = "train_last"  # the recipe last started, and per recipe its architecture and settings (the form's defaults)
 
 
 def live_view(run_dir) -> None:
@@ -66,6 +67,8 @@ def finished_summary(run_dir) -> None:
 
 
 def start_form() -> None:
+    """The settings of a new run, which come back as they were after it; only the button starts it (Enter in a
+    field does not: a half-typed number would start a run)."""
     choices = {**specs.PRESETS, **specs.saved_specs(cache.specs_folder())}
     edited = st.session_state.get("train_spec")
     if edited:
@@ -74,43 +77,50 @@ def start_form() -> None:
     problem = sidebar.data_problem(source)
     if problem:
         st.warning("No data to train on yet: see the sidebar.")
-    d = TrainConfig()
-    recipe = st.radio("Recipe", RECIPES, horizontal=True, key="recipe", format_func=str.capitalize)
+    last = st.session_state.get(LAST, {})
+    recipe = st.radio("Recipe", RECIPES, index=RECIPES.index(last.get("recipe", RECIPES[0])), horizontal=True,
+                      key="recipe", format_func=str.capitalize)
     st.caption(recipes.DESCRIPTIONS[recipe])
-    validation = st.radio("Validation", list(VALIDATION_LABELS), horizontal=True, key="validation",
-                          format_func=lambda v: (f"{d.validation_size:,} " if v == "split" else "")
+    last_arch, d = last.get(recipe, (None, TrainConfig()))
+    validations = list(VALIDATION_LABELS)
+    validation = st.radio("Validation", validations, index=validations.index(d.validation), horizontal=True,
+                          key="validation", format_func=lambda v: (f"{d.validation_size:,} " if v == "split" else "")
                           + VALIDATION_LABELS[v])
     if validation == "test":
         st.warning(caveats.SEED_PROTOCOL + " Use it only to reproduce the seed study.")
-    with st.form("start"):
+    with st.form("start", enter_to_submit=False):
         names = list(choices)
-        arch = st.selectbox("Architecture", names, index=names.index("fast") if recipe == "fast" else 0)
+        default = last_arch if last_arch in names else ("fast" if recipe == "fast" else names[0])
+        arch = st.selectbox("Architecture", names, index=names.index(default), key=f"train_arch_{recipe}")
         cfg = fast_fields(d) if recipe == "fast" else seed_fields(d)
         c6, c7, c8 = st.columns(3)
-        subset = c6.number_input("Training subset (0 = all)", 0, 50000, 0, step=500)
-        seed = c7.number_input("Seed", 0, 2**31 - 1, d.seed)
-        precision = c8.selectbox("Precision", PRECISIONS, help="auto: mixed float16 on a GPU, mixed bfloat16 on a "
-                                 "CPU with native bf16, float32 otherwise")
+        subset = c6.number_input("Training subset (0 = all)", 0, 50000, d.subset or 0, step=500, key="train_subset")
+        seed = c7.number_input("Seed", 0, 2**31 - 1, d.seed, key="train_seed")
+        precision = c8.selectbox("Precision", PRECISIONS, index=PRECISIONS.index(d.precision), key="train_precision",
+                                 help="auto: mixed float16 on a GPU, mixed bfloat16 on a CPU with native bf16, "
+                                      "float32 otherwise")
         submitted = st.form_submit_button("Start training", type="primary", disabled=bool(problem))
     if submitted:
         cfg = replace(cfg, validation=validation, subset=int(subset) or None, seed=int(seed), precision=precision)
+        st.session_state[LAST] = {**last, "recipe": recipe, recipe: (arch, cfg)}
         start(choices[arch], cfg, source)
 
 
 def seed_fields(d: TrainConfig) -> TrainConfig:
     c1, c2, c3, c4 = st.columns(4)
-    epochs = c1.number_input("Epochs (max)", 1, MAX_EPOCHS, d.epochs)
-    batch = c2.number_input("Batch size", 1, MAX_BATCH, d.batch_size)
-    lr = c3.number_input("Learning rate", 1e-6, 1.0, d.learning_rate, format="%.5f")
-    patience = c4.number_input("Early-stopping patience", 0, 100, d.patience, help="0 turns it off")
-    augment = st.checkbox(f"Augment (random flips and {d.translate}-pixel shifts)")
+    epochs = c1.number_input("Epochs (max)", 1, MAX_EPOCHS, d.epochs, key="train_epochs")
+    batch = c2.number_input("Batch size", 1, MAX_BATCH, d.batch_size, key="train_batch")
+    lr = c3.number_input("Learning rate", 1e-6, 1.0, d.learning_rate, format="%.5f", key="train_lr")
+    patience = c4.number_input("Early-stopping patience", 0, 100, d.patience, help="0 turns it off",
+                               key="train_patience")
+    augment = st.checkbox(f"Augment (random flips and {d.translate}-pixel shifts)", d.augment, key="train_augment")
     return TrainConfig(epochs=int(epochs), batch_size=int(batch), learning_rate=float(lr), patience=int(patience),
                        augment=augment)
 
 
 def fast_fields(d: TrainConfig) -> TrainConfig:
     minutes = st.number_input("Time budget (minutes, whole run)", 1.0, 24 * 60.0,
-                              recipes.FAST_DEFAULT_BUDGET_S / 60, step=1.0,
+                              (d.time_budget or recipes.FAST_DEFAULT_BUDGET_S) / 60, step=1.0, key="train_minutes",
                               help="The number of epochs is fitted so the run ends within it.")
     return recipes.fast_config(d, on_gpu=bool(hardware.nvidia_gpus()), time_budget=float(minutes) * 60)
 
