@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 from conftest import ROOT, SEED_STUDY_GROUP, SYNTHETIC
 from streamlit.testing.v1 import AppTest
 
-from cifar_core import calibration, caveats, rundir, runs, studies
+from cifar_core import calibration, caveats, charts, rundir, runs, studies
 from cifar_core.config import TrainConfig
 from cifar_core.specs import PRESETS
 
@@ -153,6 +154,8 @@ def test_misclassified_page_explains_with_grad_cam_and_feature_maps(app):
     assert at.selectbox(key=f"mis_layer_{at.session_state['mis_run']}").value == "block3_relu"
     assert "What each layer responds to" in texts(at)
     assert len(at.get("image")) >= shown + 1, "the gallery with Grad-CAM, the chosen image and its layers"
+    scales = [c for c in at.get("vega_lite_chart") if json.loads(c.proto.spec).get("title") == "Grad-CAM colour scale"]
+    assert len(scales) == 1 and caveats.GRAD_CAM_SCALE in texts(at), "the heat maps' colours are explained"
 
 
 def test_train_page_form_and_test_protocol_warning(app):
@@ -257,6 +260,75 @@ def test_no_page_imports_tensorflow(app_runs):
     env = {**os.environ, "CIFAR_LAB_RUNS": str(app_runs), "CIFAR_LAB_DATA": "synthetic", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def chart_spec(at: AppTest, key: str) -> dict:
+    return json.loads(next(c for c in at.get("vega_lite_chart") if c.proto.id.endswith(f"-{key}")).proto.spec)
+
+
+def click_cell(at: AppTest, key: str, cell: dict) -> AppTest:
+    """What the browser sends when a confusion cell of the chart with `key` is clicked: AppTest has no chart clicks,
+    so the chart's selection goes in with the other widgets' states."""
+    chart = next(c for c in at.get("vega_lite_chart") if c.proto.id.endswith(f"-{key}"))
+    states = at._tree.get_widget_states()
+    state = states.widgets.add()
+    state.id = chart.proto.id
+    state.string_value = json.dumps({"selection": {charts.CELL_SELECTION: [cell]}})
+    return at._run(widget_state=states)
+
+
+def outlined(spec: dict) -> tuple[str, str]:
+    """The (true, predicted) cell a confusion matrix outlines."""
+    frame = next(layer for layer in spec["layer"] if layer["mark"].get("stroke"))
+    equal = {t["filter"]["field"]: t["filter"]["equal"] for t in frame["transform"]}
+    return equal["true"], equal["predicted"]
+
+
+def test_misclassified_outlines_the_cell_it_shows_and_a_click_moves_it(app):
+    at = app("misclassified")
+    run_id = at.session_state["mis_run"]
+    assert outlined(chart_spec(at, f"cm_{run_id}")) == ("cat", "dog")
+    click_cell(at, f"cm_{run_id}", {"true": "dog", "predicted": "cat"})
+    assert not at.exception
+    assert (at.selectbox(key="mis_true").value, at.selectbox(key="mis_pred").value) == ("dog", "cat")
+    assert outlined(chart_spec(at, f"cm_{run_id}")) == ("dog", "cat"), "outlined in the same rerun as the click"
+
+
+def test_compare_confusion_cell_opens_misclassified_on_that_run_and_pair(app):
+    at = app("compare")
+    picked = at.multiselect(key="compare_runs").value
+    name = runs.load_run(runs.default_runs_dir() / picked[1]).name
+    click_cell(at, f"compare_cm_{'_'.join(picked)}", {"run": name, "true": "cat", "predicted": "dog"})
+    assert not at.exception
+    assert at.title[0].value == "Misclassified images"
+    assert at.selectbox(key="mis_run").value == picked[1]
+    assert (at.selectbox(key="mis_true").value, at.selectbox(key="mis_pred").value) == ("cat", "dog")
+    assert outlined(chart_spec(at, f"cm_{picked[1]}")) == ("cat", "dog")
+
+
+def test_runs_confusion_cell_opens_misclassified(app):
+    at = app("runs")
+    run_id = at.session_state["run_id"]
+    click_cell(at, f"run_cm_{run_id}", {"true": "bird", "predicted": "frog"})
+    assert not at.exception and at.title[0].value == "Misclassified images"
+    assert at.selectbox(key="mis_run").value == run_id
+    assert (at.selectbox(key="mis_true").value, at.selectbox(key="mis_pred").value) == ("bird", "frog")
+
+
+def test_runs_page_figures_read_right(app):
+    at = app("runs")
+    per_class = at.dataframe[1].value
+    assert per_class["support"].dtype.kind == "i", "support is a count of images"
+    at.radio(key="run_view").set_value("Calibration").run()
+    assert caveats.CLASSWISE_ECE in texts(at)
+
+
+def test_compare_says_there_are_no_other_differences(app):
+    at = app("compare")
+    assert "No other differences" in texts(at)
+    assert "(none)" not in at.table[0].value.to_string()
+    p_value = next(m for m in at.metric if m.label == "p-value").value
+    assert p_value != "0" and (p_value.startswith("< ") or float(p_value) > 0)
 
 
 def test_train_form_never_submits_on_enter_and_comes_back_with_the_last_settings(app, tmp_path, monkeypatch):

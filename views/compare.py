@@ -1,11 +1,13 @@
 """Compare: two to four runs side by side: metrics, curves, confusion matrices, per-class scores, differences."""
 
+from functools import partial
+
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-from cifar_core import calibration, caveats, charts, compare, data, evaluate, rundir, runs, stats
-from ui import cache
+from cifar_core import calibration, caveats, charts, compare, data, evaluate, figures, rundir, runs, stats
+from ui import cache, links
 
 GALLERY, COLUMNS, ZOOM = 18, 6, 3
 
@@ -54,10 +56,22 @@ def epoch_frames(normalize: bool) -> dict | None:
         cache.epoch_report(i.path, epoch, reports[i.run_id]["class_names"]), normalize) for i in infos}
 
 
+def test_set_matrices(frames: dict) -> None:
+    """The runs' test-set confusion matrices; a click on a cell opens its images on Misclassified."""
+    key = f"compare_cm_{'_'.join(picked)}"
+    st.vega_lite_chart(cache.chart("confusion_row", frames, normalize, size=560 // len(infos) + 40, selectable=True),
+                       on_select=partial(links.open_cell, key, {i.name: i.run_id for i in infos}),
+                       selection_mode=charts.CELL_SELECTION, key=key)
+    st.caption("Click a cell to see those test images on Misclassified.")
+    links.follow()
+
+
 frames = {i.name: evaluate.confusion_frame(reports[i.run_id], normalize) for i in infos if reports[i.run_id]}
-if len(frames) == len(infos):
-    frames = epoch_frames(normalize) or frames
-st.vega_lite_chart(cache.chart("confusion_row", frames, normalize, size=560 // len(infos) + 40))
+at_epoch = epoch_frames(normalize) if len(frames) == len(infos) else None
+if at_epoch:
+    st.vega_lite_chart(cache.chart("confusion_row", at_epoch, normalize, size=560 // len(infos) + 40))
+elif frames:
+    test_set_matrices(frames)
 
 st.subheader("Per-class precision, recall and F1")
 per_class = compare.per_class(infos, reports)
@@ -86,6 +100,17 @@ def calibration_ui() -> None:
     c2.dataframe(eces, hide_index=True, column_config={"ECE": st.column_config.NumberColumn(format="%.4f")})
     c2.caption(f"ECE: the mean gap between confidence and accuracy over {calibration.BINS} confidence bins, weighted "
                "by their images (0 is perfect). Below the diagonal, a run is over-confident; above, under-confident.")
+    for note, names in calibration_notes().items():
+        c2.caption(f"{', '.join(names)}: {note}")
+
+
+def calibration_notes() -> dict[str, list[str]]:
+    """Each calibration caveat of the runs shown, with the runs it holds for."""
+    notes: dict[str, list[str]] = {}
+    for i in infos:
+        for note in caveats.for_calibration(i.meta):
+            notes.setdefault(note, []).append(i.name)
+    return notes
 
 
 calibration_ui()
@@ -102,12 +127,15 @@ with c1:
         st.caption("Same architecture, training settings and data.")
     else:
         st.table(diff.set_index("setting"))
+        st.caption("No other differences: every other architecture, training and data setting is the same.")
 with c2:
     if reports[a_id] and reports[b_id] and a_id != b_id:
         change = evaluate.confusion_difference(reports[a_id], reports[b_id])
         st.vega_lite_chart(cache.chart("difference_heatmap", change, f"{b.name} minus {a.name}"),
                            width="content")
         drop, rise = compare.biggest_changes(change)
+        st.caption("Numbers: B's images minus A's in each cell. Colour: blue where B does better (more images right "
+                   "on the diagonal, fewer mistakes off it), red where B does worse.")
         st.caption(f"Biggest drop: {drop['true']} → {drop['predicted']} ({drop['change']:+d}); "
                    f"biggest rise: {rise['true']} → {rise['predicted']} ({rise['change']:+d}).")
 
@@ -131,7 +159,7 @@ def significance_ui(pair: dict) -> None:
     c1.metric(f"Only {a.name} right", f"{result.only_a:,}")
     c2.metric(f"Only {b.name} right", f"{result.only_b:,}")
     c3.metric("Both right", f"{result.both:,}")
-    c4.metric("p-value", f"{result.p_value:.2g}")
+    c4.metric("p-value", stats.p_value_text(result.p_value))
     (st.success if result.p_value < stats.ALPHA else st.info)(result.verdict(a.name, b.name))
 
 
@@ -175,7 +203,7 @@ def gallery(pair: dict, rows, ds, names: list[str]) -> None:
                 continue
             col.image(Image.fromarray(ds.x_test[index]).resize((32 * ZOOM, 32 * ZOOM), Image.NEAREST),
                       width="stretch")
-            lines = [f"test #{index}, a {names[int(pair['y_true'][r])]}"]
+            lines = [f"test #{index}, {figures.with_article(names[int(pair['y_true'][r])])}"]
             for run, key in ((a.name, "probs_a"), (b.name, "probs_b")):
                 top = evaluate.top_k(np.asarray(pair[key][r], dtype=np.float32), names, 3)
                 lines.append(f"**{run}**: " + ", ".join(f"{n} {p:.0%}" for n, p in top))

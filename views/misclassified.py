@@ -1,11 +1,13 @@
 """Misclassified: which test images a run gets wrong for a (true, predicted) pair, with its probabilities."""
 
+from functools import partial
+
 import numpy as np
 import streamlit as st
 from PIL import Image
 
 from cifar_core import caveats, charts, data, evaluate, explain, rundir, runs
-from ui import cache, sidebar
+from ui import cache, links, sidebar
 
 PER_PAGE, COLUMNS, CAM_COLUMNS, ZOOM = 24, 6, 3, 4
 st.title("Misclassified images")
@@ -35,35 +37,32 @@ for note in caveats.for_run(info.meta):
     st.warning(note)
 
 
-def choose_pair(true: str, predicted: str) -> None:
-    st.session_state["mis_true"], st.session_state["mis_pred"] = true, predicted
-    st.session_state["mis_page"] = 1
+def pick_clicked_cell(chart_key: str) -> None:
+    cell = links.clicked_cell(chart_key)
+    if cell:
+        links.choose_pair(cell["true"], cell["predicted"])
 
 
-st.session_state.setdefault("mis_true", "cat" if "cat" in names else names[0])
-st.session_state.setdefault("mis_pred", "dog" if "dog" in names else names[1])
+st.session_state.setdefault(links.TRUE_KEY, "cat" if "cat" in names else names[0])
+st.session_state.setdefault(links.PREDICTED_KEY, "dog" if "dog" in names else names[1])
 
 left, right = st.columns([3, 2], gap="large")
 with left:
-    st.caption("Click a cell to see those images.")
-    spec = cache.chart("confusion_heatmap", evaluate.confusion_frame(report), selectable=True, size=380)
-    event = st.vega_lite_chart(spec, on_select="rerun", selection_mode=charts.CELL_SELECTION, key=f"cm_{run_id}",
-                               width="content")
-    cells = event.selection.get(charts.CELL_SELECTION) if event and event.selection else None
-    if cells:
-        pair = (cells[0]["true"], cells[0]["predicted"])
-        if pair != st.session_state.get("mis_last_click"):
-            st.session_state["mis_last_click"] = pair
-            choose_pair(*pair)
+    st.caption("Click a cell to see those images; the outlined cell is the one shown below.")
+    shown_pair = (st.session_state[links.TRUE_KEY], st.session_state[links.PREDICTED_KEY])
+    spec = cache.chart("confusion_heatmap", evaluate.confusion_frame(report), selectable=True, size=380,
+                       highlight=shown_pair)
+    st.vega_lite_chart(spec, on_select=partial(pick_clicked_cell, f"cm_{run_id}"),
+                       selection_mode=charts.CELL_SELECTION, key=f"cm_{run_id}", width="content")
 with right:
     st.markdown("**Top confusions**")
     for row in evaluate.top_confusions(report, 8).itertuples():
         st.button(f"{row.true} → {row.predicted}: {row.count}", key=f"top_{row.true}_{row.predicted}",
-                  on_click=choose_pair, args=(row.true, row.predicted), width="stretch")
+                  on_click=links.choose_pair, args=(row.true, row.predicted), width="stretch")
 
 c1, c2, c3 = st.columns([2, 2, 2])
-true = c1.selectbox("True class", names, key="mis_true")
-predicted = c2.selectbox("Predicted as", names, key="mis_pred")
+true = c1.selectbox("True class", names, key=links.TRUE_KEY)
+predicted = c2.selectbox("Predicted as", names, key=links.PREDICTED_KEY)
 order = c3.radio("Sort", ["confident", "unsure"], horizontal=True,
                  format_func={"confident": "surest mistakes first", "unsure": "closest calls first"}.get)
 wrong = evaluate.misclassified(preds, names.index(true), names.index(predicted), order)
@@ -118,8 +117,10 @@ def cam_strips(shown, layer: str) -> list[np.ndarray]:
 def gallery_ui(shown, layer: str | None) -> None:
     columns = CAM_COLUMNS if layer else COLUMNS
     if layer:
-        st.caption(f"Each image, then where **{layer}** saw evidence for *{predicted}* (the prediction), then for "
-                   f"*{true}* (the truth). Bright is strong evidence.")
+        c1, c2 = st.columns([3, 2], vertical_alignment="center")
+        c1.caption(f"Each image, then where **{layer}** saw evidence for *{predicted}* (the prediction), then for "
+                   f"*{true}* (the truth), overlaid on the image. {caveats.GRAD_CAM_SCALE}")
+        c2.vega_lite_chart(cache.chart("heat_scale_chart", explain.colour_bar()), width="content")
     present = shown[shown["index"] < len(ds.x_test)]
     strips = dict(zip(present["index"], cam_strips(present, layer), strict=True)) if layer else {}
     for start in range(0, len(shown), columns):

@@ -1,9 +1,11 @@
 """Runs: every run with its status and results; open, rename, delete or resume one."""
 
+from functools import partial
+
 import streamlit as st
 
-from cifar_core import calibration, caveats, charts, evaluate, importing, rundir, runs
-from ui import cache, sidebar
+from cifar_core import calibration, caveats, charts, evaluate, figures, importing, rundir, runs
+from ui import cache, links, sidebar
 
 st.title("Runs")
 
@@ -110,19 +112,28 @@ def results_ui() -> None:
         view = st.radio("Results", list(RESULT_VIEWS), horizontal=True, key="run_view", label_visibility="collapsed")
         RESULT_VIEWS[view](report)
     with st.expander("Settings (run.json)"):
-        st.json({k: m.get(k) for k in ("spec", "config", "data", "sizes", "libraries", "devices", "error") if k in m})
+        shown = {**m, "config": figures.shown_config(m)}
+        keys = ("spec", "config", "data", "sizes", "libraries", "devices", "error")
+        st.json({k: shown[k] for k in keys if k in m})
     with st.expander("Log"):
         log = info.path / rundir.LOG
         st.code(log.read_text(errors="replace")[-6000:] if log.exists() else "(no log)")
 
 
 def test_set_ui(report: dict) -> None:
+    """The test set's confusion matrix (click a cell for its images on Misclassified) and per-class scores."""
     c1, c2 = st.columns([3, 2])
-    c1.vega_lite_chart(cache.chart("confusion_heatmap", evaluate.confusion_frame(report), title="confusion matrix"),
-                       width="content")
-    c2.dataframe(evaluate.per_class_frame(report), hide_index=True,
-                 column_config={k: st.column_config.NumberColumn(format="%.3f")
-                                for k in ("precision", "recall", "f1-score")})
+    key = f"run_cm_{run_id}"
+    c1.vega_lite_chart(cache.chart("confusion_heatmap", evaluate.confusion_frame(report), title="confusion matrix",
+                                   selectable=True),
+                       on_select=partial(links.open_cell, key, {"": run_id}), selection_mode=charts.CELL_SELECTION,
+                       key=key, width="content")
+    c1.caption("Click a cell to see its test images on Misclassified.")
+    c2.dataframe(figures.per_class_table(report), hide_index=True,
+                 column_config={"support": st.column_config.NumberColumn(format="%d"),
+                                **{k: st.column_config.NumberColumn(format="%.3f")
+                                   for k in ("precision", "recall", "f1-score")}})
+    links.follow()
 
 
 def epochs_ui(report: dict) -> None:
@@ -160,12 +171,15 @@ def calibration_ui(report: dict) -> None:
     st.metric("Expected calibration error (ECE)", f"{calib.ece:.4f}",
               help=f"Mean gap between confidence and accuracy over {calibration.BINS} confidence bins, weighted by "
                    "their images; 0 is perfect.")
+    for note in caveats.for_calibration(m):
+        st.info(note)
     c1, c2 = st.columns(2)
     c1.vega_lite_chart(cache.chart("reliability_chart", {info.name: calib.reliability}), width="content")
     c2.vega_lite_chart(cache.chart("confidence_histogram_chart", calib.histogram))
     st.dataframe(calib.per_class.rename(columns={"ece": "classwise ECE"}), hide_index=True,
                  column_config={c: st.column_config.NumberColumn(format="%.4f")
                                 for c in ("classwise ECE", "mean probability", "share")})
+    st.caption(caveats.CLASSWISE_ECE)
 
 
 def notebook_ui() -> None:
