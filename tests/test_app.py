@@ -287,11 +287,14 @@ def outlined(spec: dict) -> tuple[str, str]:
 def test_misclassified_outlines_the_cell_it_shows_and_a_click_moves_it(app):
     at = app("misclassified")
     run_id = at.session_state["mis_run"]
-    assert outlined(chart_spec(at, f"cm_{run_id}")) == ("cat", "dog")
-    click_cell(at, f"cm_{run_id}", {"true": "dog", "predicted": "cat"})
+    assert outlined(chart_spec(at, f"cm_{run_id}_cat_dog")) == ("cat", "dog")
+    click_cell(at, f"cm_{run_id}_cat_dog", {"true": "dog", "predicted": "cat"})
     assert not at.exception
     assert (at.selectbox(key="mis_true").value, at.selectbox(key="mis_pred").value) == ("dog", "cat")
-    assert outlined(chart_spec(at, f"cm_{run_id}")) == ("dog", "cat"), "outlined in the same rerun as the click"
+    assert outlined(chart_spec(at, f"cm_{run_id}_dog_cat")) == ("dog", "cat"), "outlined in the same rerun"
+    at.selectbox(key="mis_true").select("cat").run()
+    click_cell(at, f"cm_{run_id}_cat_cat", {"true": "dog", "predicted": "cat"})
+    assert at.selectbox(key="mis_true").value == "dog", "clicking the cell clicked before still opens it"
 
 
 def test_compare_confusion_cell_opens_misclassified_on_that_run_and_pair(app):
@@ -303,7 +306,7 @@ def test_compare_confusion_cell_opens_misclassified_on_that_run_and_pair(app):
     assert at.title[0].value == "Misclassified images"
     assert at.selectbox(key="mis_run").value == picked[1]
     assert (at.selectbox(key="mis_true").value, at.selectbox(key="mis_pred").value) == ("cat", "dog")
-    assert outlined(chart_spec(at, f"cm_{picked[1]}")) == ("cat", "dog")
+    assert outlined(chart_spec(at, f"cm_{picked[1]}_cat_dog")) == ("cat", "dog")
 
 
 def test_runs_confusion_cell_opens_misclassified(app):

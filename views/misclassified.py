@@ -52,8 +52,9 @@ with left:
     shown_pair = (st.session_state[links.TRUE_KEY], st.session_state[links.PREDICTED_KEY])
     spec = cache.chart("confusion_heatmap", evaluate.confusion_frame(report), selectable=True, size=380,
                        highlight=shown_pair)
-    st.vega_lite_chart(spec, on_select=partial(pick_clicked_cell, f"cm_{run_id}"),
-                       selection_mode=charts.CELL_SELECTION, key=f"cm_{run_id}", width="content")
+    cm_key = f"cm_{run_id}_{'_'.join(shown_pair)}"  # a fresh selection per shown pair: any later click is new
+    st.vega_lite_chart(spec, on_select=partial(pick_clicked_cell, cm_key), selection_mode=charts.CELL_SELECTION,
+                       key=cm_key, width="content")
 with right:
     st.markdown("**Top confusions**")
     for row in evaluate.top_confusions(report, 8).itertuples():
