@@ -10,6 +10,7 @@ import hashlib
 import os
 import pickle
 import tarfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,19 @@ def default_source() -> str:
     return os.environ.get("CIFAR_LAB_DATA") or "keras"
 
 
+def is_server_source(source: str) -> bool:
+    """Whether `source` is data this process was started with (CIFAR_LAB_DATA, else the Keras cache) or the
+    generated demo set: the only data a shared, read-only view opens, whatever a run file names."""
+    if source == SYNTHETIC:
+        return True
+    server = default_source()
+    if source == server:
+        return True
+    if "keras" in (source, server):
+        return False
+    return Path(source).expanduser().resolve() == Path(server).expanduser().resolve()
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("CIFAR_LAB_CACHE") or Path.home() / ".cache" / "cifar-lab")
 
@@ -112,7 +126,7 @@ def load_dataset(source: str | None = None, use_cache: bool = True, progress: Pr
     if kind == SYNTHETIC:
         return synthetic_dataset()
     path = _resolve_path(source, kind)
-    fingerprint = _fingerprint(path, kind)
+    fingerprint = fingerprint_of(path, kind)
     cached = cache_dir() / f"{fingerprint}.npz"
     if use_cache and cached.exists():
         try:
@@ -142,7 +156,7 @@ def summary(source: str | None = None) -> dict:
                 "test_images": SYNTHETIC_SIZES[1], "classes": list(CLASS_NAMES),
                 "fingerprint": _synthetic_fingerprint(*SYNTHETIC_SIZES, 0)}
     path = _resolve_path(source, kind)
-    fingerprint = _fingerprint(path, kind)
+    fingerprint = fingerprint_of(path, kind)
     try:
         with np.load(cache_dir() / f"{fingerprint}.npz") as z:
             return {"source": str(path), "kind": kind, "train_images": len(z["y_train"]),
@@ -180,6 +194,15 @@ def _keras_download() -> None:
         ) from exc
 
 
+def fingerprint_of(path: Path, kind: str) -> str:
+    """`_fingerprint`, with a folder that cannot be walked (a symlink loop, no permission) named in a DataError."""
+    try:
+        return _fingerprint(path, kind)
+    except OSError as exc:
+        raise DataError(f"Cannot read {exc.filename or path}: {exc.strerror or exc}. Fix or remove it "
+                        f"(a link that points to itself, say), or point --data elsewhere.") from None
+
+
 def _fingerprint(path: Path, kind: str) -> str:
     """Hash of the path and of every file's name, size and mtime: changes whenever the data on disk changes.
     (os.walk with plain strings: 60,000 files take a fraction of a second.)"""
@@ -198,10 +221,12 @@ def _fingerprint(path: Path, kind: str) -> str:
 
 def _write_cache(target: Path, x_train, y_train, x_test, y_test, names) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp.npz")
-    np.savez(tmp, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
-             class_names=np.array(names))
-    os.replace(tmp, target)
+    tmp = target.with_name(f".{target.stem}.{os.getpid()}-{threading.get_ident()}.tmp.npz")
+    try:
+        np.savez(tmp, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, class_names=np.array(names))
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # --- image folders ---------------------------------------------------------------------------
@@ -215,9 +240,16 @@ def _class_folders(split_dir: Path) -> list[str]:
     return names
 
 
-def _ordered_classes(names: list[str]) -> tuple[str, ...]:
-    """CIFAR-10's label order when the folders are its classes, else alphabetical."""
-    return CLASS_NAMES if set(names) == set(CLASS_NAMES) else tuple(names)
+def _ordered_classes(names: list[str], where: Path) -> tuple[str, ...]:
+    """The class folders in CIFAR-10's label order (names matched without regard to case: 'Cat' is cat); any other
+    set of classes is refused, since every model, chart and published figure here is of CIFAR-10's ten."""
+    by_name = {n.lower(): n for n in names}
+    if len(by_name) == len(names) and set(by_name) == set(CLASS_NAMES):
+        return tuple(by_name[c] for c in CLASS_NAMES)
+    extra = sorted(n for n in names if n.lower() not in CLASS_NAMES)
+    missing = [c for c in CLASS_NAMES if c not in by_name]
+    raise DataError(f"{where} has {len(names)} class folders; CIFAR-10 needs exactly its ten: {', '.join(CLASS_NAMES)}"
+                    f" (not expected: {extra or 'none'}; missing: {missing or 'none'}). Rename or remove folders.")
 
 
 def _load_image_folder(path: Path, progress: Progress | None = None):
@@ -229,11 +261,11 @@ def _load_image_folder(path: Path, progress: Progress | None = None):
             f"Class folders differ between {path / 'train'} and {path / 'test'}: "
             f"only in train {only_train}, only in test {only_test}. Both need the same class folders."
         )
-    names = _ordered_classes(train_names)
-    train_files, y_train = _list_split(path / "train", names)
-    test_files, y_test = _list_split(path / "test", names)
+    folders = _ordered_classes(train_names, path / "train")
+    train_files, y_train = _list_split(path / "train", folders)
+    test_files, y_test = _list_split(path / "test", folders)
     images = _read_images(train_files + test_files, progress)
-    return images[:len(train_files)], y_train, images[len(train_files):], y_test, names
+    return images[:len(train_files)], y_train, images[len(train_files):], y_test, CLASS_NAMES
 
 
 def _list_split(split_dir: Path, names: tuple[str, ...]) -> tuple[list[Path], np.ndarray]:
@@ -330,9 +362,34 @@ def _decode_names(names) -> tuple[str, ...]:
     return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names) if names else CLASS_NAMES
 
 
+BATCH_GLOBALS = {  # all a CIFAR-10 batch holds besides dicts, lists, bytes and ints: numpy arrays
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Python's unpickler allowed only what CIFAR-10's batches are made of: a pickle naming any other callable
+    (os.system, say) is refused before anything of it runs."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in BATCH_GLOBALS:
+            raise _Refused(f"{module}.{name}")
+        return super().find_class(module, name)
+
+
+class _Refused(pickle.UnpicklingError):
+    """A pickle that names something a CIFAR-10 batch never holds."""
+
+
 def _unpickle(data: bytes, where: str) -> dict:
+    import io
+
     try:
-        return pickle.loads(data, encoding="bytes")
+        return _BatchUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except _Refused as exc:
+        raise DataError(f"{where} refused: it asks to run {exc}, which no CIFAR-10 batch holds (a crafted file?). "
+                        "Use the original cifar-10-python.tar.gz.") from None
     except Exception as exc:  # truncated or foreign files raise many different errors
         raise DataError(f"{where} is truncated or not a CIFAR-10 batch ({exc}). Download it again.") from exc
 

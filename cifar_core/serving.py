@@ -27,3 +27,5 @@ def read_only(address: str | None, env: Mapping[str, str]) -> bool:
 
 NOTICE = ("Shared, read-only view: browse runs, compare them and inspect their mistakes. Training, stopping, "
           "renaming, deleting and saving are done on the machine that serves this page.")
+OTHER_DATA = ("this shared view shows images only from the data set the server was started with "
+              "(CIFAR_LAB_DATA), and this run names another; open it on the machine that serves this page.")

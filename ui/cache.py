@@ -84,7 +84,9 @@ def _dataset(source: str, fingerprint_hint: int) -> data.Dataset:
 
 def dataset(source: str) -> data.Dataset:
     """The decoded data set (images included), held once per server process; reloaded if the source folder
-    changes on disk. Only pages that show images need it."""
+    changes on disk. Only pages that show images need it. A shared view opens only the server's own data."""
+    if read_only() and not data.is_server_source(source):
+        raise data.DataError(serving.OTHER_DATA)
     if source in ("keras", data.SYNTHETIC):
         return _dataset(source, 0)
     path = Path(source).expanduser().resolve()
