@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cifar_core import rundir
+
 
 def build_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: tuple[str, ...] | list[str]) -> dict:
     """report.json's content: accuracy, confusion matrix (rows true, columns predicted), per-class metrics."""
@@ -31,7 +33,10 @@ def build_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: tuple[str,
 
 
 def per_class_frame(report: dict) -> pd.DataFrame:
-    return pd.DataFrame(report["per_class"])
+    """Per-class precision, recall, F1 and support, support as the image count it is (report.json keeps
+    scikit-learn's float, which a table prints as 1000.000)."""
+    table = pd.DataFrame(report["per_class"])
+    return table.astype({"support": int}) if "support" in table else table
 
 
 def confusion_frame(report: dict, normalize: bool = False) -> pd.DataFrame:
@@ -69,7 +74,7 @@ def cell(report: dict, true: str, predicted: str) -> int:
 def save_predictions(path: Path, y_true: np.ndarray, probs: np.ndarray, indices: np.ndarray | None = None) -> None:
     """predictions.npz: labels, predicted labels, float16 probabilities, and which test images they are."""
     indices = np.arange(len(y_true)) if indices is None else indices
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    tmp = rundir.temp_path(path, ".npz")
     try:
         np.savez_compressed(tmp, y_true=y_true.astype(np.int16), y_pred=probs.argmax(1).astype(np.int16),
                             probs=probs.astype(np.float16), index=indices.astype(np.int32))

@@ -18,13 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from cifar_core import data as data_mod
-from cifar_core import rundir, runs, runtime, shapes, specs
+from cifar_core import modelfiles, rundir, runs, runtime, shapes, specs
 from cifar_core.config import TrainConfig
 
 SUFFIXES = (".keras", ".h5")
-MAX_BYTES = 200 * 2**20  # a CIFAR-10 CNN is a few MB; this is Streamlit's upload limit too
+MAX_BYTES = modelfiles.MAX_FILE_BYTES
 SCALES = ("auto", "1", "255")
 SCALE_PROBE = 500  # test images tried with each input scale when `auto` decides
+IMPORT_CUT_SHORT = ("the import ended before its evaluation finished (its process was killed, or ran out of time); "
+                    "delete this run and import the file again")
 SCALE_HELP = "'1': the model expects floats in [0, 1]; '255': pixel values 0-255; 'auto': whichever scores higher"
 
 
@@ -39,17 +41,29 @@ def check_file(path: Path) -> None:
     if path.suffix.lower() not in SUFFIXES:
         raise ModelRefused(f"{path.name}: only Keras model files (.keras, .h5) can be imported; save the model "
                            "with model.save('model.keras').")
-    if path.stat().st_size > MAX_BYTES:
-        raise ModelRefused(f"{path.name} is {path.stat().st_size / 2**20:.0f} MiB; models up to "
-                           f"{MAX_BYTES / 2**20:.0f} MiB can be imported.")
+    import zipfile
+
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path) and path.stat().st_size:
+        with open(path, "rb") as fh:
+            hdf5 = fh.read(8) == b"\x89HDF\r\n\x1a\n"
+        if hdf5:
+            raise ModelRefused(f"{path.name} is an HDF5 (.h5) file named .keras; rename it to "
+                               f"{path.stem}.h5 and import that.")
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelRefused(f"{path.name} is not a Keras model file (a .keras file is a zip archive; this one is "
+                           "empty or something else); save the model with model.save('model.keras').")
+    try:
+        modelfiles.check(path)
+    except modelfiles.ModelFileError as exc:
+        raise ModelRefused(str(exc)) from None
 
 
 def load_foreign(path: Path, num_classes: int):
     """The model, loaded in safe mode without its training state, with its input and output checked."""
-    import keras
-
     try:
-        model = keras.models.load_model(path, safe_mode=True, compile=False)
+        model = modelfiles.load(path)
+    except modelfiles.ModelFileError as exc:
+        raise ModelRefused(str(exc)) from None
     except Exception as exc:  # a refused Lambda, a custom class, a corrupt file: one message each
         reason = " ".join(str(exc).split())[:300]
         raise ModelRefused(f"Cannot load {path.name} safely: {reason}. Models with Lambda layers or custom "
@@ -163,7 +177,8 @@ def import_model(runs_dir: Path, path: Path, source: str, name: str | None = Non
     imported = {"file": path.name, "input_scale": chosen, "scale_probe": probe,
                 "architecture": "read from the model" if spec else "external"}
     run_dir = runs.create_run(runs_dir, spec or specs.PRESETS["baseline"], TrainConfig(), dataset.describe(), name,
-                              extra={"imported": imported, **({} if spec else {"spec": rundir.EXTERNAL_SPEC})})
+                              extra={"imported": imported, **({} if spec else {"spec": rundir.EXTERNAL_SPEC}),
+                                     **runs.process_record(os.getpid()), "error": IMPORT_CUT_SHORT})
     try:
         shutil.copyfile(path, run_dir / (rundir.IMPORTED_ORIGINAL + path.suffix.lower()))
         return _evaluate(run_dir, model, chosen, dataset)
@@ -181,7 +196,7 @@ def _evaluate(run_dir: Path, model, scale: str, dataset: data_mod.Dataset) -> Pa
     rundir.write_json_atomic(run_dir / rundir.REPORT, evaluate.build_report(y, probs.argmax(1), dataset.class_names))
     as_lab_model(model, scale).save(run_dir / rundir.MODEL)
     loss = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0)).mean())
-    runs.update_run(run_dir, status=rundir.IMPORTED, params=int(model.count_params()), test_loss=loss,
+    runs.update_run(run_dir, status=rundir.IMPORTED, error=None, params=int(model.count_params()), test_loss=loss,
                     test_accuracy=float((probs.argmax(1) == y).mean()), libraries=_versions(),
                     sizes={"train": 0, "validation": 0, "test": len(y)})
     return run_dir

@@ -29,6 +29,7 @@ LOG = "log.txt"
 EPOCHS = "epochs"  # folder: the validation labels once, then each epoch's predicted validation labels
 VAL_LABELS = "val-labels.npy"
 EPOCH_PREDICTIONS = "val-pred-{epoch:04d}.npy"
+PARTIAL = "partial"  # a metrics line of an epoch stopped before its last batch (with the "images" it saw)
 IMPORTED_ORIGINAL = "original"  # + the imported file's suffix: the model file as it was given, kept unchanged
 LOCK = ".lock"
 RESERVE = ".reserve"
@@ -51,11 +52,19 @@ class DamagedRun(ValueError):
 
 # --- writing ---------------------------------------------------------------------------------------
 
+def temp_path(path: Path, suffix: str = "") -> Path:
+    """A hidden temp name beside `path`, unique to this writer: two processes (or threads) writing the same file
+    at once never share one. It matches the trainer's clean-up pattern `.*.tmp*`."""
+    import uuid
+
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{suffix}")
+
+
 def write_json_atomic(path: Path, data: dict, durable: bool = True) -> None:
     """Write temp file, fsync, rename: readers see the old file or the new one, never half of one.
     On any failure (a full disk, say) the temp file is removed and the old file stays as it was.
     `durable=False` skips the fsync, for files rewritten every second that a crash may lose (progress.json)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     try:
         with open(tmp, "w") as fh:
             json.dump(data, fh, indent=2, default=str)
@@ -102,7 +111,7 @@ def truncate_metrics(run_dir: Path, before_epoch: int) -> list[dict]:
     Rewriting always also drops a half-written last line, which the next append would otherwise extend.
     """
     kept = [m for m in read_metric_lines(run_dir) if m["epoch"] < before_epoch]
-    tmp = run_dir / f".{METRICS}.tmp"
+    tmp = temp_path(run_dir / METRICS)
     try:
         tmp.write_text("".join(json.dumps(m) + "\n" for m in kept))
         os.replace(tmp, run_dir / METRICS)
@@ -113,7 +122,7 @@ def truncate_metrics(run_dir: Path, before_epoch: int) -> list[dict]:
 
 
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as fh:
             np.save(fh, array, allow_pickle=False)
@@ -217,6 +226,7 @@ METRICS_LINE_SCHEMA = {
     "type": "object",
     "required": ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"],
     "properties": {"epoch": {"type": "integer", "minimum": 1}, "seconds": _number(0, null=False),
+                   PARTIAL: {"type": "boolean"}, "images": {"type": "integer", "minimum": 0},
                    **{k: _number(null=False) for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr",
                                                         "images_per_s")}},
 }

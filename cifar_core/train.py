@@ -28,6 +28,8 @@ import keras  # noqa: E402  (after runtime has imported TensorFlow quietly)
 PROGRESS_EVERY_S = 0.5
 EVAL_BATCH = 256
 RESERVE_BYTES = 1 << 20
+STOPPED_BEFORE_AN_EPOCH = ("Stopped before its first epoch ended: no trained weights to keep. Resume the run to "
+                           "train it, or delete it.")
 VALIDATION_SECONDS = "validation_seconds"  # the log key Validate leaves for RunDirWriter's training speed
 
 
@@ -152,13 +154,15 @@ class RunDirWriter(keras.callbacks.Callback):
         now = time.monotonic()
         logs = logs or {}
         train_s = now - self.epoch_start - logs.get(VALIDATION_SECONDS, 0.0)
+        images = min(self.n_train, self.batches * self.batch_size)
         line = {"epoch": epoch + 1, **{k: float(logs[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy")
                                        if k in logs},
                 "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
-                "seconds": now - self.epoch_start,
-                "images_per_s": min(self.n_train, self.batches * self.batch_size) / max(train_s, 1e-9)}
+                "seconds": now - self.epoch_start, "images_per_s": images / max(train_s, 1e-9)}
+        if self.batches < (self.params.get("steps") or self.batches):
+            line.update({rundir.PARTIAL: True, "images": images})  # stopped (or cut to a budget) within the epoch
         rundir.append_metrics_line(self.run_dir, line)
-        self._progress(self.params.get("steps") or 1, now)
+        self._progress(self.batches, now)
         print(f"[cifar-lab] epoch {epoch + 1}/{self.plan.epochs}  loss {line.get('loss', 0):.4f}  "
               f"accuracy {line.get('accuracy', 0):.4f}  val_accuracy {line.get('val_accuracy', 0):.4f}  "
               f"{line['seconds']:.1f} s", flush=True)
@@ -187,17 +191,19 @@ class BestWeights(keras.callbacks.Callback):
 
 
 class StopFile(keras.callbacks.Callback):
-    """Stops at the next batch once RUN_DIR/STOP exists."""
+    """Stops at the next batch once RUN_DIR/STOP exists; `stopped` says whether it did (a STOP written after the
+    last batch, during the final evaluation, stops nothing)."""
 
     async_safe = True
 
     def __init__(self, run_dir: Path):
         super().__init__()
         self.stop_file = run_dir / rundir.STOP
+        self.stopped = False
 
     def on_train_batch_end(self, batch, logs=None):
         if self.stop_file.exists():
-            self.model.stop_training = True
+            self.model.stop_training = self.stopped = True
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -374,11 +380,14 @@ def train_run(run_dir: Path) -> dict:
                                  sizes, 2 if cfg.tta else 1, lr if cfg.schedule == "onecycle" else None, run_dir)
         train_ds = make_dataset(arrays["x_train"], arrays["y_train"], cfg.batch_size, cfg.seed, cfg.augment,
                                 cfg.translate)
+        callbacks = make_callbacks(run_dir, cfg, arrays, history, plan, budget)
         model.fit(train_ds, epochs=plan.epochs if not budget else cfg.epochs, verbose=0, shuffle=False,
-                  callbacks=make_callbacks(run_dir, cfg, arrays, history, plan, budget))
+                  callbacks=callbacks)
+        stopped = next(c for c in callbacks if isinstance(c, StopFile)).stopped
+        if stopped and not [m for m in rundir.read_metric_lines(run_dir) if not m.get(rundir.PARTIAL)]:
+            return _nothing_trained(run_dir)
         # BackupAndRestore has deleted backup/: from here on a resume only evaluates.
-        meta = runs.update_run(run_dir, training_done=True, stop_requested=(run_dir / rundir.STOP).exists(),
-                               planned_epochs=plan.epochs)
+        meta = runs.update_run(run_dir, training_done=True, stop_requested=stopped, planned_epochs=plan.epochs)
     lines = rundir.read_metric_lines(run_dir)
     if (run_dir / rundir.BEST_WEIGHTS).exists():
         model.load_weights(str(run_dir / rundir.BEST_WEIGHTS))
@@ -392,6 +401,17 @@ def train_run(run_dir: Path) -> dict:
     print(f"[cifar-lab] {final['status']}: test accuracy {results['test_accuracy']:.4f}, "
           f"best epoch {best.get('epoch')}", flush=True)
     return final
+
+
+def _nothing_trained(run_dir: Path) -> dict:
+    """A run stopped before one whole epoch: nothing worth keeping, so it is set back to train from the start on
+    resume (status failed, with the reason), not recorded as a result."""
+    rundir.truncate_metrics(run_dir, 1)
+    rundir.truncate_epoch_predictions(run_dir, 1)
+    (run_dir / rundir.BEST_WEIGHTS).unlink(missing_ok=True)
+    (run_dir / rundir.PROGRESS).unlink(missing_ok=True)
+    print(f"[cifar-lab] {STOPPED_BEFORE_AN_EPOCH}", flush=True)
+    return runs.update_run(run_dir, status="failed", error=STOPPED_BEFORE_AN_EPOCH)
 
 
 def predict(model, x: np.ndarray, tta: bool = False) -> np.ndarray:
@@ -418,8 +438,10 @@ def evaluate_and_save(model, arrays: dict, class_names, run_dir: Path, tta: bool
 def load_model(run_dir: Path):
     """The run's model.keras for inference, loaded in Keras safe mode (a Lambda layer's code is refused, never
     run) and without its optimizer (whose learning-rate schedule may be one only the trainer knows)."""
+    from cifar_core import modelfiles
+
     try:
-        return keras.models.load_model(run_dir / rundir.MODEL, safe_mode=True, compile=False)
+        return modelfiles.load(run_dir / rundir.MODEL)
     except Exception as exc:  # corrupt zip, unknown layer, refused Lambda: all end in the same advice
         reason = " ".join(str(exc).split())[:300]
         raise runs.RunError(f"Cannot load {rundir.MODEL} of run {run_dir.name}: {reason}. "
@@ -467,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(argv[0])
     try:
         reserve_space(run_dir)
-        runs.update_run(run_dir, status="running", pid=os.getpid(), host=runs.HOST, started=time.time())
+        runs.update_run(run_dir, status="running", **runs.process_record(os.getpid()), host=runs.HOST,
+                        started=time.time())
         train_run(run_dir)
     except Exception as exc:
         record_failure(run_dir, exc)
