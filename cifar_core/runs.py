@@ -26,6 +26,7 @@ from cifar_core.specs import ArchitectureSpec
 RUN_ID = re.compile(rundir.RUN_ID_PATTERN)
 HOST = socket.gethostname()  # the pid of a Ray run on another machine is not checked here
 REMOTE_SILENCE_S = 600  # a trainer writes progress.json twice a second; ten quiet minutes mean it is gone
+PID_START = "pid_start"
 NAME_RULE = "1-80 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
@@ -77,12 +78,35 @@ class RunInfo:
     @property
     def is_training(self) -> bool:
         """Its training process is alive (a queued run not launched yet holds no CPU)."""
-        return self.status in ACTIVE and process_alive(self.meta.get("pid"))
+        return self.status in ACTIVE and recorded_process_alive(self.meta)
 
 
-def process_alive(pid: int | None) -> bool:
-    """True while `pid` is a live process (zombies count as gone)."""
+def process_start(pid: int) -> str | None:
+    """When process `pid` started (this boot's id and its start in clock ticks), or None where /proc cannot tell.
+    With the pid it names one process: after a reboot or a container restart, another process may get the pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    return f"{boot}:{stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def process_record(pid: int) -> dict:
+    """The run.json (or study.json) fields that name a process: its pid and its start."""
+    return {"pid": pid, PID_START: process_start(pid)}
+
+
+def recorded_process_alive(meta: dict) -> bool:
+    """Whether the process a run.json or study.json names still lives: same pid and, where recorded, same start."""
+    return process_alive(meta.get("pid"), meta.get(PID_START))
+
+
+def process_alive(pid: int | None, started: str | None = None) -> bool:
+    """True while `pid` is a live process (zombies count as gone) and, given `started`, the one that started then."""
     if not pid:
+        return False
+    if started and process_start(pid) not in (None, started):
         return False
     try:
         os.kill(pid, 0)
@@ -107,7 +131,9 @@ def effective_status(meta: dict, silent_s: float = 0.0) -> str:
         return status
     if trains_elsewhere(meta):
         return "interrupted" if silent_s > REMOTE_SILENCE_S else status
-    return status if process_alive(meta["pid"]) else "interrupted"
+    if recorded_process_alive(meta):
+        return status
+    return "failed" if meta.get("imported") else "interrupted"  # an import cut short has nothing to resume
 
 
 def trains_elsewhere(meta: dict) -> bool:
@@ -127,6 +153,9 @@ CHECKED_FILES = (rundir.RUN_JSON, rundir.METRICS, rundir.REPORT, rundir.PREDICTI
 def load_run(path: Path) -> RunInfo:
     """The run at `path`, with every file it should have checked; a file that does not fit marks it damaged
     with the reason, and whatever could be read stays in `meta`. Files are checked again only when they change."""
+    if path.is_symlink():
+        return RunInfo(path.name, path, damaged=f"{path.name} is a link to {os.path.realpath(path)}, outside the runs "
+                       "folder; the lab reads and writes run directories only inside it (Delete removes the link)")
     meta, damaged = _checked_files(path, tuple(_stamp(path / name) for name in CHECKED_FILES))
     info = RunInfo(path.name, path, dict(meta), damaged=damaged)
     if not damaged:
@@ -251,7 +280,7 @@ def _damaged_but_training(run: RunInfo) -> bool:
     except (OSError, ValueError):
         return False
     return (isinstance(raw, dict) and raw.get("status") in ACTIVE and not trains_elsewhere(raw)
-            and isinstance(raw.get("pid"), int) and process_alive(raw["pid"]))
+            and isinstance(raw.get("pid"), int) and recorded_process_alive(raw))
 
 
 def spawn_trainer(run_dir: Path, threads: int | None = None, preexec_fn=None) -> subprocess.Popen:
@@ -263,7 +292,7 @@ def spawn_trainer(run_dir: Path, threads: int | None = None, preexec_fn=None) ->
         proc = subprocess.Popen([sys.executable, "-m", "cifar_core.train", str(run_dir)],
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=Path.cwd(), env=env, preexec_fn=preexec_fn)
-    update_run(run_dir, pid=proc.pid, host=HOST, launched=time.time())
+    update_run(run_dir, **process_record(proc.pid), host=HOST, launched=time.time())
     return proc
 
 
@@ -302,6 +331,9 @@ def resume(run: RunInfo) -> int:
     read again under the lock, so two resumes of one run cannot start two trainers."""
     with rundir.locked(run.path.parent):
         now = load_run(run.path)
+        if now.meta.get("imported"):
+            raise RunError(f"Run {run.run_id} is an import that did not finish ({now.meta.get('error')}); delete it "
+                           "and import the file again.")
         if now.status not in RESUMABLE:
             raise RunError(f"Run {run.run_id} is {now.status}; only interrupted or failed runs can be resumed.")
         ensure_idle(run.path.parent, except_run=run.path)
@@ -386,6 +418,9 @@ def delete(run: RunInfo) -> None:
     """Remove a run directory; refused while its training process is alive."""
     if run.is_training:
         raise RunError(f"Run {run.run_id} is {run.status}; stop it before deleting it.")
+    if run.path.is_symlink():
+        run.path.unlink()
+        return
     shutil.rmtree(run.path)
 
 

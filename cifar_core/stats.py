@@ -170,16 +170,26 @@ GROUP_FIGURES = {"best_epoch": ("best epoch", ".1f"), "cat_dog": ("cat→dog", "
                  "ece": ("ECE", ".3f")}
 
 
+CUT_SHORT = "cut_short"  # the results column that marks a stopped run (studies.CUT_SHORT)
+CUT_SHORT_COLUMN = "stopped early, left out"
+
+
 def group_summary(results, by: list[str]):
     """One row per group of runs that differ only in their seed: how many, and mean, std, min, max and the 95%
-    interval of test accuracy, with the mean ± std of the other GROUP_FIGURES."""
+    interval of test accuracy, with the mean ± std of the other GROUP_FIGURES. A run stopped before its plan ended
+    is left out of its group's figures (it trained less) and counted in CUT_SHORT_COLUMN."""
     import pandas as pd
 
     if results.empty:
         return pd.DataFrame()
     rows = []
-    for key, group in results.groupby(by, sort=False, dropna=False) if by else [((), results)]:
+    for key, every in results.groupby(by, sort=False, dropna=False) if by else [((), results)]:
         key = key if isinstance(key, tuple) else (key,)
+        cut = every[CUT_SHORT].astype(bool) if CUT_SHORT in every else pd.Series(False, index=every.index)
+        group = every[~cut]
+        if group.empty:
+            rows.append({**dict(zip(by, key, strict=True)), "seeds": 0, CUT_SHORT_COLUMN: int(cut.sum())})
+            continue
         acc = group["test_accuracy"].astype(float)
         mean, low, high = mean_interval(acc)
         row = {**dict(zip(by, key, strict=True)), "seeds": len(group), "test acc mean": mean,
@@ -191,5 +201,5 @@ def group_summary(results, by: list[str]):
                 values = group[column].astype(float)
                 row[f"{label} mean ± std"] = (f"{values.mean():{fmt}} ± {values.std(ddof=1):{fmt}}" if len(values) > 1
                                               else f"{values.mean():{fmt}}")
-        rows.append(row)
+        rows.append({**row, CUT_SHORT_COLUMN: int(cut.sum())})
     return pd.DataFrame(rows)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cifar_core import preflight, rundir, runs, specs
+from cifar_core import preflight, rundir, runs, specs, stats
 from cifar_core.config import TrainConfig
 from cifar_core.rundir import ACTIVE, HAS_RESULTS, DamagedRun
 from cifar_core.specs import ArchitectureSpec
@@ -105,7 +105,8 @@ STUDY_SCHEMA = {
         "runs": {"type": "array", "items": {
             "type": "object", "required": ["name", "spec", "config", "labels"],
             "properties": {"name": {"type": "string"}, "spec": {"type": "object"}, "config": {"type": "object"},
-                           "labels": {"type": "object"}, "run_id": {"type": ["string", "null"]}}}},
+                           "labels": {"type": "object"},
+                           "run_id": {"type": ["string", "null"], "pattern": f"^{rundir.RUN_ID_PATTERN}$"}}}},
     },
 }
 
@@ -267,8 +268,14 @@ def create(studies_dir: Path, runs_dir: Path, kind: str, config: TrainConfig, da
 
 
 def read(study_dir: Path) -> dict:
-    """study.json, checked against its schema (DamagedRun says what does not fit)."""
-    return rundir.read_checked_json(study_dir / STUDY_JSON, STUDY_SCHEMA)
+    """study.json, checked against its schema (DamagedRun says what does not fit), with its runs folder where the
+    lab puts it: beside the studies folder. Its run ids then name run directories inside that folder only."""
+    study = rundir.read_checked_json(study_dir / STUDY_JSON, STUDY_SCHEMA)
+    runs_dir = Path(study["runs_dir"])
+    if not runs_dir.is_absolute() or runs_dir.resolve().parent != study_dir.resolve().parent.parent:
+        raise DamagedRun(f"{STUDY_JSON}: runs_dir {study['runs_dir']} is not the runs folder beside "
+                         f"{study_dir.resolve().parent} (a study trains only there)")
+    return study
 
 
 def status(study: dict) -> str:
@@ -307,7 +314,7 @@ def launch(study_dir: Path) -> int:
     with open(study_dir / rundir.LOG, "a") as log:
         proc = subprocess.Popen([sys.executable, "-m", "cifar_core.studies", str(study_dir)], stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    _update(study_dir, status="running", pid=proc.pid)
+    _update(study_dir, status="running", **runs.process_record(proc.pid))
     return proc.pid
 
 
@@ -322,10 +329,13 @@ def stop(study_dir: Path) -> None:
 
 
 def resume(study_dir: Path) -> int:
-    study = read(study_dir)
-    if status(study) in ACTIVE:
-        raise runs.RunError(f"Study {study['id']} is still running.")
-    return launch(study_dir)
+    """Start the study's driver again, unless one lives: the studies folder's lock is held from that check to the
+    recorded pid, so resumes at the same instant start one driver."""
+    with rundir.locked(study_dir.parent):
+        study = read(study_dir)
+        if status(study) in ACTIVE:
+            raise runs.RunError(f"Study {study['id']} is still running; `cifar-lab study-stop {study['id']}` stops it.")
+        return launch(study_dir)
 
 
 def _update(study_dir: Path, **changes) -> dict:
@@ -360,7 +370,7 @@ def executor_of(study: dict) -> Executor:
 
 def run_study(study_dir: Path) -> str:
     """Train every unfinished run of the study; interrupted runs are resumed, finished ones kept."""
-    _update(study_dir, status="running", pid=os.getpid())
+    _update(study_dir, status="running", **runs.process_record(os.getpid()))
     study = _adopt_created_runs(study_dir)
     executor = executor_of(study)
     final = _run_on_ray(study_dir, study, executor) if executor.kind == "ray" else _run_here(study_dir, study)
@@ -410,7 +420,7 @@ def _queued_for_ray(study_dir: Path, study: dict, index: int, entry: dict) -> Pa
     if run_dir is None or not run_dir.exists():
         return _new_run(study_dir, study, index, entry, runs.create_run)
     (run_dir / rundir.STOP).unlink(missing_ok=True)
-    runs.update_run(run_dir, status="queued", error=None, pid=None)
+    runs.update_run(run_dir, status="queued", error=None, pid=None, **{runs.PID_START: None})
     return run_dir
 
 
@@ -489,9 +499,12 @@ def finished_count(queue_table) -> int:
     return int(queue_table["status"].isin(HAS_RESULTS).sum())
 
 
+CUT_SHORT = stats.CUT_SHORT  # a run stopped before its plan ended: shown, but kept out of its group's statistics
+
+
 def results(study_dir: Path):
     """One row per finished run: its labels and what it achieved (accuracy, overfitting gap, calibration, speed,
-    size)."""
+    size), and whether it was cut short (stopped)."""
     import pandas as pd
 
     from cifar_core.calibration import run_ece
@@ -512,7 +525,7 @@ def results(study_dir: Path):
             "params": m.get("params"), "cat_dog": cell(report, "cat", "dog") if pets else None,
             "dog_cat": cell(report, "dog", "cat") if pets else None,
             "test_accuracy": m.get("test_accuracy"), "best_val_accuracy": m.get("best_val_accuracy"),
-            "best_epoch": m.get("best_epoch"), "epochs": len(metrics),
+            "best_epoch": m.get("best_epoch"), "epochs": len(metrics), CUT_SHORT: info.status == "stopped",
             "gap": float(last["accuracy"] - last["val_accuracy"]),
             "seconds_per_epoch": runs.seconds_per_epoch(metrics), "wall_time": m.get("wall_time"),
             "ece": run_ece(rundir.read_predictions(run_dir)),
