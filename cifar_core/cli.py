@@ -13,6 +13,7 @@ from pathlib import Path
 from cifar_core import (
     caveats,
     data,
+    figures,
     hardware,
     importing,
     preflight,
@@ -30,15 +31,45 @@ from cifar_core.jsonfields import FieldError
 USER_ERRORS = (data.DataError, specs.SpecError, runs.RunError, ConfigError, FieldError, rundir.DamagedRun)
 
 
+WRITING_COMMANDS = ("train", "study", "import", "reproduce", "resume", "study-resume")
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `cifar-lab runs | head` ends quietly
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `timeout`, `kill`: stop a run as Ctrl-C does
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command in WRITING_COMMANDS:
+            check_writable(runs_dir(args))
         return args.func(args) or 0
     except USER_ERRORS as exc:
         print(f"cifar-lab: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("cifar-lab: interrupted. A run or study asked to stop goes on stopping in the background "
+              "(`cifar-lab runs` and `cifar-lab studies` show it).", file=sys.stderr)
+        return 130
+
+
+def check_writable(folder: Path) -> None:
+    """Refuse, before anything is loaded or created, a runs folder that cannot be written: a file, or a folder on a
+    read-only mount or without permission (it, or the nearest folder above it that exists)."""
+    if folder.exists() and not folder.is_dir():
+        raise runs.RunError(f"--runs-dir {folder} is a file; give a folder (it is created if missing).")
+    existing = next((p for p in (folder, *folder.absolute().parents) if p.exists()), None)
+    if existing is None:
+        return
+    if _read_only_mount(existing) or not os.access(existing, os.W_OK):
+        why = "is on a read-only file system" if _read_only_mount(existing) else "cannot be written by this user"
+        raise runs.RunError(f"The runs folder {folder} {why}; give another with --runs-dir or $CIFAR_LAB_RUNS.")
+
+
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -295,8 +326,9 @@ def cmd_train(args) -> int:
 
 
 def epoch_line(m: dict) -> str:
+    partial = f"  (partial: stopped after {m.get('images', 0):,} images)" if m.get(rundir.PARTIAL) else ""
     return (f"epoch {m['epoch']:>3}  loss {m['loss']:.4f}  acc {m['accuracy']:.4f}  val_loss {m['val_loss']:.4f}  "
-            f"val_acc {m['val_accuracy']:.4f}  {m['seconds']:.1f}s  {m.get('images_per_s', 0):,.0f} img/s")
+            f"val_acc {m['val_accuracy']:.4f}  {m['seconds']:.1f}s  {m.get('images_per_s', 0):,.0f} img/s{partial}")
 
 
 def follow(run_dir: Path) -> int:
@@ -322,8 +354,8 @@ def follow(run_dir: Path) -> int:
                     break
                 time.sleep(0.5)
     except KeyboardInterrupt:
+        (run_dir / rundir.STOP).write_text("ctrl-c")  # first: a second interrupt must find the run already asked
         print("stopping: keeping the best weights and evaluating them...", file=sys.stderr, flush=True)
-        (run_dir / rundir.STOP).write_text("ctrl-c")
         runs.wait(run_dir, timeout=3600)
         info = runs.load_run(run_dir)
     return print_outcome(info)
@@ -400,7 +432,7 @@ def cmd_show(args) -> int:
     if info.damaged:
         print(f"damaged: {info.damaged}")
     print(f"data: {info.data.get('source', '?')} ({info.data.get('kind', '?')})")
-    print("config: " + ", ".join(f"{k}={v}" for k, v in (m.get("config") or {}).items()))
+    print("config: " + ", ".join(f"{k}={v}" for k, v in figures.shown_config(m).items()))
     if m.get("tags") or m.get("pinned"):
         print("tags: " + " ".join(m.get("tags", [])) + ("  (pinned baseline)" if m.get("pinned") else ""))
     if m.get("note"):
@@ -439,6 +471,9 @@ def print_calibration(info: runs.RunInfo, class_names: list[str]) -> None:
     print(f"\ncalibration: ECE {summary.ece:.4f} ({calibration.BINS} confidence bins; 0 means confidence matches "
           f"accuracy); least calibrated class: {summary.worst_class['class']} (classwise ECE "
           f"{summary.worst_class['ece']:.4f})")
+    print(caveats.CLASSWISE_ECE)
+    for note in caveats.for_calibration(info.meta):
+        print(f"caveat: {note}")
 
 
 def _report(info: runs.RunInfo) -> dict | None:
@@ -555,8 +590,8 @@ def follow_study(study_dir: Path) -> int:
                     break
                 time.sleep(1)
     except KeyboardInterrupt:
-        print("stopping the study ...", file=sys.stderr, flush=True)
         studies.stop(study_dir)
+        print("stopping the study ...", file=sys.stderr, flush=True)
     study = studies.read(study_dir)
     state = studies.status(study)
     print(f"study {study_dir.name}: {state}")

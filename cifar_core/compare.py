@@ -8,7 +8,7 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from cifar_core import figures, runs, specs, stats
+from cifar_core import evaluate, figures, runs, specs, stats
 from cifar_core.config import TrainConfig
 from cifar_core.runs import RunInfo
 
@@ -83,7 +83,7 @@ def disagreements(pair: dict[str, np.ndarray], right: str, true_class: int | Non
 
 def per_class(infos: list[RunInfo], reports: dict[str, dict | None]) -> pd.DataFrame:
     """Per-class precision, recall, F1 and support of each run, long form (one row per run and class)."""
-    parts = [figures.per_class_table(reports[i.run_id]).assign(run=i.name) for i in infos if reports.get(i.run_id)]
+    parts = [evaluate.per_class_frame(reports[i.run_id]).assign(run=i.name) for i in infos if reports.get(i.run_id)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["class", "run"])
 
 

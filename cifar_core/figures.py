@@ -1,18 +1,7 @@
-"""How figures and sentences read wherever a run is shown: counts as integers, a class name with its article,
-a time-budgeted run's epochs as planned and trained rather than its config's ceiling."""
+"""How figures and sentences read wherever a run is shown: a class name with its article, a time-budgeted run's
+epochs as planned and trained rather than its config's ceiling."""
 
 from __future__ import annotations
-
-import pandas as pd
-
-from cifar_core import evaluate
-
-
-def per_class_table(report: dict) -> pd.DataFrame:
-    """Per-class precision, recall, F1 and support, support as the image count it is (report.json stores
-    scikit-learn's float, which a table prints as 1000.000)."""
-    table = evaluate.per_class_frame(report)
-    return table.astype({"support": int}) if "support" in table else table
 
 
 def with_article(noun: str) -> str:

@@ -129,7 +129,7 @@ def test_set_ui(report: dict) -> None:
                        on_select=partial(links.open_cell, key, {"": run_id}), selection_mode=charts.CELL_SELECTION,
                        key=key, width="content")
     c1.caption("Click a cell to see its test images on Misclassified.")
-    c2.dataframe(figures.per_class_table(report), hide_index=True,
+    c2.dataframe(evaluate.per_class_frame(report), hide_index=True,
                  column_config={"support": st.column_config.NumberColumn(format="%d"),
                                 **{k: st.column_config.NumberColumn(format="%.3f")
                                    for k in ("precision", "recall", "f1-score")}})
