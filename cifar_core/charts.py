@@ -54,6 +54,21 @@ def curves_chart(long: pd.DataFrame, metric: str, x: str = "epoch", height: int 
     return (lines + points).properties(height=height, title=metric)
 
 
+def steps_frame(steps: list[dict]) -> pd.DataFrame:
+    """steps.jsonl's points with their place in training in epochs (2.5: halfway through the third epoch)."""
+    frame = pd.DataFrame(steps, columns=["epoch", "batch", "batches", "loss", "accuracy"])
+    return frame.assign(position=frame["epoch"] - 1 + frame["batch"] / frame["batches"].clip(lower=1))
+
+
+def step_loss_chart(frame: pd.DataFrame, width: int = 690, height: int = 180) -> alt.Chart:
+    """The training loss within epochs, each point the mean over the few seconds of batches since the last."""
+    return alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(size=15)).encode(
+        x=alt.X("position:Q", title="epochs of training", scale=alt.Scale(zero=True)),
+        y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False)),
+        tooltip=["epoch", "batch", alt.Tooltip("loss:Q", format=".4f"), alt.Tooltip("accuracy:Q", format=".3f")],
+    ).properties(width=width, height=height, title="training loss within epochs (a point every few seconds)")
+
+
 def curves_panel(long: pd.DataFrame, x: str = "epoch", width: int = 330, height: int = 240) -> alt.HConcatChart:
     """Loss and accuracy side by side as one chart: the browser builds one view instead of two."""
     return alt.hconcat(curves_chart(long, "loss", x, height).properties(width=width),

@@ -336,20 +336,28 @@ def follow(run_dir: Path) -> int:
     to stop and waits for its best weights."""
     from cifar_core import progress
 
-    printed = 0
+    printed, epoch, engine_said = 0, None, False
     try:
         with progress.bars() as bars:
             task = bars.add_task("starting", total=None, note="")
             while True:
                 info = runs.load_run(run_dir)
+                if info.meta.get("engine") and not engine_said:
+                    progress.say(bars, runs.engine_text(info.meta["engine"]))
+                    engine_said = True
                 lines = rundir.read_metric_lines(run_dir) if not info.damaged else []
                 for m in lines[printed:]:
                     progress.say(bars, epoch_line(m))
                 printed = len(lines)
                 now = rundir.read_progress(run_dir)
+                if now and now["epoch"] != epoch:  # a new epoch: a fresh bar, so elapsed and rate start again
+                    epoch = now["epoch"]
+                    bars.reset(task, total=now["batches"], description=f"epoch {epoch}/{now['epochs']}")
                 if now:
-                    bars.update(task, description=f"epoch {now['epoch']}/{now['epochs']}", completed=now["batch"],
-                                total=now["batches"], note=f"{now['images_per_s']:,.0f} img/s")
+                    bars.update(task, completed=now["batch"], total=now["batches"],
+                                note=f"{now['images_per_s']:,.0f} img/s · run ETA {runs.format_duration(now['eta_s'])}")
+                else:
+                    bars.update(task, description=runs.starting_text(info.meta).removesuffix(" ..."))
                 if info.status not in rundir.ACTIVE:
                     break
                 time.sleep(0.5)

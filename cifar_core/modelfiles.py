@@ -14,6 +14,7 @@ import json
 import math
 import shutil
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -311,5 +312,7 @@ def load(path: Path):
     import keras
 
     check(path)
-    with private_tempdir():
+    with private_tempdir(), warnings.catch_warnings():
+        # Keras 2 files put input_shape on their first layer; Keras 3 warns about that style while loading one.
+        warnings.filterwarnings("ignore", message="Do not pass an `input_shape`", category=UserWarning)
         return keras.models.load_model(path, safe_mode=True, compile=False)

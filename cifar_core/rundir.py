@@ -19,6 +19,7 @@ import numpy as np
 RUN_JSON = "run.json"
 METRICS = "metrics.jsonl"
 PROGRESS = "progress.json"
+STEPS = "steps.jsonl"  # the training loss within epochs: one line every few seconds, a hint for the live curves
 STOP = "STOP"
 REPORT = "report.json"
 PREDICTIONS = "predictions.npz"
@@ -119,6 +120,44 @@ def truncate_metrics(run_dir: Path, before_epoch: int) -> list[dict]:
         tmp.unlink(missing_ok=True)
         raise
     return kept
+
+
+def append_step_line(run_dir: Path, line: dict) -> None:
+    """Append one within-epoch point of the training loss (no fsync: a crash may lose a hint, nothing more)."""
+    with open(run_dir / STEPS, "a") as fh:
+        fh.write(json.dumps(line) + "\n")
+
+
+def read_step_lines(run_dir: Path) -> list[dict]:
+    """steps.jsonl's points, skipping any line that is not one (it is only ever a hint for a chart)."""
+    try:
+        raw = (run_dir / STEPS).read_text(errors="replace").split("\n")[:-1]
+    except OSError:
+        return []
+    lines = []
+    for text in raw:
+        with contextlib.suppress(ValueError):
+            line = json.loads(text)
+            if isinstance(line, dict) and all(isinstance(line.get(k), int | float) for k in STEP_KEYS):
+                lines.append(line)
+    return lines
+
+
+STEP_KEYS = ("epoch", "batch", "batches", "loss")
+
+
+def truncate_steps(run_dir: Path, before_epoch: int) -> None:
+    """Keep the within-epoch points of the epochs before `before_epoch` (a resume trains the rest again)."""
+    if not (run_dir / STEPS).exists():
+        return
+    kept = [m for m in read_step_lines(run_dir) if m["epoch"] < before_epoch]
+    tmp = temp_path(run_dir / STEPS)
+    try:
+        tmp.write_text("".join(json.dumps(m) + "\n" for m in kept))
+        os.replace(tmp, run_dir / STEPS)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:

@@ -478,6 +478,24 @@ def progress_fraction(progress: dict) -> float:
     return min(max(done / max(progress["epochs"], 1), 0.0), 1.0)
 
 
+def starting_text(meta: dict) -> str:
+    """What a run does before its first batch, and for how long so far (starting TensorFlow and decoding the data
+    take a few seconds, tens of seconds the first time a data folder is decoded)."""
+    since = meta.get("started") or meta.get("launched")
+    waited = f" ({format_duration(time.time() - since)} so far)" if since else ""
+    if meta.get("engine"):
+        return f"building the model and tracing its first batch{waited} ..."
+    return f"starting: TensorFlow, then the data (decoded once, then cached) and the model{waited} ..."
+
+
+def engine_text(engine: dict) -> str:
+    """What the engine chose for a run, in one line: precision, batches per step, devices."""
+    xla = ", XLA" if engine.get("xla") else ""
+    return (f"engine: {engine.get('precision')} ({engine.get('precision_reason')}), "
+            f"{engine.get('steps_per_execution')} batches per step, {engine.get('replicas', 1)} replica(s){xla}; "
+            f"{engine.get('machine', '')}")
+
+
 def progress_text(progress: dict) -> str:
     """One line about a training run in flight: epoch, batch, speed and time left (early stopping may
     end it sooner, so the ETA is an upper bound)."""

@@ -27,6 +27,7 @@ os.environ["RAY_AUTH_MODE"] = "disabled"
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_JPEG = ROOT.parent / "shared" / "data" / "cifar10-jpeg"
 SYNTHETIC = {"source": "synthetic", "kind": "synthetic"}
+TRAIN_STDOUT = "train-stdout.txt"  # beside finished_run's runs folder: what `cifar-lab train` printed for it
 
 
 def cli(*args: str, runs_dir: Path, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -122,6 +123,7 @@ def finished_run(tmp_path_factory) -> Path:
     def build(folder: Path) -> str:
         out = cli("train", "--arch", "baseline", "--data", "synthetic", "--epochs", "3", "--subset", "800",
                   "--name", "tiny-baseline", runs_dir=folder / "runs")
+        (folder / TRAIN_STDOUT).write_text(out.stdout)
         return out.stdout.splitlines()[0]
 
     return Path(shared_once(tmp_path_factory, "finished-run", build))

@@ -41,7 +41,10 @@ def progress_line(run_dir, epochs_shown: int) -> None:
         st.progress(runs.progress_fraction(progress), text=f"status **{info.status}** · "
                     + runs.progress_text(progress))
     else:
-        st.progress(0.0, text=f"status **{info.status}** · starting: loading data and building the model ...")
+        st.progress(0.0, text=f"status **{info.status}** · " + runs.starting_text(info.meta))
+    steps = rundir.read_step_lines(run_dir)
+    if steps:
+        st.altair_chart(charts.step_loss_chart(charts.steps_frame(steps)))
     if (run_dir / rundir.STOP).exists():
         st.info("Stopping at the next batch: restoring the best weights and evaluating them ...")
     elif not cache.read_only() and st.button("Stop (keep best weights)", key="stop_run"):
