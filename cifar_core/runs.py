@@ -488,6 +488,14 @@ def starting_text(meta: dict) -> str:
     return f"starting: TensorFlow, then the data (decoded once, then cached) and the model{waited} ..."
 
 
+def stopping_text(meta: dict) -> str:
+    """What a run asked to stop still does before it ends, so that the seconds it takes are not a surprise."""
+    group = (meta.get("engine") or {}).get("steps_per_execution") or 1
+    chunk = f"its current group of {group} batches" if group > 1 else "its current batch"
+    return (f"Stopping: the run finishes {chunk}, validates that part of the epoch (recorded as partial), restores "
+            "its best weights and evaluates them on the test set ...")
+
+
 def engine_text(engine: dict) -> str:
     """What the engine chose for a run, in one line: precision, batches per step, devices."""
     xla = ", XLA" if engine.get("xla") else ""

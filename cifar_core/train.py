@@ -26,6 +26,7 @@ tf = runtime.tensorflow()
 import keras  # noqa: E402  (after runtime has imported TensorFlow quietly)
 
 PROGRESS_EVERY_S = 0.5
+STEP_EVERY_S = 2.0  # a point of the within-epoch training loss (steps.jsonl)
 EVAL_BATCH = 256
 RESERVE_BYTES = 1 << 20
 STOPPED_BEFORE_AN_EPOCH = ("Stopped before its first epoch ended: no trained weights to keep. Resume the run to "
@@ -130,6 +131,7 @@ class RunDirWriter(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.epoch_start, self.batches = epoch, time.monotonic(), 0
+        self.last_step, self.step_sums = 0.0, (0, 0.0, 0.0)
 
     def on_train_batch_end(self, batch, logs=None):
         # With steps_per_execution, Keras reports the nominal end of each chunk of batches, which for an epoch's
@@ -139,6 +141,21 @@ class RunDirWriter(keras.callbacks.Callback):
         if now - self.last_write >= PROGRESS_EVERY_S:
             self.last_write = now
             self._progress(self.batches, now)
+        if now - self.last_step >= STEP_EVERY_S and logs and "loss" in logs:
+            self.last_step = now
+            self._step(logs)
+
+    def _step(self, logs: dict) -> None:
+        """One point of the training loss within the epoch: the mean over the batches since the last point, from
+        Keras's running means of the epoch so far (n2*m2 - n1*m1) / (n2 - n1)."""
+        n, loss, acc = self.batches, float(logs["loss"]), float(logs.get("accuracy", 0.0))
+        n0, loss0, acc0 = self.step_sums
+        if n <= n0:
+            return
+        rundir.append_step_line(self.run_dir, {
+            "epoch": self.epoch + 1, "batch": n, "batches": self.params.get("steps") or n,
+            "loss": (n * loss - n0 * loss0) / (n - n0), "accuracy": (n * acc - n0 * acc0) / (n - n0)})
+        self.step_sums = (n, loss, acc)
 
     def _progress(self, batch: int, now: float) -> None:
         steps = self.params.get("steps") or 1
@@ -161,6 +178,8 @@ class RunDirWriter(keras.callbacks.Callback):
                 "seconds": now - self.epoch_start, "images_per_s": images / max(train_s, 1e-9)}
         if self.batches < (self.params.get("steps") or self.batches):
             line.update({rundir.PARTIAL: True, "images": images})  # stopped (or cut to a budget) within the epoch
+        if "loss" in logs:
+            self._step(logs)  # the epoch's last point: its running means are the epoch's means
         rundir.append_metrics_line(self.run_dir, line)
         self._progress(self.batches, now)
         print(f"[cifar-lab] epoch {epoch + 1}/{self.plan.epochs}  loss {line.get('loss', 0):.4f}  "
@@ -370,6 +389,7 @@ def train_run(run_dir: Path) -> dict:
     else:
         history = rundir.truncate_metrics(run_dir, resume_epoch(run_dir) + 1)
         rundir.truncate_epoch_predictions(run_dir, len(history) + 1)
+        rundir.truncate_steps(run_dir, len(history) + 1)
         earlier_s = sum(m["seconds"] for m in history)
         print(f"[cifar-lab] training {spec.name} on {sizes['train']} images (from epoch {len(history) + 1}, "
               f"{plan.epochs if not cfg.time_budget else 'as many as fit ' + str(cfg.time_budget) + ' s'}; "
@@ -408,6 +428,7 @@ def _nothing_trained(run_dir: Path) -> dict:
     resume (status failed, with the reason), not recorded as a result."""
     rundir.truncate_metrics(run_dir, 1)
     rundir.truncate_epoch_predictions(run_dir, 1)
+    rundir.truncate_steps(run_dir, 1)
     (run_dir / rundir.BEST_WEIGHTS).unlink(missing_ok=True)
     (run_dir / rundir.PROGRESS).unlink(missing_ok=True)
     print(f"[cifar-lab] {STOPPED_BEFORE_AN_EPOCH}", flush=True)

@@ -46,7 +46,7 @@ def progress_line(run_dir, epochs_shown: int) -> None:
     if steps:
         st.altair_chart(charts.step_loss_chart(charts.steps_frame(steps)))
     if (run_dir / rundir.STOP).exists():
-        st.info("Stopping at the next batch: restoring the best weights and evaluating them ...")
+        st.info(runs.stopping_text(info.meta))
     elif not cache.read_only() and st.button("Stop (keep best weights)", key="stop_run"):
         runs.stop(info)
         st.rerun(scope="fragment")
