@@ -21,8 +21,10 @@ from pathlib import Path
 
 PROCESS_START = time.monotonic()
 
-from cifar_core import data, hardware, recipes, runtime, shapes, specs  # noqa: E402
-from cifar_core.config import TrainConfig  # noqa: E402
+from cifar_core import data, hardware  # noqa: E402  (after the clock starts)
+from cifar_core.engine import runtime  # noqa: E402
+from cifar_core.model import recipes, shapes, specs  # noqa: E402
+from cifar_core.model.config import TrainConfig  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg"
 THRESHOLDS = (0.72, 0.80, 0.85, 0.90)
@@ -77,8 +79,8 @@ def throughput(tf, arrays: dict, epochs: int) -> None:
     import keras
     import numpy as np
 
-    from cifar_core import train
-    from cifar_core.models import build_model, compile_model
+    from cifar_core.engine import pipeline, trainer
+    from cifar_core.engine.models import build_model, compile_model
 
     x, y, x_test, y_test = arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
     peak = matmul_peak_gflops(tf)
@@ -97,10 +99,10 @@ def throughput(tf, arrays: dict, epochs: int) -> None:
     cfg = TrainConfig(epochs=epochs + 1)
     steps = -(-len(y) // cfg.batch_size)
     ours = compile_model(build_model(specs.PRESETS["baseline"]), cfg, steps)
-    ds = train.make_dataset(x, y, cfg.batch_size, seed=0)
+    ds = pipeline.make_dataset(x, y, cfg.batch_size, seed=0)
     seconds = timed_fit(lambda n: ours.fit(ds, epochs=n, verbose=0, shuffle=False), epochs)
     results[f"cifar-lab engine ({ours.steps_per_execution} batches per step, uint8)"] = (
-        seconds, (train.predict(ours, x_test).argmax(1) == y_test).mean())
+        seconds, (trainer.predict(ours, x_test).argmax(1) == y_test).mean())
     base = None
     for name, (secs, acc) in results.items():
         rate = len(y) * epochs / secs
@@ -120,15 +122,15 @@ def time_to_accuracy(tf, arrays: dict, name: str, spec: specs.ArchitectureSpec, 
     """Train one recipe in this process; test accuracy after each epoch with the clock stopped."""
     import keras
 
-    from cifar_core import train
-    from cifar_core.models import build_model, compile_model, learning_rate
+    from cifar_core.engine import callbacks, pipeline, trainer
+    from cifar_core.engine.models import build_model, compile_model, learning_rate
 
     keras.utils.set_random_seed(cfg.seed)
     started = time.monotonic()
     paused = 0.0
     sizes = {"train": len(arrays["y_train"]), "validation": len(arrays["y_val"]), "test": len(arrays["y_test"])}
     steps = -(-sizes["train"] // cfg.batch_size)
-    plan = train.Plan(cfg.epochs, steps)
+    plan = callbacks.Plan(cfg.epochs, steps)
     lr = learning_rate(cfg, steps)
     model = compile_model(build_model(spec, bn_momentum=cfg.bn_momentum), cfg, steps, lr,
                           bool(runtime.gpu_names(tf)))
@@ -136,14 +138,14 @@ def time_to_accuracy(tf, arrays: dict, name: str, spec: specs.ArchitectureSpec, 
 
     budget = None
     if cfg.time_budget:
-        budget = train.FitToBudget(plan, cfg.time_budget, time.time(), cfg.batch_size, sizes, 2 if cfg.tta else 1,
+        budget = callbacks.FitToBudget(plan, cfg.time_budget, time.time(), cfg.batch_size, sizes, 2 if cfg.tta else 1,
                                    lr if cfg.schedule == "onecycle" else None)
 
     class TestEachEpoch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             nonlocal paused
             t0 = time.monotonic()
-            acc = float((train.predict(self.model, arrays["x_test"], cfg.tta).argmax(1) == arrays["y_test"]).mean())
+            acc = float((trainer.predict(self.model, arrays["x_test"], cfg.tta).argmax(1) == arrays["y_test"]).mean())
             paused += time.monotonic() - t0
             if budget:
                 budget.deadline += time.monotonic() - t0
@@ -157,9 +159,9 @@ def time_to_accuracy(tf, arrays: dict, name: str, spec: specs.ArchitectureSpec, 
     callbacks = [budget, TestEachEpoch()] if budget else [TestEachEpoch()]  # the budget measures the epoch first
     if cfg.patience and not budget:
         callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=cfg.patience, mode="max"))
-    model.fit(train.make_dataset(arrays["x_train"], arrays["y_train"], cfg.batch_size, cfg.seed, cfg.augment,
+    model.fit(pipeline.make_dataset(arrays["x_train"], arrays["y_train"], cfg.batch_size, cfg.seed, cfg.augment,
                                  cfg.translate),
-              validation_data=train.make_dataset(arrays["x_val"], arrays["y_val"], train.EVAL_BATCH),
+              validation_data=pipeline.make_dataset(arrays["x_val"], arrays["y_val"], pipeline.EVAL_BATCH),
               epochs=cfg.epochs, verbose=0, shuffle=False, callbacks=callbacks)
     return {"reached": reached, "curve": curve}
 
@@ -179,7 +181,7 @@ def main() -> None:
     print(hardware.describe_machine())
     print(f"precision: {precision.policy} ({precision.reason}); TensorFlow {tf.__version__}")
     t0 = time.monotonic()
-    from cifar_core.train import prepare_data
+    from cifar_core.engine.pipeline import prepare_data
 
     dataset = data.load_dataset(args.data)
     arrays = prepare_data(dataset, TrainConfig())

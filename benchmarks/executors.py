@@ -14,7 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from cifar_core import hardware, studies
+from cifar_core import hardware
+from cifar_core.studies import executors, records
 
 
 def run_study(executor: str, args: argparse.Namespace, root: Path) -> tuple[float, str]:
@@ -27,10 +28,10 @@ def run_study(executor: str, args: argparse.Namespace, root: Path) -> tuple[floa
     start = time.monotonic()
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     seconds = time.monotonic() - start
-    study = studies.list_studies(root / executor / "studies")[0]
+    study = records.list_studies(root / executor / "studies")[0]
     if done.returncode:
         print(done.stdout[-2000:], done.stderr[-2000:], file=sys.stderr)
-    return seconds, studies.status(study)
+    return seconds, records.status(study)
 
 
 def main() -> int:
@@ -46,7 +47,7 @@ def main() -> int:
           flush=True)
     with tempfile.TemporaryDirectory(prefix="cifar-lab-executors-") as tmp:
         times = {}
-        for executor in studies.EXECUTORS:
+        for executor in executors.EXECUTORS:
             seconds, status = run_study(executor, args, Path(tmp))
             times[executor] = seconds
             print(f"{executor:6s} {seconds:7.1f} s  ({status})", flush=True)

@@ -14,21 +14,24 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar_core import data, evaluate, explain, hardware, rundir, runs, runtime
+from cifar_core import data, hardware
+from cifar_core.analysis import scores
+from cifar_core.engine import explain, runtime
+from cifar_core.store import rundir, runs
 
 PAGE = 24
 
 
 def time_run(info: runs.RunInfo, repeats: int) -> str:
-    from cifar_core import train
+    from cifar_core.engine import trainer
 
     t0 = time.perf_counter()
-    model = train.load_model(info.path)
+    model = trainer.load_model(info.path)
     load_s = time.perf_counter() - t0
     preds = rundir.read_predictions(info.path)
     names = rundir.read_report(info.path)["class_names"]
-    top = evaluate.top_confusions(rundir.read_report(info.path), 1).iloc[0]
-    wrong = evaluate.misclassified(preds, names.index(top["true"]), names.index(top["predicted"])).head(PAGE)
+    top = scores.top_confusions(rundir.read_report(info.path), 1).iloc[0]
+    wrong = scores.misclassified(preds, names.index(top["true"]), names.index(top["predicted"])).head(PAGE)
     images = data.load_dataset(info.data["source"]).x_test[wrong["index"].to_numpy()]
     n = len(images)
     classes = np.r_[np.full(n, names.index(top["predicted"])), np.full(n, names.index(top["true"]))]

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cifar_core import data, hardware, runs
+from cifar_core import data, hardware
+from cifar_core.store import runs
 
 
 def reencode(images: np.ndarray, quality: int) -> np.ndarray:
@@ -49,7 +50,7 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, default=runs.default_runs_dir())
     parser.add_argument("--qualities", default="75,50,30", help="JPEG qualities to re-encode the test set at")
     args = parser.parse_args()
-    from cifar_core import train  # TensorFlow: only once the arguments are known to be fine
+    from cifar_core.engine import trainer
 
     infos = [runs.find_run(args.runs_dir, ref) for ref in args.runs]
     dataset = data.load_dataset(infos[0].data["source"])
@@ -61,7 +62,7 @@ def main() -> None:
           + ", ".join(f"{name} {psnr(x, v):.1f} dB" for name, v in versions.items() if name != "as is"))
     drops: dict[str, dict[str, list[float]]] = {}
     for info in infos:
-        model = train.load_model(info.path)
+        model = trainer.load_model(info.path)
         scores = {name: accuracy(model, v, y) for name, v in versions.items()}
         arch = info.meta["spec"]["name"]
         for name in versions:

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar_core import settings
+from cifar_core.errors import LabError
+
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_SHAPE = (32, 32, 3)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
@@ -33,7 +36,7 @@ Progress = Callable[[int, int], None]
 """Called as progress(done, total) while a data set is decoded for the first time."""
 
 
-class DataError(ValueError):
+class DataError(LabError):
     """A data source that cannot be read; the message names the path and what was expected."""
 
 
@@ -78,7 +81,7 @@ class Dataset:
 
 def default_source() -> str:
     """`CIFAR_LAB_DATA` if set, else the Keras cache/download."""
-    return os.environ.get("CIFAR_LAB_DATA") or "keras"
+    return settings.data_source()
 
 
 def is_server_source(source: str) -> bool:
@@ -95,7 +98,7 @@ def is_server_source(source: str) -> bool:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("CIFAR_LAB_CACHE") or Path.home() / ".cache" / "cifar-lab")
+    return settings.cache_dir()
 
 
 def detect_kind(source: str) -> str:

@@ -11,6 +11,8 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from cifar_core.errors import LabError
+
 # Flags that decide which precision and kernels are fast, in the order they are reported.
 SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile", "amx_int8")
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -84,7 +86,7 @@ class Precision:
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
-class PrecisionError(ValueError):
+class PrecisionError(LabError):
     """A precision this machine cannot train in; the message says why and what to use."""
 
 

@@ -7,11 +7,25 @@ inspecting runs, but no training, stopping, renaming, deleting, saving, or choos
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
+from pathlib import Path
 
-ALLOW_WRITES = "CIFAR_LAB_ALLOW_WRITES"
-READ_ONLY = "CIFAR_LAB_READ_ONLY"
+from cifar_core.settings import ALLOW_WRITES, READ_ONLY
+
 LOOPBACK = ("localhost", "::1")
+DASHBOARD_APP = Path(__file__).parent / "dashboard" / "app.py"  # found by path: nothing imports the dashboard
+STREAMLIT_CONFIG = DASHBOARD_APP.parent / "streamlit.toml"  # .streamlit/config.toml of a checkout links to it
+
+
+def streamlit_flags(config: Path = STREAMLIT_CONFIG) -> list[str]:
+    """The dashboard's Streamlit settings as command-line flags (`--server.address localhost` ...): Streamlit
+    reads a config file only from the folder it starts in, and an installed lab starts anywhere."""
+    flags = []
+    for section, options in tomllib.loads(config.read_text()).items():
+        for key, value in options.items():
+            flags += [f"--{section}.{key}", str(value).lower() if isinstance(value, bool) else str(value)]
+    return flags
 
 
 def is_loopback(address: str | None) -> bool:

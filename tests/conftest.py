@@ -25,6 +25,7 @@ os.environ["CIFAR_LAB_CACHE"] = tempfile.mkdtemp(prefix="cifar-lab-cache-")
 os.environ["RAY_AUTH_MODE"] = "disabled"
 
 ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "cifar_core" / "dashboard" / "app.py"  # the dashboard as it ships (pages are views/ beside it)
 SHARED_JPEG = ROOT.parent / "shared" / "data" / "cifar10-jpeg"
 SYNTHETIC = {"source": "synthetic", "kind": "synthetic"}
 TRAIN_STDOUT = "train-stdout.txt"  # beside finished_run's runs folder: what `cifar-lab train` printed for it
@@ -84,8 +85,8 @@ def shared_once(tmp_path_factory, name: str, build: Callable[[Path], object]):
 def launch():
     """Launch baseline runs in the background on synthetic data; whatever is still alive when the test ends
     (pass or fail) is killed."""
-    from cifar_core import runs
-    from cifar_core.specs import PRESETS
+    from cifar_core.model.specs import PRESETS
+    from cifar_core.store import runs
 
     pids = []
 
@@ -102,7 +103,7 @@ def launch():
 
 def wait_for_epochs(run_dir: Path, n: int, timeout: float = 120) -> None:
     """Wait until the run has `n` metrics lines; fail with its log if it stops training or takes too long."""
-    from cifar_core import rundir, runs
+    from cifar_core.store import rundir, runs
 
     deadline = time.monotonic() + timeout
     while len(rundir.read_metric_lines(run_dir)) < n:

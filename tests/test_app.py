@@ -9,12 +9,14 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, SEED_STUDY_GROUP, SYNTHETIC
+from conftest import APP, ROOT, SEED_STUDY_GROUP, SYNTHETIC
 from streamlit.testing.v1 import AppTest
 
-from cifar_core import calibration, caveats, charts, rundir, runs, studies
-from cifar_core.config import TrainConfig
-from cifar_core.specs import PRESETS
+from cifar_core.analysis import calibration, caveats, charts
+from cifar_core.model.config import TrainConfig
+from cifar_core.model.specs import PRESETS
+from cifar_core.store import rundir, runs
+from cifar_core.studies import records
 
 
 @pytest.fixture
@@ -24,7 +26,7 @@ def app(app_runs, monkeypatch):
     monkeypatch.chdir(ROOT)
 
     def _open(page: str | None = None) -> AppTest:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+        at = AppTest.from_file(str(APP), default_timeout=120).run()
         if page:
             at.switch_page(f"views/{page}.py").run()
         assert not at.exception, [e.message for e in at.exception]
@@ -194,7 +196,9 @@ def test_train_page_reattaches_to_a_live_run_and_picks_up_new_metrics(app, tmp_p
         at.run()
         now = int(texts(at).split(" epochs done")[0].split()[-1])
         assert shown < before <= now <= len(rundir.read_metric_lines(run_dir))
-        assert len(at.get("vega_lite_chart")) == 1, "loss and accuracy in one chart"
+        shown_charts = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+        assert sum("hconcat" in c for c in shown_charts) == 1, "loss and accuracy in one chart"
+        assert any("within epochs" in json.dumps(c.get("title")) for c in shown_charts), "the loss within epochs"
         at.button(key="stop_run").click().run()
         assert runs.wait(run_dir, timeout=120) == "stopped"
     finally:
@@ -237,7 +241,7 @@ def test_experiments_page_measures_an_unknown_speed_with_a_short_probe(app):
 @SEED_STUDY_GROUP
 def test_experiments_page_shows_a_real_study(app, seed_study, monkeypatch):
     study_dir, _ = seed_study
-    monkeypatch.setenv("CIFAR_LAB_RUNS", studies.read(study_dir)["runs_dir"])
+    monkeypatch.setenv("CIFAR_LAB_RUNS", records.read(study_dir)["runs_dir"])
     at = app("experiments")
     queue = at.dataframe[0].value
     assert list(queue["status"]) == ["completed"] * 3 and list(queue["arch"]) == ["baseline", "deeper", "batchnorm"]
@@ -252,7 +256,7 @@ def test_no_page_imports_tensorflow(app_runs):
     end with neither TensorFlow nor Keras imported."""
     code = ("import sys; from streamlit.testing.v1 import AppTest\n"
             "for page in ('architectures', 'train', 'runs', 'compare', 'misclassified', 'experiments'):\n"
-            "    at = AppTest.from_file('app.py', default_timeout=60).run()\n"
+            f"    at = AppTest.from_file({str(APP)!r}, default_timeout=60).run()\n"
             "    at.switch_page(f'views/{page}.py').run()\n"
             "    assert not at.exception, (page, [e.message for e in at.exception])\n"
             "    heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"

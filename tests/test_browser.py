@@ -16,7 +16,8 @@ from browser import chromium_missing, launch_browser, serve_app, wait_rendered
 from conftest import ROOT
 from playwright.sync_api import expect
 
-from cifar_core import evaluate, rundir
+from cifar_core.analysis import scores
+from cifar_core.store import rundir
 
 pytestmark = pytest.mark.browser
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -97,7 +98,7 @@ def test_architecture_train_compare_misclassified(server, finished_run):
         run_picker.click()
         page.get_by_role("option", name=re.compile("^tiny-baseline")).click()
         expect(run_picker).to_have_value(re.compile("^tiny-baseline"))
-        worst = evaluate.top_confusions(rundir.read_report(finished_run), 1).iloc[0]
+        worst = scores.top_confusions(rundir.read_report(finished_run), 1).iloc[0]
         top = page.get_by_role("button", name=f"{worst['true']} → {worst['predicted']}: {worst['count']}")
         top.click()
         page.get_by_text(f"{worst['true']} test images predicted as").wait_for()

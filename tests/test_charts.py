@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cifar_core import charts, evaluate, explain
+from cifar_core.analysis import charts, scores
+from cifar_core.engine import explain
 
 NAMES = ["airplane", "automobile", "cat", "dog"]
 LONG_NAMES = ["batchnorm-20261130-130501-first", "batchnorm-20261130-130999-second"]
@@ -15,7 +16,7 @@ def report(mistakes: int) -> dict:
     y = np.repeat(np.arange(4), 10)
     pred = y.copy()
     pred[20:20 + mistakes] = 3  # cats taken for dogs
-    return evaluate.build_report(y, pred, NAMES)
+    return scores.build_report(y, pred, NAMES)
 
 
 def metrics() -> pd.DataFrame:
@@ -43,18 +44,18 @@ def test_curves_legend_draws_the_dash_of_train_and_validation_and_whole_run_name
 
 
 def test_run_legends_show_whole_names():
-    per_class = pd.concat([evaluate.per_class_frame(report(2)).assign(run=n) for n in LONG_NAMES])
+    per_class = pd.concat([scores.per_class_frame(report(2)).assign(run=n) for n in LONG_NAMES])
     assert charts.per_class_chart(per_class).to_dict()["encoding"]["color"]["legend"]["labelLimit"] == 0
     curves = {n: pd.DataFrame({"confidence": [0.5], "accuracy": [0.5], "count": [1]}) for n in LONG_NAMES}
     reliability = charts.reliability_chart(curves).to_dict()
     assert [e["color"]["legend"]["labelLimit"] for e in encodings(reliability) if "legend" in e.get("color", {})] == [0]
-    header = charts.confusion_row({n: evaluate.confusion_frame(report(2)) for n in LONG_NAMES}).to_dict()
+    header = charts.confusion_row({n: scores.confusion_frame(report(2)) for n in LONG_NAMES}).to_dict()
     assert header["facet"]["column"]["header"]["labelLimit"] == 0
 
 
 def test_difference_colour_means_better_or_worse_for_b_on_and_off_the_diagonal():
     """B gets 3 more cats right and so makes 3 fewer cat->dog mistakes: both cells are better for B."""
-    change = evaluate.confusion_difference(report(5), report(2))
+    change = scores.confusion_difference(report(5), report(2))
     chart = charts.difference_heatmap(change)
     data = chart.data.set_index(["true", "predicted"])
     assert data.loc[("cat", "cat"), "change"] == 3 and data.loc[("cat", "dog"), "change"] == -3
@@ -65,19 +66,19 @@ def test_difference_colour_means_better_or_worse_for_b_on_and_off_the_diagonal()
 
 
 def test_compare_confusion_matrices_can_be_clicked_a_cell_naming_its_run():
-    spec = charts.confusion_row({n: evaluate.confusion_frame(report(2)) for n in LONG_NAMES},
+    spec = charts.confusion_row({n: scores.confusion_frame(report(2)) for n in LONG_NAMES},
                                 selectable=True).to_dict()
     assert spec["params"][0]["name"] == charts.CELL_SELECTION
     assert spec["params"][0]["select"]["fields"] == ["run", "true", "predicted"]
-    assert "params" not in charts.confusion_row({n: evaluate.confusion_frame(report(2)) for n in LONG_NAMES}).to_dict()
+    assert "params" not in charts.confusion_row({n: scores.confusion_frame(report(2)) for n in LONG_NAMES}).to_dict()
 
 
 def test_the_shown_cell_is_outlined():
-    spec = charts.confusion_heatmap(evaluate.confusion_frame(report(2)), highlight=("cat", "dog")).to_dict()
+    spec = charts.confusion_heatmap(scores.confusion_frame(report(2)), highlight=("cat", "dog")).to_dict()
     frame = next(layer for layer in spec["layer"] if layer["mark"].get("stroke"))
     filters = [t["filter"] for t in frame["transform"]]
     assert {"field": "true", "equal": "cat"} in filters and {"field": "predicted", "equal": "dog"} in filters
-    plain = charts.confusion_heatmap(evaluate.confusion_frame(report(2))).to_dict()
+    plain = charts.confusion_heatmap(scores.confusion_frame(report(2))).to_dict()
     assert not any(layer["mark"].get("stroke") for layer in plain["layer"])
 
 

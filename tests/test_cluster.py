@@ -13,12 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, cli
+from conftest import APP, ROOT, cli
 from streamlit.testing.v1 import AppTest
 
-from cifar_core import data, rundir, runs, studies
-from cifar_core.config import TrainConfig
-from cifar_core.specs import PRESETS
+from cifar_core import data
+from cifar_core.model.config import TrainConfig
+from cifar_core.model.specs import PRESETS
+from cifar_core.store import rundir, runs
+from cifar_core.studies import executors, records
 
 ray_cluster_utils = pytest.importorskip("ray.cluster_utils", reason="Ray is not installed (pip install -e '.[dev]')")
 
@@ -46,8 +48,8 @@ def wait_until(condition, timeout: float, what: str) -> None:
 
 
 def study_runs(study_dir: Path) -> list[runs.RunInfo]:
-    study = studies.read(study_dir)
-    return [runs.load_run(studies.run_dir_of(study, e)) for e in study["runs"] if e.get("run_id")]
+    study = records.read(study_dir)
+    return [runs.load_run(records.run_dir_of(study, e)) for e in study["runs"] if e.get("run_id")]
 
 
 def epochs_of(run: runs.RunInfo) -> list[int]:
@@ -55,7 +57,7 @@ def epochs_of(run: runs.RunInfo) -> list[int]:
 
 
 def study_ended(study_dir: Path) -> bool:
-    return studies.status(studies.read(study_dir)) not in rundir.ACTIVE
+    return records.status(records.read(study_dir)) not in rundir.ACTIVE
 
 
 def test_a_study_spreads_over_the_nodes_and_resumes_the_run_of_a_lost_one(cluster, tmp_path, monkeypatch):
@@ -63,10 +65,10 @@ def test_a_study_spreads_over_the_nodes_and_resumes_the_run_of_a_lost_one(cluste
     first, as a dead machine writes nothing more): that run is left interrupted with the epochs it finished, the
     others complete on the head, and resuming the study completes it from its last epoch."""
     cfg = TrainConfig(epochs=4, patience=0, subset=100)
-    study_dir = studies.create(tmp_path / "studies", tmp_path / "runs", "seeds", cfg, data.summary("synthetic"),
+    study_dir = records.create(tmp_path / "studies", tmp_path / "runs", "seeds", cfg, data.summary("synthetic"),
                                seeds=[0, 1, 2, 3], spec=PRESETS["baseline"],
-                               executor=studies.Executor("ray", cluster.address))
-    studies.launch(study_dir)
+                               executor=executors.Executor("ray", cluster.address))
+    records.launch(study_dir)
     (worker,) = cluster.worker_nodes  # the head is not among them
 
     def training_on_worker() -> runs.RunInfo | None:
@@ -83,7 +85,7 @@ def test_a_study_spreads_over_the_nodes_and_resumes_the_run_of_a_lost_one(cluste
     wait_until(lambda: not runs.process_alive(lost.meta["pid"]), 60, "the lost node's trainer to die with it")
     wait_until(lambda: study_ended(study_dir), 240, "the study to end")
 
-    study = studies.read(study_dir)
+    study = records.read(study_dir)
     assert study["status"] == "interrupted", (study_dir / rundir.LOG).read_text()
     assert study["executor"]["kind"] == "ray" and study["cluster"]["cpus"] == 2
     after = runs.load_run(lost.path)
@@ -92,9 +94,9 @@ def test_a_study_spreads_over_the_nodes_and_resumes_the_run_of_a_lost_one(cluste
     assert sum(r.status == "completed" for r in study_runs(study_dir)) == 3
     assert {r.meta["node"] for r in study_runs(study_dir)} == {worker.node_id, cluster.head_node.node_id}
 
-    studies.resume(study_dir)
+    records.resume(study_dir)
     wait_until(lambda: study_ended(study_dir), 240, "the resumed study to end")
-    assert studies.read(study_dir)["status"] == "completed", (study_dir / rundir.LOG).read_text()
+    assert records.read(study_dir)["status"] == "completed", (study_dir / rundir.LOG).read_text()
     done = study_runs(study_dir)
     assert all(r.status == "completed" for r in done)
     assert all(epochs_of(r) == [1, 2, 3, 4] for r in done), "each epoch exactly once in every metrics.jsonl"
@@ -102,14 +104,14 @@ def test_a_study_spreads_over_the_nodes_and_resumes_the_run_of_a_lost_one(cluste
 
 
 def experiments_page_shows_the_nodes(study_dir: Path, done: list[runs.RunInfo], monkeypatch) -> None:
-    monkeypatch.setenv("CIFAR_LAB_RUNS", studies.read(study_dir)["runs_dir"])
+    monkeypatch.setenv("CIFAR_LAB_RUNS", records.read(study_dir)["runs_dir"])
     monkeypatch.setenv("CIFAR_LAB_DATA", "synthetic")
     monkeypatch.chdir(ROOT)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
     at.switch_page("views/experiments.py").run()
     assert not at.exception
-    assert any(c.value.startswith(f"Ray at {studies.read(study_dir)['executor']['address']}") for c in at.caption)
-    assert list(at.dataframe[0].value["node"]) == [studies.node_text(r.meta) for r in done]
+    assert any(c.value.startswith(f"Ray at {records.read(study_dir)['executor']['address']}") for c in at.caption)
+    assert list(at.dataframe[0].value["node"]) == [executors.node_text(r.meta) for r in done]
 
 
 def free_port() -> int:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from cifar_core import compare, rundir, runs, specs
+from cifar_core.analysis import compare
+from cifar_core.model import specs
+from cifar_core.store import rundir, runs
 
 
 def meta(spec) -> dict:

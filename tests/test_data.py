@@ -11,7 +11,8 @@ import pytest
 from conftest import write_image_folder
 from PIL import Image
 
-from cifar_core import caveats, data
+from cifar_core import data
+from cifar_core.analysis import caveats
 from cifar_core.data import DataError
 
 

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from conftest import SYNTHETIC, cli, wait_for_epochs
 
-from cifar_core import hardware, recipes, rundir, runs
-from cifar_core.config import TrainConfig
-from cifar_core.specs import PRESETS
+from cifar_core import hardware
+from cifar_core.model import recipes
+from cifar_core.model.config import TrainConfig
+from cifar_core.model.specs import PRESETS
+from cifar_core.store import rundir, runs
 
 EPYC = "model name\t: AMD EPYC 9R14 96-Core Processor\nflags\t\t: fpu sse2 avx2 fma avx512f avx512_bf16\n"
 XEON = "model name\t: Intel(R) Xeon(R) Platinum 8259CL CPU @ 2.50GHz\nflags\t\t: fpu sse2 avx2 fma avx512f\n"
@@ -119,28 +121,28 @@ def test_training_config_round_trips_the_engine_fields():
 
 def test_a_budget_plan_is_kept_in_run_json_for_a_resume(tmp_path):
     """A budget run killed mid-way resumes to the epochs its budget fitted, not to the config's maximum."""
-    from cifar_core import train
+    from cifar_core.engine import callbacks
 
     run_dir = runs.create_run(tmp_path, PRESETS["fast"], recipes.fast_config(TrainConfig(), False, 60), SYNTHETIC)
-    plan = train.Plan(1000, steps_per_epoch=10)
-    budget = train.FitToBudget(plan, 60, time.time(), 128, {"train": 1280, "validation": 500, "test": 500},
+    plan = callbacks.Plan(1000, steps_per_epoch=10)
+    budget = callbacks.FitToBudget(plan, 60, time.time(), 128, {"train": 1280, "validation": 500, "test": 500},
                                run_dir=run_dir)
     budget._replan(per_image=0.004, epochs_done=0, may_grow=True)  # about 5.8 s an epoch: 9 fit in 57.6 s
     assert 5 <= plan.epochs <= 9 and runs.load_run(run_dir).meta["planned_epochs"] == plan.epochs
 
 
 def test_a_budget_shorter_than_one_epoch_trains_the_part_that_fits(tmp_path):
-    from cifar_core import train
+    from cifar_core.engine import callbacks
 
-    plan = train.Plan(1000, steps_per_epoch=400)
-    budget = train.FitToBudget(plan, 30, time.time(), 128, {"train": 51200, "validation": 5000, "test": 10000})
+    plan = callbacks.Plan(1000, steps_per_epoch=400)
+    budget = callbacks.FitToBudget(plan, 30, time.time(), 128, {"train": 51200, "validation": 5000, "test": 10000})
     budget._replan(per_image=0.002, epochs_done=0, may_grow=True)  # one epoch would take 106 s
     # 28.8 s after the margin, less 6.7 s of test, 2 s of saving and 3.3 s of validation: 16.8 s, 65 steps
     assert plan.epochs == 1 and 63 <= budget.max_steps <= 65
 
 
 def test_one_cycle_rises_to_its_peak_then_falls_to_zero():
-    from cifar_core.models import OneCycle
+    from cifar_core.engine.models import OneCycle
 
     schedule = OneCycle(peak=0.2, total_steps=100)
     lrs = [float(schedule(step)) for step in (0, 10, 20, 60, 100, 120)]
@@ -161,9 +163,9 @@ def test_gpus_asks_for_gpus_this_machine_has(tmp_path):
 def test_progress_never_counts_past_the_epochs_batches(tmp_path):
     """With 64 batches per execution Keras reports the end of an epoch's last, shorter chunk as batch 1,600 of
     1,563; the progress line says 1,563."""
-    from cifar_core import train
+    from cifar_core.engine import callbacks
 
-    writer = train.RunDirWriter(tmp_path, batch_size=32, n_train=50_000, plan=train.Plan(30, 1563))
+    writer = callbacks.RunDirWriter(tmp_path, batch_size=32, n_train=50_000, plan=callbacks.Plan(30, 1563))
     writer.set_params({"steps": 1563})
     writer.on_epoch_begin(0)
     writer.on_train_batch_end(1599)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cifar_core import evaluate, rundir
+from cifar_core.analysis import scores
+from cifar_core.store import rundir
 
 NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -21,9 +22,9 @@ def make_preds():
 
 def test_report_matches_hand_count():
     y_true, y_pred, _ = make_preds()
-    report = evaluate.build_report(y_true, y_pred, NAMES)
+    report = scores.build_report(y_true, y_pred, NAMES)
     assert report["accuracy"] == 4 / 8
-    assert evaluate.cell(report, "cat", "dog") == 2 and evaluate.cell(report, "dog", "cat") == 1
+    assert scores.cell(report, "cat", "dog") == 2 and scores.cell(report, "dog", "cat") == 1
     cat = next(r for r in report["per_class"] if r["class"] == "cat")
     assert cat["support"] == 4 and cat["recall"] == 0.25 and cat["precision"] == 0.5
     assert np.asarray(report["confusion_matrix"]).sum() == 8
@@ -31,27 +32,27 @@ def test_report_matches_hand_count():
 
 def test_top_confusions_and_difference():
     y_true, y_pred, _ = make_preds()
-    a = evaluate.build_report(y_true, y_pred, NAMES)
-    top = evaluate.top_confusions(a, 3)
+    a = scores.build_report(y_true, y_pred, NAMES)
+    top = scores.top_confusions(a, 3)
     assert list(top.iloc[0][["true", "predicted", "count"]]) == ["cat", "dog", 2]
-    b = evaluate.build_report(y_true, np.where(y_pred == 5, 3, y_pred), NAMES)
-    diff = evaluate.confusion_difference(a, b).set_index(["true", "predicted"])["change"]
+    b = scores.build_report(y_true, np.where(y_pred == 5, 3, y_pred), NAMES)
+    diff = scores.confusion_difference(a, b).set_index(["true", "predicted"])["change"]
     assert diff[("cat", "dog")] == -2 and diff[("cat", "cat")] == 2
 
 
 def test_confusion_frame_normalises_rows():
     y_true, y_pred, _ = make_preds()
-    frame = evaluate.confusion_frame(evaluate.build_report(y_true, y_pred, NAMES), normalize=True)
+    frame = scores.confusion_frame(scores.build_report(y_true, y_pred, NAMES), normalize=True)
     sums = frame.groupby("true")["value"].sum()
     assert np.isclose(sums["cat"], 1.0) and sums["bird"] == 0
 
 
 def test_misclassified_sorted_by_confidence(tmp_path):
     y_true, _, probs = make_preds()
-    evaluate.save_predictions(tmp_path / rundir.PREDICTIONS, y_true, probs)
+    scores.save_predictions(tmp_path / rundir.PREDICTIONS, y_true, probs)
     preds = rundir.read_predictions(tmp_path)
     assert preds["probs"].dtype == np.float16
-    sure = evaluate.misclassified(preds, true=3, predicted=5)
+    sure = scores.misclassified(preds, true=3, predicted=5)
     assert list(sure["index"]) == [1, 2]
-    assert list(evaluate.misclassified(preds, 3, 5, sort="unsure")["index"]) == [2, 1]
-    assert evaluate.top_k(probs[1], list(NAMES), 2)[0] == ("dog", np.float32(0.8).item())
+    assert list(scores.misclassified(preds, 3, 5, sort="unsure")["index"]) == [2, 1]
+    assert scores.top_k(probs[1], list(NAMES), 2)[0] == ("dog", np.float32(0.8).item())

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from conftest import cli
 
-from cifar_core import calibration, compare, data, evaluate, explain, rundir, stats
+from cifar_core import data
+from cifar_core.analysis import calibration, compare, scores, stats
+from cifar_core.engine import explain
+from cifar_core.store import rundir
 
 # Six images, three classes; with 5 bins the confidences 0.5/0.45, 0.7/0.75 and 0.9/0.9 share bins.
 PROBS = np.array([[0.9, 0.05, 0.05], [0.7, 0.2, 0.1], [0.1, 0.75, 0.15], [0.5, 0.3, 0.2], [0.2, 0.35, 0.45],
@@ -78,9 +81,9 @@ def test_disagreements_count_what_the_two_runs_predicted():
 
 @pytest.fixture(scope="module")
 def tiny_model(finished_run):
-    from cifar_core import train
+    from cifar_core.engine import trainer
 
-    return train.load_model(finished_run)
+    return trainer.load_model(finished_run)
 
 
 def test_grad_cam_maps_have_the_image_size_are_finite_and_not_constant(tiny_model, finished_run):
@@ -114,10 +117,10 @@ def test_feature_maps_of_every_conv_layer(tiny_model):
 def test_explain_writes_a_png_sheet(finished_run, runs_root, tmp_path):
     from PIL import Image
 
-    from cifar_core import runs
+    from cifar_core.store import runs
 
     report = rundir.read_report(finished_run)
-    top = evaluate.top_confusions(report, 1)
+    top = scores.top_confusions(report, 1)
     true, predicted = (top["true"][0], top["predicted"][0]) if len(top) else ("cat", "cat")
     out = cli("explain", finished_run.name, "--true", true, "--pred", predicted, "--out", str(tmp_path),
               runs_dir=runs_root)

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, SYNTHETIC, cli, write_image_folder
+from conftest import APP, ROOT, SYNTHETIC, cli, write_image_folder
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from cifar_core import data, rundir, runs, serving
-from cifar_core.config import TrainConfig
-from cifar_core.specs import PRESETS
+from cifar_core import data, serving
+from cifar_core.model.config import TrainConfig
+from cifar_core.model.specs import PRESETS
+from cifar_core.store import rundir, runs
 
 
 def assert_one_line_error(out: subprocess.CompletedProcess, fragment: str) -> None:
@@ -40,7 +41,7 @@ def test_default_address_is_localhost():
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "localhost"
-    assert "--server.address" in (ROOT / "cifar_core" / "cli.py").read_text()
+    assert "--server.address" in (ROOT / "cifar_core" / "cli" / "serve.py").read_text()
 
 
 @pytest.mark.parametrize("address, env, expected", [
@@ -92,7 +93,7 @@ def test_shared_mode_hides_every_writing_action(app_runs, monkeypatch):
     writing = ("Save architecture", "Train this architecture", "Start training", "Stop", "Save name", "Resume",
                "Delete run", "Use synthetic demo data", "Stop study", "Resume study")
     for page in ("architectures", "train", "runs", "compare", "misclassified", "experiments"):
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+        at = AppTest.from_file(str(APP), default_timeout=60).run()
         at.switch_page(f"views/{page}.py").run()
         assert not at.exception, (page, [e.message for e in at.exception])
         labels = [b.label for b in at.button] + [b.label for b in at.get("form_submit_button")]
@@ -170,7 +171,7 @@ def test_every_page_opens_with_damaged_runs(damaged_runs, monkeypatch):
     monkeypatch.setenv("CIFAR_LAB_DATA", "synthetic")
     monkeypatch.chdir(ROOT)
     for page in ("architectures", "train", "runs", "compare", "misclassified", "experiments"):
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+        at = AppTest.from_file(str(APP), default_timeout=60).run()
         at.switch_page(f"views/{page}.py").run()
         assert not at.exception, (page, [e.message for e in at.exception])
     at.switch_page("views/runs.py").run()
@@ -399,7 +400,7 @@ def test_rename_follows_the_name_rule(finished_run, tmp_path, name):
 
 def save_lambda_model(path: Path, marker: Path) -> None:
     """A model whose Lambda layer writes `marker` when it runs: the payload a safe loader must refuse."""
-    from cifar_core import runtime
+    from cifar_core.engine import runtime
 
     runtime.tensorflow()
     import keras

@@ -7,14 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cifar_core import evaluate, figures, stats
+from cifar_core.analysis import figures, scores, stats
 
 NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 def test_per_class_support_is_an_integer_count():
     y = np.repeat(np.arange(10), 1000)
-    table = evaluate.per_class_frame(evaluate.build_report(y, y, NAMES))
+    table = scores.per_class_frame(scores.build_report(y, y, NAMES))
     assert table["support"].tolist() == [1000] * 10 and table["support"].dtype.kind == "i"
     assert "1000.000" not in table.to_string(float_format=lambda v: f"{v:.3f}")
 

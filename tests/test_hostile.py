@@ -23,13 +23,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, SYNTHETIC, cli, write_image_folder
+from conftest import APP, ROOT, SYNTHETIC, cli, write_image_folder
 from streamlit.testing.v1 import AppTest
 from test_faults import _kill, _simultaneous, assert_one_line_error
 
-from cifar_core import data, evaluate, importing, modelfiles, rundir, runs, serving, stats, studies
-from cifar_core.config import TrainConfig
-from cifar_core.specs import PRESETS
+from cifar_core import data, serving
+from cifar_core.analysis import scores, stats
+from cifar_core.engine import importing, modelfiles
+from cifar_core.model.config import TrainConfig
+from cifar_core.model.specs import PRESETS
+from cifar_core.store import rundir, runs
+from cifar_core.studies import records
 
 # --- 1. no code from data files -------------------------------------------------------------------------------
 
@@ -108,7 +112,7 @@ def test_misclassified_never_runs_a_crafted_source(crafted, finished_run, tmp_pa
     monkeypatch.setenv(serving.READ_ONLY, "1" if shared else "0")
     monkeypatch.setenv(serving.ALLOW_WRITES, "0" if shared else "1")
     monkeypatch.chdir(ROOT)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
     at.session_state["mis_true"] = at.session_state["mis_pred"] = "airplane"
     at.switch_page("views/misclassified.py").run()
     assert not at.exception, [e.message for e in at.exception]
@@ -128,26 +132,26 @@ def test_the_server_source_is_the_only_one_shared(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("run_id", ["../../outside/victim", "/tmp/victim"])
 def test_a_study_cannot_name_runs_outside_its_runs_folder(tmp_path, run_id):
-    study_dir = studies.create(tmp_path / "studies", tmp_path / "runs", "dropout", TrainConfig(epochs=1),
+    study_dir = records.create(tmp_path / "studies", tmp_path / "runs", "dropout", TrainConfig(epochs=1),
                                data.summary("synthetic"))
-    study = json.loads((study_dir / studies.STUDY_JSON).read_text())
+    study = json.loads((study_dir / records.STUDY_JSON).read_text())
     study["runs"][0]["run_id"] = run_id
     study["status"] = "stopped"
-    (study_dir / studies.STUDY_JSON).write_text(json.dumps(study))
+    (study_dir / records.STUDY_JSON).write_text(json.dumps(study))
     with pytest.raises(rundir.DamagedRun, match=r"runs\.0\.run_id must match pattern"):
-        studies.read(study_dir)
+        records.read(study_dir)
     out = cli("study-resume", study_dir.name, runs_dir=tmp_path / "runs", check=False)
     assert_one_line_error(out, "must match pattern")
     assert not (tmp_path / "outside").exists()
 
 
 def test_a_study_cannot_move_its_runs_folder(tmp_path):
-    study_dir = studies.create(tmp_path / "studies", tmp_path / "runs", "dropout", TrainConfig(epochs=1),
+    study_dir = records.create(tmp_path / "studies", tmp_path / "runs", "dropout", TrainConfig(epochs=1),
                                data.summary("synthetic"))
-    study = json.loads((study_dir / studies.STUDY_JSON).read_text())
-    (study_dir / studies.STUDY_JSON).write_text(json.dumps({**study, "runs_dir": "/tmp/elsewhere/runs"}))
+    study = json.loads((study_dir / records.STUDY_JSON).read_text())
+    (study_dir / records.STUDY_JSON).write_text(json.dumps({**study, "runs_dir": "/tmp/elsewhere/runs"}))
     with pytest.raises(rundir.DamagedRun, match="is not the runs folder beside"):
-        studies.read(study_dir)
+        records.read(study_dir)
 
 
 def test_a_symlinked_run_directory_is_damaged_and_nothing_writes_through_it(finished_run, tmp_path):
@@ -235,17 +239,17 @@ def test_an_unknown_layer_kind_cannot_be_sized_and_is_refused(tmp_path):
 
 def test_six_study_resumes_at_the_same_instant_start_one_driver(tmp_path):
     runs_dir = tmp_path / "runs"
-    study_dir = studies.create(tmp_path / "studies", runs_dir, "dropout", TrainConfig(epochs=50, subset=300),
+    study_dir = records.create(tmp_path / "studies", runs_dir, "dropout", TrainConfig(epochs=50, subset=300),
                                data.summary("synthetic"))
-    rundir.update_json(study_dir, studies.STUDY_JSON, status="stopped")
+    rundir.update_json(study_dir, records.STUDY_JSON, status="stopped")
     results = _simultaneous(runs_dir, *[["study-resume", study_dir.name, "--detach"]] * 6)
     try:
         assert sorted(r.returncode for r in results) == [0] + [2] * 5, [(r.returncode, r.stderr) for r in results]
         for loser in (r for r in results if r.returncode == 2):
             assert_one_line_error(loser, "is still running")
     finally:
-        studies.stop(study_dir)
-        _kill(studies.read(study_dir).get("pid"))
+        records.stop(study_dir)
+        _kill(records.read(study_dir).get("pid"))
         for info in runs.list_runs(runs_dir):
             _kill(info.meta.get("pid"))
 
@@ -256,22 +260,22 @@ def test_a_stopped_run_is_shown_but_left_out_of_its_group():
     import pandas as pd
 
     results = pd.DataFrame({"arch": ["a", "a", "a"], "test_accuracy": [0.80, 0.82, 0.30],
-                            studies.CUT_SHORT: [False, False, True]})
+                            records.CUT_SHORT: [False, False, True]})
     row = stats.group_summary(results, ["arch"]).iloc[0]
     assert row["seeds"] == 2 and row["test acc mean"] == pytest.approx(0.81)
     assert row[stats.CUT_SHORT_COLUMN] == 1
 
 
 def test_study_results_mark_a_stopped_run(tmp_path, finished_run):
-    study_dir = studies.create(tmp_path / "studies", tmp_path / "runs", "seeds", TrainConfig(), SYNTHETIC,
+    study_dir = records.create(tmp_path / "studies", tmp_path / "runs", "seeds", TrainConfig(), SYNTHETIC,
                                spec=PRESETS["baseline"], seeds=[0, 1])
     for i, status in enumerate(("completed", "stopped")):
         run_dir = Path(shutil.copytree(finished_run, tmp_path / "runs" / f"r{i}"))
         runs.update_run(run_dir, id=f"r{i}", status=status)
-        study = studies.read(study_dir)
+        study = records.read(study_dir)
         study["runs"][i]["run_id"] = f"r{i}"
-        rundir.write_json_atomic(study_dir / studies.STUDY_JSON, study)
-    assert studies.results(study_dir)[studies.CUT_SHORT].tolist() == [False, True]
+        rundir.write_json_atomic(study_dir / records.STUDY_JSON, study)
+    assert records.results(study_dir)[records.CUT_SHORT].tolist() == [False, True]
 
 
 # --- 7. a pid that another process got ----------------------------------------------------------------------------
@@ -318,10 +322,13 @@ def test_sigterm_stops_a_foreground_train_like_ctrl_c_and_a_second_interrupt_is_
         while not rundir.read_metric_lines(run_dir):
             assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
             time.sleep(0.1)
+        trainer = runs.load_run(run_dir).meta["pid"]
+        os.kill(trainer, signal.SIGSTOP)  # the run cannot finish stopping before the second interrupt arrives
         proc.send_signal(signal.SIGTERM)
         assert "stopping" in proc.stderr.readline()
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(30) == 130
+        assert proc.wait(30) == 130, proc.stderr.read()
+        os.kill(trainer, signal.SIGCONT)
         stderr = proc.stderr.read()
         assert stderr.strip().startswith("cifar-lab: interrupted") and "Traceback" not in stderr, stderr
         assert runs.wait(run_dir, timeout=120) == "stopped"
@@ -334,8 +341,8 @@ def test_sigterm_stops_a_foreground_train_like_ctrl_c_and_a_second_interrupt_is_
 def test_a_stop_before_the_first_epoch_ends_leaves_a_resumable_run(tmp_path):
     run_dir = runs.create_run(tmp_path, PRESETS["baseline"], TrainConfig(epochs=3, subset=300), SYNTHETIC)
     (run_dir / rundir.STOP).write_text("before the trainer started")
-    done = subprocess.run([sys.executable, "-m", "cifar_core.train", str(run_dir)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=180)
+    done = subprocess.run([sys.executable, "-m", "cifar_core.engine.trainer", str(run_dir)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=180)
     info = runs.load_run(run_dir)
     assert info.status == "failed" and "Resume the run" in info.meta["error"], done.stdout + done.stderr
     assert rundir.read_metric_lines(run_dir) == [] and not info.meta.get("training_done")
@@ -350,7 +357,7 @@ def test_four_writers_of_one_predictions_file_never_collide(tmp_path):
     def write():
         try:
             for _ in range(20):
-                evaluate.save_predictions(tmp_path / rundir.PREDICTIONS, np.zeros(100, int), probs)
+                scores.save_predictions(tmp_path / rundir.PREDICTIONS, np.zeros(100, int), probs)
         except Exception as exc:  # noqa: BLE001 - any failure of a writer is what this test looks for
             errors.append(exc)
 

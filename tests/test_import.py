@@ -7,17 +7,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, cli
+from conftest import APP, ROOT, cli
 from streamlit.testing.v1 import AppTest
 
-from cifar_core import compare, data, importing, rundir, runs, shapes, specs
+from cifar_core import data
+from cifar_core.analysis import compare
+from cifar_core.engine import importing
+from cifar_core.model import shapes, specs
+from cifar_core.store import rundir, runs
 
 DATA = data.synthetic_dataset()
 
 
 @pytest.fixture(scope="module")
 def keras():
-    from cifar_core import runtime
+    from cifar_core.engine import runtime
 
     runtime.tensorflow()
     import keras
@@ -100,7 +104,7 @@ def test_a_model_with_a_rescaling_layer_takes_0_to_255(keras, tmp_path):
 
 
 def test_forcing_the_scale_and_the_saved_model_takes_0_to_255_like_every_run(seed_model, tmp_path):
-    from cifar_core.train import load_model, predict
+    from cifar_core.engine.trainer import load_model, predict
 
     model, _, path = seed_model
     run_dir = importing.import_model(tmp_path / "runs", path, "synthetic", name="forced", scale="1")
@@ -168,7 +172,7 @@ def test_an_imported_run_shows_on_every_page_and_in_compare(seed_model, tmp_path
     monkeypatch.setenv("CIFAR_LAB_DATA", "synthetic")
     monkeypatch.chdir(ROOT)
     for page in ("runs", "compare", "misclassified", "experiments", "architectures", "train"):
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at = AppTest.from_file(str(APP), default_timeout=60)
         at.session_state["run_id"] = imported.name
         at.run().switch_page(f"views/{page}.py").run()
         assert not at.exception, (page, [e.message for e in at.exception])

@@ -7,21 +7,22 @@ import time
 import pytest
 from conftest import TRAIN_STDOUT, cli
 
-from cifar_core import charts, rundir, runs
+from cifar_core.analysis import charts
+from cifar_core.store import rundir, runs
 
 
 @pytest.fixture
 def writer(tmp_path, monkeypatch):
     """The trainer's RunDirWriter on a 100-batch epoch, writing a within-epoch point at every call."""
-    from cifar_core import runtime, train
+    from cifar_core.engine import callbacks, runtime
 
     runtime.tensorflow()
     import keras
 
-    monkeypatch.setattr(train, "STEP_EVERY_S", 0.0)
+    monkeypatch.setattr(callbacks, "STEP_EVERY_S", 0.0)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")
-    w = train.RunDirWriter(tmp_path, batch_size=10, n_train=1000, plan=train.Plan(3, 100))
+    w = callbacks.RunDirWriter(tmp_path, batch_size=10, n_train=1000, plan=callbacks.Plan(3, 100))
     w.set_model(model)
     w.set_params({"steps": 100})
     w.on_epoch_begin(0)
@@ -68,7 +69,7 @@ def test_the_cli_prints_the_engine_it_chose(finished_run):
 
 
 def test_importing_a_keras_2_h5_prints_no_keras_warning(tmp_path):
-    from cifar_core import runtime
+    from cifar_core.engine import runtime
 
     runtime.tensorflow()
     import keras

@@ -6,10 +6,10 @@ import json
 import shutil
 
 import pytest
-from conftest import ROOT, cli
+from conftest import APP, ROOT, cli
 from streamlit.testing.v1 import AppTest
 
-from cifar_core import rundir, runs
+from cifar_core.store import rundir, runs
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_runs_page_filters_and_compare_puts_the_baseline_first(two_runs, monkeyp
     monkeypatch.setenv("CIFAR_LAB_DATA", "synthetic")
     monkeypatch.chdir(ROOT)
     monkeypatch.syspath_prepend(str(ROOT))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run().switch_page("views/runs.py").run()
+    at = AppTest.from_file(str(APP), default_timeout=60).run().switch_page("views/runs.py").run()
     assert len(at.dataframe[0].value) == 2
     at.multiselect(key="f_tags").set_value(["augment"]).run()
     assert list(at.dataframe[0].value["id"]) == ["a-run"] and not at.exception

@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import pytest
 
-from cifar_core import shapes, specs
-from cifar_core.specs import ConvBlock, Head, SpecError
+from cifar_core.model import shapes, specs
+from cifar_core.model.specs import ConvBlock, Head, SpecError
 
 
 @pytest.mark.parametrize("name", list(specs.PRESETS))
@@ -122,8 +122,8 @@ def test_depth_family_doubles_channels():
 
 
 def test_light_modules_never_import_tensorflow():
-    code = ("import sys, cifar_core.specs, cifar_core.runs, cifar_core.data, cifar_core.evaluate, "
-            "cifar_core.config, cifar_core.cli; bad = [m for m in sys.modules if m.split('.')[0] in "
+    code = ("import sys, cifar_core.model.specs, cifar_core.store.runs, cifar_core.data, cifar_core.analysis.scores, "
+            "cifar_core.model.config, cifar_core.cli.main; bad = [m for m in sys.modules if m.split('.')[0] in "
             "('tensorflow', 'keras')]; print(bad); sys.exit(bool(bad))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -147,7 +147,7 @@ def random_specs(n: int, seed: int = 0) -> list[specs.ArchitectureSpec]:
 
 @pytest.mark.parametrize("spec", [*specs.PRESETS.values(), *random_specs(25)], ids=lambda s: s.name)
 def test_pure_python_shapes_and_params_equal_keras(spec):
-    from cifar_core.models import build_model
+    from cifar_core.engine.models import build_model
 
     model = build_model(spec)
     keras_rows = [(layer.name, type(layer).__name__, tuple(layer.output.shape[1:]), layer.count_params())

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli
+from conftest import APP, cli
 from scipy.stats import beta
 
-from cifar_core import compare, rundir, runs, stats
+from cifar_core.analysis import compare, stats
+from cifar_core.store import rundir, runs
 
 
 @pytest.mark.parametrize(("correct", "n"), [(7243, 10000), (0, 50), (50, 50), (37, 60)])
@@ -121,28 +122,28 @@ def test_group_summary_agrees_with_numpy_and_scipy():
 
 @pytest.mark.parametrize(("text", "seeds"), [(None, None), ("1", None), ("3", [5, 6, 7]), ("0,4,9", [0, 4, 9])])
 def test_seed_lists(text, seeds):
-    from cifar_core import studies
+    from cifar_core.studies import plans
 
-    assert studies.parse_seeds(text, base=5) == seeds
+    assert plans.parse_seeds(text, base=5) == seeds
 
 
 @pytest.mark.parametrize("text", ["x", "0,0", "-1,2", "21"])
 def test_bad_seed_lists_are_refused(text):
-    from cifar_core import studies
+    from cifar_core.studies import plans
 
     with pytest.raises(runs.RunError, match="--seeds"):
-        studies.parse_seeds(text)
+        plans.parse_seeds(text)
 
 
 def test_train_with_seeds_queues_a_group_and_prints_its_spread(tmp_path):
-    from cifar_core import studies
+    from cifar_core.studies import records
 
     out = cli("train", "--arch", "baseline", "--data", "synthetic", "--subset", "200", "--test-subset", "100",
               "--epochs", "2", "--seeds", "2", runs_dir=tmp_path / "runs", timeout=300)
     study_dir = Path(out.stdout.splitlines()[0])
-    study = studies.read(study_dir)
+    study = records.read(study_dir)
     assert study["kind"] == "seeds" and study["seeds"] == [0, 1] and "| baseline | 2 |" in out.stdout
-    results = studies.results(study_dir)
+    results = records.results(study_dir)
     assert sorted(results["seed"]) == [0, 1] and set(results["arch"]) == {"baseline"}
     assert {r.meta["config"]["seed"] for r in runs.list_runs(tmp_path / "runs")} == {0, 1}
 
@@ -151,13 +152,14 @@ def test_reproduce_table_with_seeds_says_whether_the_published_figure_is_within_
                                                                                            monkeypatch):
     import shutil
 
-    from cifar_core import report, specs, studies
-    from cifar_core.config import TrainConfig
+    from cifar_core.model import specs
+    from cifar_core.model.config import TrainConfig
+    from cifar_core.studies import records, report
 
     runs_dir = tmp_path / "runs"
-    study_dir = studies.create(tmp_path / "studies", runs_dir, "seed", TrainConfig(), {"source": "synthetic"},
+    study_dir = records.create(tmp_path / "studies", runs_dir, "seed", TrainConfig(), {"source": "synthetic"},
                                seeds=[0, 1])
-    study = studies.read(study_dir)
+    study = records.read(study_dir)
     accuracies = {("baseline", 0): 0.70, ("baseline", 1): 0.74, ("batchnorm", 0): 0.76, ("batchnorm", 1): 0.77}
     for entry in study["runs"]:
         key = (entry["labels"]["arch"], entry["labels"]["seed"])
@@ -167,7 +169,7 @@ def test_reproduce_table_with_seeds_says_whether_the_published_figure_is_within_
         shutil.copytree(finished_run, runs_dir / run_id)
         rundir.update_json(runs_dir / run_id, rundir.RUN_JSON, id=run_id, test_accuracy=accuracies[key])
         entry["run_id"] = run_id
-    rundir.write_json_atomic(study_dir / studies.STUDY_JSON, study)
+    rundir.write_json_atomic(study_dir / records.STUDY_JSON, study)
     table = report.seed_comparison(study_dir).set_index("model")
     acc = np.array([0.70, 0.74])
     assert table.loc["baseline", "seeds"] == 2 and table.loc["deeper", "seeds"] == 0
@@ -186,7 +188,7 @@ def test_reproduce_table_with_seeds_says_whether_the_published_figure_is_within_
     monkeypatch.setenv("CIFAR_LAB_DATA", "synthetic")
     monkeypatch.chdir(ROOT)
     monkeypatch.syspath_prepend(str(ROOT))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run().switch_page("views/experiments.py").run()
+    at = AppTest.from_file(str(APP), default_timeout=60).run().switch_page("views/experiments.py").run()
     assert not at.exception, [e.message for e in at.exception]
     page = " ".join(str(e.value) for e in (*at.subheader, *at.markdown))
     assert "Groups: mean over 2 seeds" in page and "Welch's t-test p = " in page
@@ -194,13 +196,14 @@ def test_reproduce_table_with_seeds_says_whether_the_published_figure_is_within_
 
 
 def test_study_duration_estimate_from_measured_speeds():
-    from cifar_core import specs, studies
-    from cifar_core.config import TrainConfig
+    from cifar_core.model import specs
+    from cifar_core.model.config import TrainConfig
+    from cifar_core.studies import estimates, plans
 
-    planned = studies.with_seeds(studies.plan("seeds", TrainConfig(epochs=2, subset=1000),
+    planned = plans.with_seeds(plans.plan("seeds", TrainConfig(epochs=2, subset=1000),
                                               spec=specs.PRESETS["baseline"]), [0, 1])
     data = {"train_images": 2000, "test_images": 500}
-    seconds, missing = studies.estimate_seconds(planned, data, {"baseline": 100.0})
+    seconds, missing = estimates.estimate_seconds(planned, data, {"baseline": 100.0})
     # each run: 900 training + 100 validation images (a third of the cost), 2 epochs, at 100 images/s
     assert seconds == pytest.approx(2 * 2 * (900 + 100 / 3) / 100) and missing == []
-    assert studies.estimate_seconds(planned, data, {}) == (0.0, ["baseline"])
+    assert estimates.estimate_seconds(planned, data, {}) == (0.0, ["baseline"])

@@ -11,12 +11,16 @@ from pathlib import Path
 import pytest
 from conftest import SEED_STUDY_GROUP, cli
 
-from cifar_core import caveats, data, report, rundir, runs, specs, studies
-from cifar_core.config import TrainConfig
+from cifar_core import data
+from cifar_core.analysis import caveats
+from cifar_core.model import specs
+from cifar_core.model.config import TrainConfig
+from cifar_core.store import rundir, runs
+from cifar_core.studies import plans, records, report
 
 
 def test_depth_plan():
-    planned = studies.plan("depth", TrainConfig())
+    planned = plans.plan("depth", TrainConfig())
     assert [p.name for p in planned[:5]] == ["depth1", "depth2", "depth3", "depth4", "depth5"]
     assert [(p.labels["depth"], p.labels["batch_norm"]) for p in planned] == \
         [(d, bn) for bn in (False, True) for d in range(1, 6)]
@@ -26,7 +30,7 @@ def test_depth_plan():
 
 
 def test_batchnorm_plan_pairs_each_preset_family():
-    planned = studies.plan("batchnorm", TrainConfig())
+    planned = plans.plan("batchnorm", TrainConfig())
     assert [(p.labels["family"], p.labels["batch_norm"]) for p in planned] == [
         ("baseline", False), ("baseline", True), ("deeper", False), ("deeper", True),
         ("baseline-dropout", False), ("baseline-dropout", True)]
@@ -34,7 +38,7 @@ def test_batchnorm_plan_pairs_each_preset_family():
 
 
 def test_dropout_plan():
-    planned = studies.plan("dropout", TrainConfig())
+    planned = plans.plan("dropout", TrainConfig())
     assert [p.labels["dropout"] for p in planned] == [0.0, 0.1, 0.25, 0.4]
     assert all(b.dropout == 0.4 and b.batch_norm for b in planned[-1].spec.blocks)
     assert planned[-1].spec.head.dropout == 0.4
@@ -42,11 +46,11 @@ def test_dropout_plan():
 
 def test_architectures_plan_includes_custom_specs():
     custom = {"mine": specs.depth_family(2)}
-    assert [p.name for p in studies.plan("architectures", TrainConfig(), custom)] == [*specs.PRESETS, "mine"]
+    assert [p.name for p in plans.plan("architectures", TrainConfig(), custom)] == [*specs.PRESETS, "mine"]
 
 
 def test_seed_plan_forces_the_seed_protocol():
-    planned = studies.plan("seed", TrainConfig(epochs=3, batch_size=128, validation="split", subset=500))
+    planned = plans.plan("seed", TrainConfig(epochs=3, batch_size=128, validation="split", subset=500))
     assert [p.name for p in planned] == ["seed-baseline", "seed-deeper", "seed-batchnorm"]
     cfg = planned[0].config
     assert (cfg.epochs, cfg.batch_size, cfg.patience, cfg.validation, cfg.optimizer) == (30, 32, 5, "test", "adam")
@@ -55,7 +59,7 @@ def test_seed_plan_forces_the_seed_protocol():
 
 def test_unknown_study():
     with pytest.raises(runs.RunError, match="Unknown study 'width'"):
-        studies.plan("width", TrainConfig())
+        plans.plan("width", TrainConfig())
 
 
 def kill(pid: int | None) -> None:
@@ -67,7 +71,7 @@ def _wait_for_second_run_training(study_dir: Path, runs_dir: Path, not_pid: int 
     """The pid of the study's second run's trainer, once the first run is completed and the second trains."""
     deadline = time.monotonic() + 180
     while True:
-        queue = studies.queue(study_dir)
+        queue = records.queue(study_dir)
         if list(queue["status"]) == ["completed", "running"]:
             pid = rundir.read_json(runs_dir / queue["run_id"].iloc[1] / "run.json").get("pid")
             if pid and pid != not_pid and runs.process_alive(pid):
@@ -81,35 +85,35 @@ def test_interrupted_study_resumes_with_unfinished_runs(tmp_path):
     interrupted, and study-resume finishes it with every epoch trained once and the finished run kept."""
     runs_dir = tmp_path / "runs"
     cfg = TrainConfig(epochs=2, subset=300, patience=0)
-    study_dir = studies.create(tmp_path / "studies", runs_dir, "dropout", cfg, data.summary("synthetic"))
-    rundir.update_json(study_dir, studies.STUDY_JSON, runs=studies.read(study_dir)["runs"][:2])  # 2 runs suffice
-    studies.launch(study_dir)
+    study_dir = records.create(tmp_path / "studies", runs_dir, "dropout", cfg, data.summary("synthetic"))
+    rundir.update_json(study_dir, records.STUDY_JSON, runs=records.read(study_dir)["runs"][:2])  # 2 runs suffice
+    records.launch(study_dir)
     trainer_pid = None
     try:
         trainer_pid = _wait_for_second_run_training(study_dir, runs_dir)
-        first_run = studies.queue(study_dir)["run_id"].iloc[0]
+        first_run = records.queue(study_dir)["run_id"].iloc[0]
         kill(trainer_pid)  # the study's own process lives on and must not call itself completed
         deadline = time.monotonic() + 60
-        while studies.read(study_dir)["status"] == "running":
+        while records.read(study_dir)["status"] == "running":
             assert time.monotonic() < deadline, (study_dir / "log.txt").read_text()
             time.sleep(0.05)
-        assert studies.read(study_dir)["status"] == "interrupted"
+        assert records.read(study_dir)["status"] == "interrupted"
 
-        studies.resume(study_dir)
+        records.resume(study_dir)
         trainer_pid = _wait_for_second_run_training(study_dir, runs_dir, not_pid=trainer_pid)
-        kill(studies.read(study_dir)["pid"])
+        kill(records.read(study_dir)["pid"])
         kill(trainer_pid)
         time.sleep(0.5)
-        assert studies.status(studies.read(study_dir)) == "interrupted"
+        assert records.status(records.read(study_dir)) == "interrupted"
         out = cli("study-resume", study_dir.name, runs_dir=runs_dir, timeout=300)
         assert "completed" in out.stdout
-        queue = studies.queue(study_dir)
+        queue = records.queue(study_dir)
         assert list(queue["status"]) == ["completed"] * 2 and queue["run_id"].iloc[0] == first_run
         assert len(runs.list_runs(runs_dir)) == 2, "finished runs are kept, not trained again"
         resumed = runs_dir / queue["run_id"].iloc[1]
         assert [m["epoch"] for m in rundir.read_metric_lines(resumed)] == [1, 2]
     finally:
-        kill(studies.read(study_dir).get("pid"))
+        kill(records.read(study_dir).get("pid"))
         kill(trainer_pid)
 
 
@@ -124,7 +128,7 @@ def test_reproduce_prints_ours_against_published(seed_study):
     ours = table["test acc (ours)"]
     assert ours.notna().all()
     assert (table["test acc (diff)"] - (ours - table["test acc (seed)"])).abs().max() < 1e-9
-    for run in runs.list_runs(Path(studies.read(study_dir)["runs_dir"])):
+    for run in runs.list_runs(Path(records.read(study_dir)["runs_dir"])):
         assert run.meta["config"]["validation"] == "test" and run.meta["study"] == study_dir.name
 
 
@@ -133,7 +137,7 @@ def test_early_stopping_ends_runs_patience_epochs_after_their_best(seed_study):
     """The seed protocol's patience of 5: a run that stopped early ran exactly 5 epochs past its best one,
     whose weights it kept (its recorded best epoch has the highest validation accuracy)."""
     study_dir, _ = seed_study
-    found = runs.list_runs(Path(studies.read(study_dir)["runs_dir"]))
+    found = runs.list_runs(Path(records.read(study_dir)["runs_dir"]))
     stopped_early = [r for r in found if r.meta["epochs_run"] < 30]
     assert stopped_early, "synthetic data saturates long before 30 epochs"
     for run in stopped_early:
@@ -158,6 +162,6 @@ def test_markdown_and_html_reports(seed_study):
 @SEED_STUDY_GROUP
 def test_study_results_table(seed_study):
     study_dir, _ = seed_study
-    results = studies.results(study_dir)
+    results = records.results(study_dir)
     assert len(results) == 3 and {"test_accuracy", "gap", "seconds_per_epoch", "params"} <= set(results.columns)
     assert results.set_index("arch").loc["baseline", "params"] == 358_346

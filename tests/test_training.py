@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from conftest import SYNTHETIC, cli, wait_for_epochs
 
-from cifar_core import calibration, rundir, runs
-from cifar_core.config import TrainConfig
-from cifar_core.specs import PRESETS
+from cifar_core.analysis import calibration
+from cifar_core.model.config import TrainConfig
+from cifar_core.model.specs import PRESETS
+from cifar_core.store import rundir, runs
 
 METRIC_KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "images_per_s"}
 

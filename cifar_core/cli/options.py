@@ -1,0 +1,92 @@
+"""Options that several commands share (training settings, executors, folders) and what they become."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cifar_core import data, hardware
+from cifar_core.model import recipes
+from cifar_core.model.config import OPTIMIZERS, PRECISIONS, RECIPES, VALIDATIONS, ConfigError, TrainConfig
+from cifar_core.store import runs
+from cifar_core.studies import executors, records
+
+
+def add_executor_options(p: argparse.ArgumentParser) -> None:
+    """Where a study's runs train: here, one after another, or as tasks on a Ray cluster."""
+    d = executors.Executor()
+    g = p.add_argument_group("executor", "where a study's runs train")
+    g.add_argument("--executor", choices=executors.EXECUTORS, default=d.kind,
+                   help="local: one run after another on this machine; ray: every run a Ray task, as many at once "
+                        "as the cluster allows (needs pip install 'cifar-lab[cluster]')")
+    g.add_argument("--address", default=None, help="with --executor ray: HOST:PORT of the head, 'auto' or "
+                   "ray://HOST:10001 (default: $RAY_ADDRESS, else a Ray started on this machine)")
+    g.add_argument("--cpus-per-run", type=float, default=d.cpus_per_run, metavar="N",
+                   help="with --executor ray: CPUs each run takes (and TensorFlow's threads)")
+    g.add_argument("--gpus-per-run", type=float, default=d.gpus_per_run, metavar="N",
+                   help="with --executor ray: GPUs each run takes (1: one run per GPU)")
+
+
+def executor_from_args(args: argparse.Namespace) -> executors.Executor:
+    ex = executors.Executor(args.executor, args.address, args.cpus_per_run, args.gpus_per_run)
+    if ex.kind == "local" and (args.address or ex != executors.Executor()):
+        raise runs.RunError("--address, --cpus-per-run and --gpus-per-run need --executor ray.")
+    return ex.check()
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    p.add_argument("--data", default=None, help="data source (default: $CIFAR_LAB_DATA or the Keras cache)")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.learning_rate)
+    p.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
+    p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience; 0 turns it off")
+    p.add_argument("--subset", type=int, default=None, help="train on N stratified training images")
+    p.add_argument("--test-subset", type=int, default=None, help="evaluate on N stratified test images")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--validation", choices=VALIDATIONS, default=d.validation,
+                   help=f"'split': hold out {d.validation_size:,} training images; "
+                        "'test': the seed notebook's protocol")
+    p.add_argument("--augment", action="store_true", help=f"random flips and {d.translate}-pixel shifts")
+    p.add_argument("--seeds", default=None, metavar="N|LIST", help="train once per seed: a count (3: seeds "
+                   "--seed .. --seed+2) or a list (0,1,2); runs that differ only in seed form a group")
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help="auto: mixed float16 on a GPU, mixed bfloat16 on a CPU with native bf16, else float32")
+    p.add_argument("--gpus", type=int, default=d.gpus, metavar="N",
+                   help="train one run on N GPUs of this machine (tf.distribute.MirroredStrategy; N >= 2)")
+    p.add_argument("--recipe", choices=RECIPES, default=d.recipe,
+                   help="seed: the settings above; fast: the fast recipe's network and training plan")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="with --recipe fast: fit the number of epochs so the whole run ends within this time")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+                      learning_rate=args.lr, patience=args.patience, seed=args.seed, validation=args.validation,
+                      subset=args.subset, test_subset=args.test_subset, augment=args.augment,
+                      precision=args.precision, gpus=args.gpus)
+    if args.recipe == "fast":
+        cfg = recipes.fast_config(cfg, on_gpu=bool(hardware.nvidia_gpus()), time_budget=args.time_budget)
+    elif args.time_budget:
+        raise ConfigError("--time-budget needs --recipe fast (the seed recipe's length is its epochs and patience).")
+    return cfg.check()
+
+
+def runs_dir(args: argparse.Namespace) -> Path:
+    return args.runs_dir or runs.default_runs_dir()
+
+
+def studies_dir(args) -> Path:
+    return records.default_studies_dir(runs_dir(args))
+
+
+def load_data(source: str | None) -> data.Dataset:
+    """The data set a run will use, decoded now (with a progress bar the first time), so that bad data is
+    reported before any run directory exists."""
+    from cifar_core.cli import progress
+
+    source = source or data.default_source()
+    data.detect_kind(source)
+    with progress.counting(f"decoding {source}") as update:
+        return data.load_dataset(source, progress=update)

@@ -1,0 +1,244 @@
+"""Cached readers of run files and data, invalidated when the files on disk change (keyed by mtime)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+from cifar_core import data, serving, settings
+from cifar_core.model import shapes, specs
+from cifar_core.store import rundir, runs
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _stamp(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def runs_dir() -> Path:
+    return runs.default_runs_dir()
+
+
+def specs_folder() -> Path:
+    return specs.specs_dir(runs_dir())
+
+
+def read_only() -> bool:
+    """Whether this server is shared (not on loopback): then no page offers an action that writes."""
+    return serving.read_only(st.get_option("server.address"), settings.environment())
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _metrics(run_dir: str, stamp: int) -> pd.DataFrame:
+    try:
+        return runs.read_metrics(Path(run_dir))
+    except rundir.DamagedRun:
+        import pandas as pd
+
+        return pd.DataFrame()
+
+
+def metrics(run_dir: Path) -> pd.DataFrame:
+    """A run's epochs (empty when it has none, or its metrics.jsonl is damaged: the run says why)."""
+    return _metrics(str(run_dir), _stamp(run_dir / rundir.METRICS))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _report(run_dir: str, stamp: int) -> dict | None:
+    try:
+        return rundir.read_report(Path(run_dir))
+    except rundir.DamagedRun:
+        return None
+
+
+def report(run_dir: Path) -> dict | None:
+    return _report(str(run_dir), _stamp(run_dir / rundir.REPORT))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _predictions(run_dir: str, stamp: int) -> dict | str:
+    try:
+        return rundir.read_predictions(Path(run_dir))
+    except rundir.DamagedRun as exc:
+        return str(exc)
+
+
+def predictions(run_dir: Path) -> dict:
+    """A run's predictions; raises DamagedRun (with the reason) when predictions.npz cannot be used."""
+    found = _predictions(str(run_dir), _stamp(run_dir / rundir.PREDICTIONS))
+    if isinstance(found, str):
+        raise rundir.DamagedRun(found)
+    return found
+
+
+@st.cache_resource(show_spinner="Loading CIFAR-10 ...", max_entries=4)
+def _dataset(source: str, fingerprint_hint: int) -> data.Dataset:
+    return data.load_dataset(source)
+
+
+def dataset(source: str) -> data.Dataset:
+    """The decoded data set (images included), held once per server process; reloaded if the source folder
+    changes on disk. Only pages that show images need it. A shared view opens only the server's own data."""
+    if read_only() and not data.is_server_source(source):
+        raise data.DataError(serving.OTHER_DATA)
+    if source in ("keras", data.SYNTHETIC):
+        return _dataset(source, 0)
+    path = Path(source).expanduser().resolve()
+    return _dataset(str(path), _stamp(path))
+
+
+@st.cache_data(show_spinner="Reading the data set ...", max_entries=8)
+def _summary(source: str, stamp: int) -> dict:
+    return data.summary(source)
+
+
+def data_summary(source: str) -> dict:
+    """Source, kind, sizes and classes of a data set without holding its images (see `data.summary`)."""
+    if source in ("keras", data.SYNTHETIC):
+        return _summary(source, 0)
+    path = Path(source).expanduser().resolve()
+    return _summary(str(path), _stamp(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def layer_table(spec_json: str) -> tuple[pd.DataFrame, int]:
+    """Layer table and parameter count, computed from the spec in pure Python (no TensorFlow)."""
+    import pandas as pd
+
+    spec = specs.from_json(spec_json)
+    return pd.DataFrame(shapes.layer_rows(spec)), shapes.param_count(spec)
+
+
+def finished_runs() -> list[runs.RunInfo]:
+    return [r for r in runs.list_runs(runs_dir()) if r.has_results]
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def measured_speeds(runs_folder: str) -> dict[str, float]:
+    """Images/s per architecture from earlier runs here; read at most once a minute (it opens every run's
+    metrics file)."""
+    from cifar_core.studies import estimates
+
+    return estimates.measured_speeds(Path(runs_folder))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _study_results(study_dir: str, stamps: tuple) -> pd.DataFrame:
+    from cifar_core.studies import records
+
+    return records.results(Path(study_dir))
+
+
+def study_results(study_dir: Path) -> pd.DataFrame:
+    """A study's finished runs and their figures (`records.results`), read again only when the study or one of
+    its runs changes on disk (it opens every run's report and predictions)."""
+    from cifar_core.studies import records
+
+    study = records.read(study_dir)
+    run_dirs = [records.run_dir_of(study, entry) for entry in study["runs"]]
+    stamps = tuple(_stamp(d / rundir.RUN_JSON) for d in run_dirs if d)
+    return _study_results(str(study_dir), (_stamp(study_dir / records.STUDY_JSON), stamps))
+
+
+def group_summary(study_dir: Path, results: pd.DataFrame) -> pd.DataFrame:
+    """A study's groups (runs differing only in seed): mean, spread and interval of their figures."""
+    from cifar_core.analysis import stats
+    from cifar_core.studies import plans, records
+
+    return stats.group_summary(results, plans.group_labels(records.read(study_dir)))
+
+
+def run_label(info: runs.RunInfo) -> str:
+    acc = info.meta.get("test_accuracy")
+    tag = (" [synthetic]" if info.is_synthetic else "") + (" ★ baseline" if info.meta.get("pinned") else "")
+    arch = (info.meta.get("spec") or {}).get("name")
+    return f"{info.name} ({arch}, {acc:.3f}){tag}" if acc is not None else info.name + tag
+
+
+def chart(builder: Callable, *args, **kwargs) -> dict:
+    """`builder(...)`, one of cifar_core.analysis.charts' functions, as a Vega-Lite spec built once per distinct
+    input. Altair validates every chart it serializes, which costs a page more than all its other work; cached, a
+    revisit pays nothing."""
+    return _chart(builder.__name__, *args, **kwargs)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _chart(builder: str, *args, **kwargs) -> dict:
+    from cifar_core.analysis import charts
+
+    return getattr(charts, builder)(*args, **kwargs).to_dict()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def study_charts(kind: str, results: pd.DataFrame) -> dict[str, dict]:
+    """A study's charts as Vega-Lite specs, keyed by name (see `chart`)."""
+    from cifar_core.studies import report
+
+    return {name: c.to_dict() for name, c in report.study_charts(kind, results).items()}
+
+
+@st.cache_resource(show_spinner="Loading the model (TensorFlow starts the first time) ...", max_entries=4)
+def _model(run_dir: str, stamp: int):
+    from cifar_core.engine import trainer
+
+    return trainer.load_model(Path(run_dir))
+
+
+def model(run_dir: Path):
+    """A run's model.keras, loaded once per server process (reloaded if the file changes). Only the views
+    that explain a model call this, so only they import TensorFlow."""
+    return _model(str(run_dir), _stamp(run_dir / rundir.MODEL))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _gradcam(run_dir: str, stamp: int, layer: str):
+    from cifar_core.engine import explain
+
+    return explain.GradCam(_model(run_dir, stamp), layer)
+
+
+@st.cache_data(show_spinner="Computing Grad-CAM ...", max_entries=64)
+def _gradcam_maps(run_dir: str, stamp: int, layer: str, indices: tuple[int, ...], classes: tuple[int, ...],
+                  _images):
+    import numpy as np
+
+    return _gradcam(run_dir, stamp, layer)(_images, np.asarray(classes))
+
+
+def gradcam_maps(run_dir: Path, layer: str, indices: tuple[int, ...], classes: tuple[int, ...], images):
+    """Grad-CAM maps of the test images `indices` (given as `images`) for `classes`, computed once."""
+    return _gradcam_maps(str(run_dir), _stamp(run_dir / rundir.MODEL), layer, indices, classes, images)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _epoch_report(run_dir: str, epoch: int, class_names: tuple[str, ...], stamp: int) -> dict:
+    from cifar_core.analysis import scores
+
+    y_val, y_pred = rundir.read_epoch_predictions(Path(run_dir), epoch)
+    return scores.build_report(y_val, y_pred, class_names)
+
+
+def epoch_report(run_dir: Path, epoch: int, class_names: list[str]) -> dict:
+    """The confusion matrix and per-class scores of a run's validation predictions at one epoch."""
+    path = run_dir / rundir.EPOCHS / rundir.EPOCH_PREDICTIONS.format(epoch=epoch)
+    return _epoch_report(str(run_dir), epoch, tuple(class_names), _stamp(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _calibration(run_dir: str, stamp: int, class_names: tuple[str, ...]):
+    from cifar_core.analysis import calibration
+
+    return calibration.summarize(rundir.read_predictions(Path(run_dir)), list(class_names))
+
+
+def calibration(run_dir: Path, class_names: list[str]):
+    """A run's calibration summary (`calibration.summarize`), read again when its predictions change."""
+    return _calibration(str(run_dir), _stamp(run_dir / rundir.PREDICTIONS), tuple(class_names))

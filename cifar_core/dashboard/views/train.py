@@ -1,0 +1,166 @@
+"""Train: start a run as its own process, watch it live, stop it keeping its best weights."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import streamlit as st
+
+from cifar_core import data, hardware
+from cifar_core.analysis import caveats, charts
+from cifar_core.dashboard import cache, navigation, sidebar
+from cifar_core.model import preflight, recipes, specs
+from cifar_core.model.config import (
+    MAX_BATCH,
+    MAX_EPOCHS,
+    PRECISIONS,
+    RECIPES,
+    VALIDATION_LABELS,
+    ConfigError,
+    TrainConfig,
+)
+from cifar_core.store import rundir, runs
+
+st.title("Train")
+POLL_S = 5.0  # the progress line's refresh (two small files); the curves are redrawn only when an epoch ends
+LAST = "train_last"  # the recipe last started, and per recipe its architecture and settings (the form's defaults)
+
+
+def live_view(run_dir) -> None:
+    """A training run: its header and curves, drawn once per finished epoch, and below them a progress line
+    that refreshes itself. Watching must not slow the run down, so nothing heavy is redrawn between epochs."""
+    info = runs.load_run(run_dir)
+    metrics = cache.metrics(run_dir)
+    synthetic = " · **synthetic data**" if info.is_synthetic else ""
+    st.markdown(f"**{info.name}** · `{(info.meta.get('spec') or {}).get('name')}`{synthetic}")
+    if not metrics.empty:
+        st.vega_lite_chart(cache.chart(charts.curves_panel, charts.curves_frame({info.name: metrics})))
+        best = metrics.loc[metrics["val_accuracy"].idxmax()]
+        st.caption(f"{len(metrics)} epochs done · best so far: epoch {int(best['epoch'])}, "
+                   f"val accuracy {best['val_accuracy']:.4f}")
+    progress_line(run_dir, len(metrics))
+
+
+@st.fragment(run_every=POLL_S)
+def progress_line(run_dir, epochs_shown: int) -> None:
+    """Every couple of seconds: run.json's status and progress.json, two small files. A new epoch line (or the
+    run's end) reruns the whole page once, which redraws the curves."""
+    info = runs.load_run(run_dir)
+    if info.status not in rundir.ACTIVE or len(cache.metrics(run_dir)) != epochs_shown:
+        st.rerun()
+    progress = rundir.read_progress(run_dir)
+    if progress:
+        st.progress(runs.progress_fraction(progress), text=f"status **{info.status}** · "
+                    + runs.progress_text(progress))
+    else:
+        st.progress(0.0, text=f"status **{info.status}** · " + runs.starting_text(info.meta))
+    steps = rundir.read_step_lines(run_dir)
+    if steps:
+        st.altair_chart(charts.step_loss_chart(charts.steps_frame(steps)))
+    if (run_dir / rundir.STOP).exists():
+        st.info(runs.stopping_text(info.meta))
+    elif not cache.read_only() and st.button("Stop (keep best weights)", key="stop_run"):
+        runs.stop(info)
+        st.rerun(scope="fragment")
+
+
+def finished_summary(run_dir) -> None:
+    info = runs.load_run(run_dir)
+    m = info.meta
+    if info.has_results:
+        st.success(f"{info.name} {info.status}: test accuracy {m['test_accuracy']:.4f}, best epoch "
+                   f"{m.get('best_epoch')}, {m.get('epochs_run')} epochs in {m.get('wall_time') or 0:.0f} s.")
+        c1, c2 = st.columns(2)
+        if c1.button("Browse its mistakes"):
+            st.session_state[sidebar.RUN_KEY] = info.run_id
+            navigation.go(navigation.MISCLASSIFIED)
+        if c2.button("Compare runs"):
+            navigation.go(navigation.COMPARE)
+    elif info.status in ("failed", "interrupted", rundir.DAMAGED):
+        st.error(f"{info.name} {info.status}: {info.damaged or m.get('error') or 'the process ended early'}. "
+                 "Resume it from the Runs page; the log is there too.")
+
+
+def start_form() -> None:
+    """The settings of a new run, which come back as they were after it; only the button starts it (Enter in a
+    field does not: a half-typed number would start a run)."""
+    choices = {**specs.PRESETS, **specs.saved_specs(cache.specs_folder())}
+    edited = st.session_state.get("train_spec")
+    if edited:
+        choices = {"(edited on Architectures)": specs.from_json(edited), **choices}
+    source = sidebar.current_source()
+    problem = sidebar.data_problem(source)
+    if problem:
+        st.warning("No data to train on yet: see the sidebar.")
+    last = st.session_state.get(LAST, {})
+    recipe = st.radio("Recipe", RECIPES, index=RECIPES.index(last.get("recipe", RECIPES[0])), horizontal=True,
+                      key="recipe", format_func=str.capitalize)
+    st.caption(recipes.DESCRIPTIONS[recipe])
+    last_arch, d = last.get(recipe, (None, TrainConfig()))
+    validations = list(VALIDATION_LABELS)
+    validation = st.radio("Validation", validations, index=validations.index(d.validation), horizontal=True,
+                          key="validation", format_func=lambda v: (f"{d.validation_size:,} " if v == "split" else "")
+                          + VALIDATION_LABELS[v])
+    if validation == "test":
+        st.warning(caveats.SEED_PROTOCOL + " Use it only to reproduce the seed study.")
+    with st.form("start", enter_to_submit=False):
+        names = list(choices)
+        default = last_arch if last_arch in names else ("fast" if recipe == "fast" else names[0])
+        arch = st.selectbox("Architecture", names, index=names.index(default), key=f"train_arch_{recipe}")
+        cfg = fast_fields(d) if recipe == "fast" else seed_fields(d)
+        c6, c7, c8 = st.columns(3)
+        subset = c6.number_input("Training subset (0 = all)", 0, 50000, d.subset or 0, step=500, key="train_subset")
+        seed = c7.number_input("Seed", 0, 2**31 - 1, d.seed, key="train_seed")
+        precision = c8.selectbox("Precision", PRECISIONS, index=PRECISIONS.index(d.precision), key="train_precision",
+                                 help="auto: mixed float16 on a GPU, mixed bfloat16 on a CPU with native bf16, "
+                                      "float32 otherwise")
+        submitted = st.form_submit_button("Start training", type="primary", disabled=bool(problem))
+    if submitted:
+        cfg = replace(cfg, validation=validation, subset=int(subset) or None, seed=int(seed), precision=precision)
+        st.session_state[LAST] = {**last, "recipe": recipe, recipe: (arch, cfg)}
+        start(choices[arch], cfg, source)
+
+
+def seed_fields(d: TrainConfig) -> TrainConfig:
+    c1, c2, c3, c4 = st.columns(4)
+    epochs = c1.number_input("Epochs (max)", 1, MAX_EPOCHS, d.epochs, key="train_epochs")
+    batch = c2.number_input("Batch size", 1, MAX_BATCH, d.batch_size, key="train_batch")
+    lr = c3.number_input("Learning rate", 1e-6, 1.0, d.learning_rate, format="%.5f", key="train_lr")
+    patience = c4.number_input("Early-stopping patience", 0, 100, d.patience, help="0 turns it off",
+                               key="train_patience")
+    augment = st.checkbox(f"Augment (random flips and {d.translate}-pixel shifts)", d.augment, key="train_augment")
+    return TrainConfig(epochs=int(epochs), batch_size=int(batch), learning_rate=float(lr), patience=int(patience),
+                       augment=augment)
+
+
+def fast_fields(d: TrainConfig) -> TrainConfig:
+    minutes = st.number_input("Time budget (minutes, whole run)", 1.0, 24 * 60.0,
+                              (d.time_budget or recipes.FAST_DEFAULT_BUDGET_S) / 60, step=1.0, key="train_minutes",
+                              help="The number of epochs is fitted so the run ends within it.")
+    return recipes.fast_config(d, on_gpu=bool(hardware.nvidia_gpus()), time_budget=float(minutes) * 60)
+
+
+def start(spec: specs.ArchitectureSpec, cfg: TrainConfig, source: str) -> None:
+    """Check everything, then start the run; any problem is shown and nothing is written."""
+    try:
+        info = cache.data_summary(source)
+        preflight.check(spec, cfg, info)
+        run_dir = runs.start(cache.runs_dir(), spec, cfg, info)
+    except (ConfigError, runs.RunError, data.DataError) as exc:
+        st.error(str(exc))
+        return
+    st.session_state["watch_run"] = str(run_dir)
+    st.rerun()
+
+
+active = runs.active_runs(cache.runs_dir())
+if active:
+    st.caption("A run is training. It runs in its own process: leave, reload or restart the dashboard, "
+               "it carries on and this page picks it up again.")
+    live_view(active[0].path)
+elif cache.read_only():
+    st.info("No run is training right now. Runs are started on the machine that serves this dashboard.")
+else:
+    watched = st.session_state.get("watch_run")
+    if watched and (Path(watched) / rundir.RUN_JSON).exists():
+        finished_summary(Path(watched))
+    start_form()

@@ -1,0 +1,286 @@
+"""The trainer's Keras callbacks: validation, the run directory's metrics and progress, best weights, STOP,
+early stopping and backups that survive a resume, and fitting the epochs to a time budget."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cifar_core.engine import runtime
+from cifar_core.engine.pipeline import EVAL_BATCH, make_dataset
+from cifar_core.model.config import TrainConfig
+from cifar_core.store import rundir, runs
+
+tf = runtime.tensorflow()
+import keras  # noqa: E402  (after runtime has imported TensorFlow quietly)
+
+PROGRESS_EVERY_S = 0.5
+
+
+STEP_EVERY_S = 2.0  # a point of the within-epoch training loss (steps.jsonl)
+
+
+VALIDATION_SECONDS = "validation_seconds"  # the log key Validate leaves for RunDirWriter's training speed
+
+
+class Plan:
+    """How many epochs this run will train: the config's, or as many as fit its time budget (FitToBudget)."""
+
+    def __init__(self, epochs: int, steps_per_epoch: int):
+        self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
+
+
+class Validate(keras.callbacks.Callback):
+    """Validates at the end of each epoch with one prediction pass over the validation images: their accuracy
+    and loss go into the epoch's logs for the callbacks after this one (as Keras's own validation would put
+    them), and the predicted labels into epochs/, so any epoch's confusion matrix can be drawn later."""
+
+    def __init__(self, run_dir: Path, x_val: np.ndarray, y_val: np.ndarray):
+        super().__init__()
+        self.run_dir, self.y_val = run_dir, y_val
+        self.dataset = make_dataset(x_val, y_val, EVAL_BATCH)
+
+    def on_epoch_end(self, epoch, logs=None):
+        start = time.monotonic()
+        probs = self.model.predict(self.dataset, verbose=0)
+        y_pred = probs.argmax(1)
+        rundir.write_epoch_predictions(self.run_dir, epoch + 1, y_pred, self.y_val)
+        if logs is not None:
+            one_hot = keras.ops.one_hot(self.y_val, probs.shape[1])
+            logs["val_loss"] = float(keras.ops.convert_to_numpy(self.model.loss(one_hot, probs)))
+            logs["val_accuracy"] = float(np.mean(y_pred == self.y_val))
+            logs[VALIDATION_SECONDS] = time.monotonic() - start
+
+
+class RunDirWriter(keras.callbacks.Callback):
+    """Streams one metrics.jsonl line per epoch and progress.json every half second. Batch-level work touches
+    no tensor, so Keras runs it beside training without waiting for the device (async_safe)."""
+
+    async_safe = True
+
+    def __init__(self, run_dir: Path, batch_size: int, n_train: int, plan: Plan):
+        super().__init__()
+        self.run_dir, self.batch_size, self.n_train, self.plan = run_dir, batch_size, n_train, plan
+        self.last_write = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.epoch_start, self.batches = epoch, time.monotonic(), 0
+        self.last_step, self.step_sums = 0.0, (0, 0.0, 0.0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        # With steps_per_execution, Keras reports the nominal end of each chunk of batches, which for an epoch's
+        # last, shorter chunk lies past the epoch's end (1,600 of 1,563 with chunks of 64).
+        self.batches = min(batch + 1, self.params.get("steps") or batch + 1)
+        now = time.monotonic()
+        if now - self.last_write >= PROGRESS_EVERY_S:
+            self.last_write = now
+            self._progress(self.batches, now)
+        if now - self.last_step >= STEP_EVERY_S and logs and "loss" in logs:
+            self.last_step = now
+            self._step(logs)
+
+    def _step(self, logs: dict) -> None:
+        """One point of the training loss within the epoch: the mean over the batches since the last point, from
+        Keras's running means of the epoch so far (n2*m2 - n1*m1) / (n2 - n1)."""
+        n, loss, acc = self.batches, float(logs["loss"]), float(logs.get("accuracy", 0.0))
+        n0, loss0, acc0 = self.step_sums
+        if n <= n0:
+            return
+        rundir.append_step_line(self.run_dir, {
+            "epoch": self.epoch + 1, "batch": n, "batches": self.params.get("steps") or n,
+            "loss": (n * loss - n0 * loss0) / (n - n0), "accuracy": (n * acc - n0 * acc0) / (n - n0)})
+        self.step_sums = (n, loss, acc)
+
+    def _progress(self, batch: int, now: float) -> None:
+        steps = self.params.get("steps") or 1
+        seconds = now - self.epoch_start
+        per_epoch = seconds * steps / max(batch, 1)
+        rundir.write_json_atomic(self.run_dir / rundir.PROGRESS, {
+            "epoch": self.epoch + 1, "epochs": self.plan.epochs, "batch": batch, "batches": steps,
+            "images_per_s": batch * self.batch_size / max(seconds, 1e-9),
+            "eta_s": per_epoch * max(self.plan.epochs - self.epoch - batch / steps, 0), "updated": time.time(),
+        }, durable=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.monotonic()
+        logs = logs or {}
+        train_s = now - self.epoch_start - logs.get(VALIDATION_SECONDS, 0.0)
+        images = min(self.n_train, self.batches * self.batch_size)
+        line = {"epoch": epoch + 1, **{k: float(logs[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy")
+                                       if k in logs},
+                "lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                "seconds": now - self.epoch_start, "images_per_s": images / max(train_s, 1e-9)}
+        if self.batches < (self.params.get("steps") or self.batches):
+            line.update({rundir.PARTIAL: True, "images": images})  # stopped (or cut to a budget) within the epoch
+        if "loss" in logs:
+            self._step(logs)  # the epoch's last point: its running means are the epoch's means
+        rundir.append_metrics_line(self.run_dir, line)
+        self._progress(self.batches, now)
+        print(f"[cifar-lab] epoch {epoch + 1}/{self.plan.epochs}  loss {line.get('loss', 0):.4f}  "
+              f"accuracy {line.get('accuracy', 0):.4f}  val_accuracy {line.get('val_accuracy', 0):.4f}  "
+              f"{line['seconds']:.1f} s", flush=True)
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Keeps the weights of the best epoch by validation accuracy. They are written to a temp file and
+    renamed, so a crash or a full disk mid-write leaves the previous best intact."""
+
+    def __init__(self, path: Path, best: float | None = None):
+        super().__init__()
+        self.path, self.best = path, best
+
+    def on_epoch_end(self, epoch, logs=None):
+        accuracy = (logs or {}).get("val_accuracy")
+        if accuracy is None or (self.best is not None and accuracy <= self.best):
+            return
+        tmp = self.path.with_name(f".{self.path.stem}.tmp.weights.h5")
+        try:
+            self.model.save_weights(tmp)
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.best = float(accuracy)
+
+
+class StopFile(keras.callbacks.Callback):
+    """Stops at the next batch once RUN_DIR/STOP exists; `stopped` says whether it did (a STOP written after the
+    last batch, during the final evaluation, stops nothing)."""
+
+    async_safe = True
+
+    def __init__(self, run_dir: Path):
+        super().__init__()
+        self.stop_file = run_dir / rundir.STOP
+        self.stopped = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.stop_file.exists():
+            self.model.stop_training = self.stopped = True
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping whose best and wait survive a resume: they are recomputed from the epochs before it."""
+
+    def __init__(self, history: list[dict], **kwargs):
+        super().__init__(**kwargs)
+        self.history_before = history
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        for line in self.history_before:
+            self.wait += 1
+            if self._is_improvement(line["val_accuracy"], self.best):
+                self.best, self.best_epoch, self.wait = line["val_accuracy"], line["epoch"] - 1, 0
+
+
+class EpochBackup(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore saving at epoch ends only (its batch hook then does nothing, so it is async-safe), each
+    file written whole or not at all: Keras writes the backup in place, so a trainer killed mid-write (a lost
+    node, kill -9) left weights no resume could open."""
+
+    async_safe = True
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        tmp = Path(self.backup_dir) / ".latest.tmp.weights.h5"
+        try:
+            self.model.save_weights(tmp, overwrite=True)
+            os.replace(tmp, self._weights_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        rundir.write_json_atomic(Path(self._training_metadata_path),
+                                 {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+
+
+class FitToBudget(keras.callbacks.Callback):
+    """Fits the number of epochs to the time budget: a first estimate from the speed of the first batches, then
+    one from each epoch's measured time. Past the third epoch the plan can only shrink, so the run ends inside
+    its budget; the one-cycle schedule is stretched or shrunk with the plan. When not even one epoch fits, the
+    run trains the part of an epoch that does (its schedule fitted to those steps) and then validates. An
+    inference pass over an image is taken to cost a third of a training step's share, and a few percent of the
+    budget is kept for saving and for epochs slower than the last (other programs on the machine)."""
+
+    async_safe = True
+    CALIBRATION_CALLS = 3  # batch-end calls (executions) timed before the first estimate
+
+    MARGIN = 0.04  # share of the budget kept in reserve
+
+    def __init__(self, plan: Plan, budget_s: float, launched: float, batch_size: int, images: dict[str, int],
+                 test_passes: int = 1, schedule=None, run_dir: Path | None = None):
+        super().__init__()
+        self.plan, self.batch_size, self.schedule, self.run_dir = plan, batch_size, schedule, run_dir
+        self.deadline = launched + budget_s * (1 - self.MARGIN)
+        self.epoch_work = images["train"] + images["validation"] / 3  # in training-image equivalents
+        self.validation_work = images["validation"] / 3
+        self.final_work = images["test"] * test_passes / 3
+        self.calls = 0
+        self.epoch_times: list[float] = []  # seconds per training-image equivalent, per epoch
+        self.max_steps: int | None = None  # steps of a first epoch that is cut short to fit the budget
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.calls += 1
+        if self.calls == 1:
+            self.first = (time.time(), batch)
+        elif self.calls == self.CALIBRATION_CALLS + 1:
+            per_image = (time.time() - self.first[0]) / max((batch - self.first[1]) * self.batch_size, 1)
+            self._replan(per_image, epochs_done=0, may_grow=True)
+        if self.max_steps is not None and batch + 1 >= self.max_steps:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_times.append((time.time() - self.epoch_start) / self.epoch_work)
+        # The slower of the last two epochs: a plan that must shrink late leaves the schedule unfinished.
+        per_image = max(self.epoch_times[-2:])
+        self._replan(per_image, epochs_done=epoch + 1, may_grow=epoch <= 2)  # the first epochs carry tracing
+        if epoch + 1 >= self.plan.epochs:
+            self.model.stop_training = True
+
+    def _replan(self, per_image: float, epochs_done: int, may_grow: bool) -> None:
+        left = self.deadline - time.time() - per_image * self.final_work - 2.0
+        if epochs_done == 0 and left < per_image * self.epoch_work:
+            self._cut_first_epoch(per_image, left)
+            return
+        fits = max(epochs_done + int(left // max(per_image * self.epoch_work, 1e-9)), epochs_done, 1)
+        if fits < self.plan.epochs or may_grow:
+            self.plan.epochs = fits
+            if self.schedule is not None:
+                self.schedule.total_steps.assign(float(fits * self.plan.steps_per_epoch))
+            if self.run_dir:  # a resumed run keeps to this plan (the budget is not measured again)
+                runs.update_run(self.run_dir, planned_epochs=fits)
+
+    def _cut_first_epoch(self, per_image: float, left: float) -> None:
+        """Not one epoch fits: train the steps that do, with the schedule fitted to them, then validate."""
+        steps = int((left - per_image * self.validation_work) / (per_image * self.batch_size))
+        self.max_steps = max(steps, 1)
+        self.plan.epochs = 1
+        if self.schedule is not None:
+            self.schedule.total_steps.assign(float(self.max_steps))
+        if self.run_dir:
+            runs.update_run(self.run_dir, planned_epochs=1)
+
+
+def make_callbacks(run_dir: Path, cfg: TrainConfig, arrays: dict, history: list[dict], plan: Plan,
+                   budget: FitToBudget | None) -> list:
+    """The callbacks, in the order that keeps a crash from losing or doubling an epoch: validation first (the
+    others read its results), then metrics and best weights, written before BackupAndRestore records the epoch
+    as done. `history` holds the epochs finished before a resume."""
+    best_so_far = max((m["val_accuracy"] for m in history), default=None)
+    callbacks = [Validate(run_dir, arrays["x_val"], arrays["y_val"]),
+                 RunDirWriter(run_dir, cfg.batch_size, len(arrays["y_train"]), plan),
+                 BestWeights(run_dir / rundir.BEST_WEIGHTS, best_so_far), StopFile(run_dir)]
+    if budget:
+        callbacks.append(budget)
+    if cfg.patience > 0:
+        callbacks.append(ResumableEarlyStopping(history, monitor="val_accuracy", mode="max", patience=cfg.patience))
+    callbacks.append(EpochBackup(str(run_dir / rundir.BACKUP)))
+    return callbacks

@@ -1,0 +1,63 @@
+"""A short speed probe: how many training images per second architectures reach on this machine, for a study's
+duration estimate when no earlier run here measured them.
+
+    echo '{"config": {...}, "specs": [{...}, ...]}' | python -m cifar_core.engine.probe   # prints {name: images/s}
+
+It runs in its own process (as a trainer does), so the dashboard that asks never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from cifar_core.engine import runtime
+from cifar_core.model import specs
+from cifar_core.model.config import TrainConfig
+
+WARMUP_BATCHES = 3  # not timed: the first calls trace the graph
+TIMED_BATCHES = 12
+
+
+def measure(spec: specs.ArchitectureSpec, cfg: TrainConfig) -> float:
+    """Training images per second of `spec` with the config's batch size, optimizer and precision, on random
+    images (the speed of a convolution does not depend on what the pixels show)."""
+    import keras
+
+    from cifar_core.engine.models import build_model, compile_model
+
+    cfg = replace(cfg, steps_per_execution=1)
+    model = compile_model(build_model(spec), cfg, steps_per_epoch=WARMUP_BATCHES + TIMED_BATCHES)
+    n = (WARMUP_BATCHES + TIMED_BATCHES) * cfg.batch_size
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
+    marks: list[float] = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch + 1 in (WARMUP_BATCHES, WARMUP_BATCHES + TIMED_BATCHES):
+                marks.append(time.perf_counter())
+
+    model.fit(x, y, batch_size=cfg.batch_size, epochs=1, verbose=0, shuffle=False, callbacks=[Timer()])
+    return TIMED_BATCHES * cfg.batch_size / (marks[1] - marks[0])
+
+
+def main() -> int:
+    request = json.load(sys.stdin)
+    cfg = TrainConfig.from_dict(request["config"])
+    runtime.configure(cfg.seed, cfg.precision)
+    speeds = {}
+    for raw in request["specs"]:
+        spec = specs.check(specs.from_dict(raw))
+        speeds[spec.name] = measure(spec, cfg)
+    print(json.dumps(speeds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
