@@ -96,6 +96,9 @@ def test_kill_9_then_resume_continues_without_losing_or_doubling_epochs(tmp_path
     assert "completed" in out.stdout
     lines = rundir.read_metric_lines(run_dir)
     assert [m["epoch"] for m in lines] == list(range(1, 7))
+    recorded = [r["epoch"] for r in rundir.read_layer_records(run_dir)]
+    assert recorded[0] == 0 and recorded[4:] == [1, 2, 3, 4, 5, 6] and recorded == sorted(set(recorded)), \
+        ("each layer record once, none lost to the kill", recorded)
     assert "from epoch" in (run_dir / "log.txt").read_text().split("[cifar-lab] training")[-1]
     assert_run_contract(run_dir, epochs_max=6, test_images=500)
 

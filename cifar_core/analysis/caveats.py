@@ -75,3 +75,13 @@ def for_study(study: dict) -> list[str]:
     if (study.get("config") or {}).get("subset"):
         notes.append(_subset(study["config"]["subset"]))
     return notes
+
+
+NO_LAYER_RECORDS = ("This run kept no layer records: it was trained before the lab recorded what each layer does, or "
+                    "with recording turned off. Train it again to see inside the network.")
+IMPORTED_LAYER_RECORD = ("An imported run: one record, taken at import on 256 test images. It was trained elsewhere, "
+                         "so there is no history of how its layers changed.")
+LAYER_MEASURES = ("Taken on one fixed batch of 256 validation images with the model in inference mode. Gradient norm: "
+                  "how strongly the loss pulls on the layer's weights (tiny in early layers = vanishing gradients). "
+                  "Activation std: the spread of the layer's outputs after its ReLU. Dead channels: the share that "
+                  "is zero for every image. Relative update: how far the weights moved since the record before.")

@@ -247,3 +247,47 @@ def heat_scale_chart(colors: list[str], width: int = 260) -> alt.Chart:
         x=alt.X("from:Q", scale=alt.Scale(domain=[0, 1]), axis=axis), x2="to:Q",
         color=alt.Color("colour:N", scale=None),
     ).properties(width=width, height=14, title="Grad-CAM colour scale")
+
+
+def layer_heatmap(frame: pd.DataFrame, measure: str, title: str, log: bool, width: int = 560) -> alt.Chart:
+    """One measure of every layer at every record (analysis.layers.frame): layers top to bottom in depth order,
+    records left to right, with a colour bar (log scale for norms, which span decades)."""
+    data = frame.dropna(subset=[measure])
+    if log:
+        data = data[data[measure] > 0]
+    order = list(dict.fromkeys(data.sort_values("order")["layer"]))
+    scale = alt.Scale(type="log", scheme="viridis") if log else alt.Scale(scheme="viridis", domain=[0, 1])
+    return alt.Chart(data).mark_rect().encode(
+        x=alt.X("epoch:O", title="epochs of training (0: before)"),
+        y=alt.Y("layer:N", sort=order, title=None),
+        color=alt.Color(f"{measure}:Q", scale=scale, title=title, legend=alt.Legend(gradientLength=180)),
+        tooltip=["layer", "epoch", alt.Tooltip(f"{measure}:Q", title=title, format=".3~g")],
+    ).properties(width=width, height=max(120, 22 * len(order)), title=f"{title}, layer by layer", autosize=PAD)
+
+
+def activation_boxes(dist: pd.DataFrame, title: str, width: int = 560) -> alt.LayerChart:
+    """Each layer's activations at one record (analysis.layers.distribution_frame): box from the 25th to the 75th
+    percentile, whiskers from the 1st to the 99th, a tick at the median, a point at the mean."""
+    order = list(dict.fromkeys(dist.sort_values("order")["layer"]))
+    base = alt.Chart(dist).encode(y=alt.Y("layer:N", sort=order, title=None))
+    tip = ["layer", *[alt.Tooltip(f"{c}:Q", format=".3~g") for c in ("p01", "p25", "median", "p75", "p99", "mean")]]
+    whiskers = base.mark_rule().encode(x=alt.X("p01:Q", title="activation (after the layer's ReLU)"), x2="p99:Q")
+    boxes = base.mark_bar(size=12, opacity=0.7).encode(x="p25:Q", x2="p75:Q", tooltip=tip)
+    median = base.mark_tick(color="black", thickness=2, size=12).encode(x="median:Q")
+    mean = base.mark_point(color="firebrick", filled=True, size=25).encode(x="mean:Q")
+    return (whiskers + boxes + median + mean).properties(width=width, height=max(120, 24 * len(order)), title=title)
+
+
+def layer_profile_chart(profile: pd.DataFrame, measure: str, title: str, log: bool, color: str = "run",
+                        dash: str | None = None, width: int = 420, height: int = 240) -> alt.Chart:
+    """One measure against depth (the layer's place among the layers with weights), a line per run or group, mean
+    over the runs in a group (seeds): how gradients flow, or activations spread, from the first layer to the last."""
+    encoding = {"x": alt.X("order:O", title="layer (input side first)"),
+                "y": alt.Y(f"mean({measure}):Q", title=title, scale=alt.Scale(type="log" if log else "linear")),
+                "color": alt.Color(f"{color}:N", legend=RUN_LEGEND),
+                "tooltip": [color, "order", alt.Tooltip(f"mean({measure}):Q", title=title, format=".3~g")]}
+    if dash:
+        encoding["strokeDash"] = alt.StrokeDash(f"{dash}:N")
+    data = profile[profile[measure] > 0] if log else profile
+    return alt.Chart(data.dropna(subset=[measure])).mark_line(point=True).encode(**encoding).properties(
+        width=width, height=height, title=title)

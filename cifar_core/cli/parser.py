@@ -11,6 +11,7 @@ from cifar_core.cli.results import (
     cmd_compare,
     cmd_evaluate,
     cmd_explain,
+    cmd_layers,
     cmd_note,
     cmd_pin,
     cmd_runs,
@@ -110,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("resume", "study-resume"):
             p.add_argument("--detach", action="store_true")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("layers", parents=[common], help="what each layer did while the run learned: activations, dead "
+                       "channels, gradient and weight norms, updates, batch-norm drift (per layer, at one record)")
+    p.add_argument("run", help="run id (or a unique prefix of it)")
+    p.add_argument("--epoch", type=float, default=None, help="the record nearest this many epochs (default: the last; "
+                   "0: before training)")
+    p.add_argument("--json", action="store_true", help="every record as JSON")
+    p.set_defaults(func=cmd_layers)
 
     p = sub.add_parser("compare", parents=[common], help="two runs: test accuracy with its 95%% interval, and "
                        "McNemar's exact test of whether one is really better")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from cifar_core.analysis import caveats, figures
+from cifar_core.analysis import layers as layer_stats
 from cifar_core.cli.options import load_data, runs_dir
 from cifar_core.cli.output import (
     epoch_line,
@@ -143,4 +144,26 @@ def cmd_explain(args) -> int:
     sheet.save(path)
     what = f"taken for {args.pred}" if args.true != args.pred else "predicted right"
     print(f"{min(found, args.count)} of {found} {args.true} images {what}: {path}")
+    return 0
+
+
+def cmd_layers(args) -> int:
+    info = runs.find_run(runs_dir(args), args.run)
+    records = rundir.read_layer_records(info.path)
+    if args.json:
+        print(json.dumps(records))
+        return 0
+    if not records:
+        print(f"{info.run_id}: {caveats.NO_LAYER_RECORDS}")
+        return 0
+    record = layer_stats.at_epoch(records, args.epoch)
+    when = ("at import (trained elsewhere: no history)" if info.meta.get("imported") else "before training"
+            if record["epoch"] == 0 else f"after {record['epoch']:g} epochs")
+    print(f"{info.run_id}: {when} (record {records.index(record) + 1} of {len(records)}; probe loss "
+          f"{record.get('probe_loss', float('nan')):.4f}, accuracy {record.get('probe_accuracy', float('nan')):.3f})")
+    table = layer_stats.table(record).drop(columns=["kind"])
+    print(table.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}"))
+    for sentence in layer_stats.sentences(records[:records.index(record) + 1]):
+        print(f"note: {sentence}")
+    print(caveats.LAYER_MEASURES)
     return 0

@@ -64,6 +64,23 @@ def report(run_dir: Path) -> dict | None:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
+def _layer_records(run_dir: str, stamp: int) -> list[dict] | str:
+    try:
+        return rundir.read_layer_records(Path(run_dir))
+    except rundir.DamagedRun as exc:
+        return str(exc)
+
+
+def layer_records(run_dir: Path) -> list[dict]:
+    """The run's layer records ([] when it kept none); raises DamagedRun (with the reason) when layers.jsonl is
+    damaged."""
+    found = _layer_records(str(run_dir), _stamp(run_dir / rundir.LAYERS))
+    if isinstance(found, str):
+        raise rundir.DamagedRun(found)
+    return found
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
 def _predictions(run_dir: str, stamp: int) -> dict | str:
     try:
         return rundir.read_predictions(Path(run_dir))
@@ -146,6 +163,23 @@ def study_results(study_dir: Path) -> pd.DataFrame:
     run_dirs = [records.run_dir_of(study, entry) for entry in study["runs"]]
     stamps = tuple(_stamp(d / rundir.RUN_JSON) for d in run_dirs if d)
     return _study_results(str(study_dir), (_stamp(study_dir / records.STUDY_JSON), stamps))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _study_layer_charts(study_dir: str, kind: str, stamps: tuple) -> dict[str, dict]:
+    from cifar_core.studies import records, report
+
+    return {name: c.to_dict() for name, c in report.layer_charts(kind, records.layer_profiles(Path(study_dir))).items()}
+
+
+def study_layer_charts(study_dir: Path, kind: str) -> dict[str, dict]:
+    """A study's charts of its runs' layers (`report.layer_charts`), read again when a run's layer records change."""
+    from cifar_core.studies import records
+
+    study = records.read(study_dir)
+    run_dirs = [records.run_dir_of(study, entry) for entry in study["runs"]]
+    stamps = tuple(_stamp(d / rundir.LAYERS) for d in run_dirs if d)
+    return _study_layer_charts(str(study_dir), kind, stamps)
 
 
 def group_summary(study_dir: Path, results: pd.DataFrame) -> pd.DataFrame:

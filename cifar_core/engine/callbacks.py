@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar_core.engine import runtime
+from cifar_core.engine import layerrecords, runtime
 from cifar_core.engine.pipeline import EVAL_BATCH, make_dataset
 from cifar_core.model.config import TrainConfig
 from cifar_core.store import rundir, runs
@@ -273,7 +273,7 @@ def make_callbacks(run_dir: Path, cfg: TrainConfig, arrays: dict, history: list[
                    budget: FitToBudget | None) -> list:
     """The callbacks, in the order that keeps a crash from losing or doubling an epoch: validation first (the
     others read its results), then metrics and best weights, written before BackupAndRestore records the epoch
-    as done. `history` holds the epochs finished before a resume."""
+    as done (the layer records too). `history` holds the epochs finished before a resume."""
     best_so_far = max((m["val_accuracy"] for m in history), default=None)
     callbacks = [Validate(run_dir, arrays["x_val"], arrays["y_val"]),
                  RunDirWriter(run_dir, cfg.batch_size, len(arrays["y_train"]), plan),
@@ -282,5 +282,9 @@ def make_callbacks(run_dir: Path, cfg: TrainConfig, arrays: dict, history: list[
         callbacks.append(budget)
     if cfg.patience > 0:
         callbacks.append(ResumableEarlyStopping(history, monitor="val_accuracy", mode="max", patience=cfg.patience))
+    if cfg.layer_records:
+        keep = layerrecords.probe_indices(arrays["y_val"], cfg.seed)
+        callbacks.append(layerrecords.LayerRecorder(run_dir, arrays["x_val"][keep], arrays["y_val"][keep],
+                                                    len(history), plan.steps_per_epoch))
     callbacks.append(EpochBackup(str(run_dir / rundir.BACKUP)))
     return callbacks

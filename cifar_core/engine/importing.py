@@ -197,12 +197,23 @@ def _evaluate(run_dir: Path, model, scale: str, dataset: data_mod.Dataset) -> Pa
     y = dataset.y_test
     scores.save_predictions(run_dir / rundir.PREDICTIONS, y, probs, np.arange(len(y)))
     rundir.write_json_atomic(run_dir / rundir.REPORT, scores.build_report(y, probs.argmax(1), dataset.class_names))
-    as_lab_model(model, scale).save(run_dir / rundir.MODEL)
+    lab_model = as_lab_model(model, scale)
+    lab_model.save(run_dir / rundir.MODEL)
+    _record_layers(run_dir, lab_model, dataset)
     loss = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0)).mean())
     runs.update_run(run_dir, status=rundir.IMPORTED, error=None, params=int(model.count_params()), test_loss=loss,
                     test_accuracy=float((probs.argmax(1) == y).mean()), libraries=_versions(),
                     sizes={"train": 0, "validation": 0, "test": len(y)})
     return run_dir
+
+
+def _record_layers(run_dir: Path, model, dataset: data_mod.Dataset) -> None:
+    """One layer record, taken now on probe test images (the model was trained elsewhere: no history)."""
+    from cifar_core.engine import layerrecords
+
+    keep = layerrecords.probe_indices(dataset.y_test, seed=0)
+    record, _ = layerrecords.take(model, dataset.x_test[keep], dataset.y_test[keep], None, 0.0, 0)
+    rundir.append_layer_record(run_dir, record)
 
 
 def import_in_subprocess(runs_dir: Path, content: bytes, file_name: str, source: str, name: str | None = None,

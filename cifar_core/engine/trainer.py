@@ -85,6 +85,7 @@ def train_run(run_dir: Path) -> dict:
         history = rundir.truncate_metrics(run_dir, resume_epoch(run_dir) + 1)
         rundir.truncate_epoch_predictions(run_dir, len(history) + 1)
         rundir.truncate_steps(run_dir, len(history) + 1)
+        rundir.truncate_layer_records(run_dir, len(history))
         earlier_s = sum(m["seconds"] for m in history)
         print(f"[cifar-lab] training {spec.name} on {sizes['train']} images (from epoch {len(history) + 1}, "
               f"{plan.epochs if not cfg.time_budget else 'as many as fit ' + str(cfg.time_budget) + ' s'}; "
@@ -124,6 +125,7 @@ def _nothing_trained(run_dir: Path) -> dict:
     rundir.truncate_metrics(run_dir, 1)
     rundir.truncate_epoch_predictions(run_dir, 1)
     rundir.truncate_steps(run_dir, 1)
+    rundir.truncate_layer_records(run_dir, 0)
     (run_dir / rundir.BEST_WEIGHTS).unlink(missing_ok=True)
     (run_dir / rundir.PROGRESS).unlink(missing_ok=True)
     print(f"[cifar-lab] {STOPPED_BEFORE_AN_EPOCH}", flush=True)

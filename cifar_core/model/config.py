@@ -55,6 +55,7 @@ class TrainConfig:
     bn_momentum: float = 0.99  # Keras's default; short runs need fresher batch-norm statistics
     translate: int = 4  # pixels of random shift when augmenting (with random horizontal flips)
     tta: bool = False  # test predictions averaged with those of the horizontally flipped images
+    layer_records: bool = True  # what each layer does while it learns (layers.jsonl); benchmarks turn it off
     gpus: int = 0  # 2 or more: this one run on that many GPUs (tf.distribute.MirroredStrategy, batch split among them)
 
     def problems(self) -> list[str]:

@@ -21,6 +21,7 @@ from cifar_core.errors import LabError
 RUN_JSON = "run.json"
 METRICS = "metrics.jsonl"
 PROGRESS = "progress.json"
+LAYERS = "layers.jsonl"  # what each layer does while it learns: one record per epoch (and a few in the first)
 STEPS = "steps.jsonl"  # the training loss within epochs: one line every few seconds, a hint for the live curves
 STOP = "STOP"
 REPORT = "report.json"
@@ -162,6 +163,29 @@ def truncate_steps(run_dir: Path, before_epoch: int) -> None:
         raise
 
 
+def append_layer_record(run_dir: Path, record: dict) -> None:
+    """Append one layer record (LAYER_RECORD_SCHEMA), fsynced like an epoch's metrics line."""
+    with open(run_dir / LAYERS, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def truncate_layer_records(run_dir: Path, epochs_done: int) -> None:
+    """Keep the records taken up to `epochs_done` epochs of training (a resume trains the rest again; with none
+    done, it starts over and records the start again); a last line cut by a kill goes too."""
+    if not (run_dir / LAYERS).exists():
+        return
+    kept = [r for r in read_layer_records(run_dir) if r["epoch"] <= epochs_done] if epochs_done else []
+    tmp = temp_path(run_dir / LAYERS)
+    try:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        os.replace(tmp, run_dir / LAYERS)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
     tmp = temp_path(path)
     try:
@@ -273,6 +297,29 @@ METRICS_LINE_SCHEMA = {
 }
 
 
+_ACTIVATIONS = {"type": ["object", "null"], "required": ["mean", "std", "quantiles", "dead"],
+                "properties": {"mean": _number(null=False), "std": _number(0, null=False),
+                               "quantiles": {"type": "array", "items": {"type": "number"}},
+                               "dead": _number(0, 1, null=False)}}
+LAYER_RECORD_SCHEMA = {
+    "type": "object",
+    "required": ["epoch", "step", "layers"],
+    "properties": {
+        "epoch": _number(0, null=False),  # epochs of training done: 0 before training, 0.25 a quarter into it
+        "step": _number(0, integer=True, null=False),
+        "probe_loss": _number(), "probe_accuracy": _number(0, 1),
+        "layers": {"type": "array", "items": {
+            "type": "object", "required": ["name", "kind", "order"],
+            "properties": {"name": {"type": "string"}, "kind": {"type": "string"}, "order": {"type": "integer"},
+                           "act": _ACTIVATIONS, "grad_norm": _number(0), "weight_norm": _number(0),
+                           "update": _number(0), "bn": {"type": ["object", "null"]}}}},
+        "filters": {"type": ["object", "null"], "required": ["shape", "values"],
+                    "properties": {"shape": {"type": "array", "items": {"type": "integer"}},
+                                   "values": {"type": "array", "items": {"type": "number"}}}},
+    },
+}
+
+
 _COMPILED: dict[int, object] = {}
 
 
@@ -363,6 +410,31 @@ def read_metric_lines(run_dir: Path) -> list[dict]:
             raise DamagedRun(f"{METRICS} line {number}: epoch {line['epoch']} where {len(lines) + 1} belongs")
         lines.append(line)
     return lines
+
+
+def read_layer_records(run_dir: Path) -> list[dict]:
+    """layers.jsonl, checked line by line ([] when the run has none: older runs, or recording turned off). A last
+    line without its newline is a write the trainer had not finished and is skipped; any other line that is not a
+    record, or records out of order, make the file damaged (DamagedRun says where)."""
+    try:
+        text = (run_dir / LAYERS).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DamagedRun(f"{LAYERS} is unreadable ({exc})") from None
+    records = []
+    for number, raw in enumerate(text.split("\n")[:-1], start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError:
+            raise DamagedRun(f"{LAYERS} line {number} is not JSON") from None
+        check_schema(record, LAYER_RECORD_SCHEMA, f"{LAYERS} line {number}")
+        if records and record["epoch"] < records[-1]["epoch"]:
+            raise DamagedRun(f"{LAYERS} line {number}: epoch {record['epoch']} after {records[-1]['epoch']}")
+        records.append(record)
+    return records
 
 
 def read_epoch_predictions(run_dir: Path, epoch: int) -> tuple[np.ndarray, np.ndarray]:

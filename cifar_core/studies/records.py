@@ -218,3 +218,25 @@ def results(study_dir: Path):
             "ece": run_ece(rundir.read_predictions(run_dir)),
         })
     return pd.DataFrame(rows)
+
+
+def layer_profiles(study_dir: Path):
+    """Every layer of every finished run at its last layer record, with the run's labels (analysis.layers.frame
+    rows): the study's gradient flow and activations by depth. Runs without records are left out."""
+    import pandas as pd
+
+    from cifar_core.analysis import layers as layer_stats
+
+    parts, study = [], read(study_dir)
+    for entry in study["runs"]:
+        run_dir = run_dir_of(study, entry)
+        if run_state(run_dir) not in HAS_RESULTS:
+            continue
+        try:
+            found = rundir.read_layer_records(run_dir)
+        except DamagedRun:
+            continue
+        if found:
+            labels = {k: str(v) for k, v in entry["labels"].items()}
+            parts.append(layer_stats.frame(found[-1:]).assign(run=entry["name"], **labels))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

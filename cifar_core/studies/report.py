@@ -52,6 +52,19 @@ def study_charts(kind: str, results: pd.DataFrame) -> dict[str, alt.Chart]:
     return {"accuracy": bars, "gap": gap}
 
 
+def layer_charts(kind: str, profile: pd.DataFrame) -> dict[str, alt.Chart]:
+    """The mechanism beside the outcome: gradient norm by layer at the end of training, with and without batch
+    norm (batchnorm study) or for each depth (depth study), averaged over seeds."""
+    if profile.empty or kind not in ("batchnorm", "depth"):
+        return {}
+    chart = charts.layer_profile_chart
+    if kind == "batchnorm":
+        return {"gradients": chart(profile, "grad_norm", "Gradient norm by layer, with and without batch norm", True,
+                                   color="batch_norm", dash="family")}
+    return {"gradients": chart(profile, "grad_norm", "Gradient norm by layer, by depth", True, color="depth",
+                               dash="batch_norm")}
+
+
 DISTANCE_IN_STD = "published − ours (std)"
 SEED_FIGURES = (("test_accuracy", "test acc"), ("best_epoch", "best epoch"), ("cat_dog", "cat→dog"),
                 ("dog_cat", "dog→cat"))
@@ -135,7 +148,8 @@ def _sections(study_dir: Path) -> tuple[dict, list[tuple[str, pd.DataFrame]], di
                           groups))
     if study["kind"] == "seed":
         tables.insert(0, ("Seed study: ours against the published figures", seed_comparison(study_dir)))
-    return study, tables, study_charts(study["kind"], results)
+    return study, tables, {**study_charts(study["kind"], results),
+                           **layer_charts(study["kind"], records.layer_profiles(study_dir))}
 
 
 def write_markdown(study_dir: Path, out_dir: Path) -> Path:

@@ -8,6 +8,7 @@ from PIL import Image
 
 from cifar_core import data
 from cifar_core.analysis import calibration, caveats, charts, compare, figures, scores, stats
+from cifar_core.analysis import layers as layer_stats
 from cifar_core.dashboard import cache, links
 from cifar_core.store import rundir, runs
 
@@ -115,7 +116,33 @@ def calibration_notes() -> dict[str, list[str]]:
     return notes
 
 
+def inside_ui() -> None:
+    """The runs' layers side by side at their last record: one measure against depth, a line per run (baseline
+    against batchnorm shows how gradients reach the first layers with and without batch norm)."""
+    st.subheader("Inside the network")
+    found = {}
+    for i in infos:
+        try:
+            found[i.name] = cache.layer_records(i.path)
+        except rundir.DamagedRun as exc:
+            st.caption(f"{i.name}: its layer records cannot be read ({exc}).")
+    profile = layer_stats.profile(found)
+    if profile.empty:
+        st.caption(caveats.NO_LAYER_RECORDS)
+        return
+    missing = [name for name, records in found.items() if not records]
+    if missing:
+        st.caption(f"No layer records: {', '.join(missing)}.")
+    measure = st.radio("Measure", list(layer_stats.MEASURES), horizontal=True, key="compare_layer_measure",
+                       format_func=lambda k: layer_stats.MEASURES[k][0])
+    title, log = layer_stats.MEASURES[measure]
+    st.vega_lite_chart(cache.chart(charts.layer_profile_chart, profile, measure, f"{title}, at each run's last record",
+                                   log), width="content")
+    st.caption(caveats.LAYER_MEASURES)
+
+
 calibration_ui()
+inside_ui()
 
 st.subheader("What changed between two models")
 d1, d2 = st.columns(2)

@@ -212,6 +212,9 @@ def results_panel(study_dir) -> None:
                                                selection_mode=charts.POINT_SELECTION, key=f"{study_dir.name}_{name}")
         points = event.selection.get(charts.POINT_SELECTION) if event and event.selection else None
         clicked = clicked or (points[0].get("run_id") if points else None)
+    for spec in cache.study_layer_charts(study_dir, study["kind"]).values():
+        st.vega_lite_chart(spec, width="content")
+        st.caption(caveats.LAYER_MEASURES)
     st.subheader("Results")
     picked = st.dataframe(results.drop(columns=["run_id"]), hide_index=True, width="stretch", on_select="rerun",
                           selection_mode="single-row", key=f"results_{study_dir.name}",

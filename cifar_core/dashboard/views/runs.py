@@ -2,9 +2,11 @@
 
 from functools import partial
 
+import numpy as np
 import streamlit as st
 
 from cifar_core.analysis import calibration, caveats, charts, figures, scores
+from cifar_core.analysis import layers as layer_stats
 from cifar_core.dashboard import cache, links, navigation, sidebar
 from cifar_core.engine import importing
 from cifar_core.store import rundir, runs
@@ -184,6 +186,48 @@ def calibration_ui(report: dict) -> None:
     st.caption(caveats.CLASSWISE_ECE)
 
 
+def inside_ui(report: dict) -> None:
+    """What each layer did while the run learned: a measure per layer and record as a heat map, each layer's
+    activations and the first layer's filters at any record, and what the numbers plainly show."""
+    try:
+        records = cache.layer_records(info.path)
+    except rundir.DamagedRun as exc:
+        st.warning(f"The layer records cannot be read: {exc}. Everything else about the run is unaffected.")
+        return
+    if not records:
+        st.caption(caveats.NO_LAYER_RECORDS)
+        return
+    if m.get("imported"):
+        st.caption(caveats.IMPORTED_LAYER_RECORD)
+    for sentence in layer_stats.sentences(records):
+        st.info(sentence)
+    frame = layer_stats.frame(records)
+    measure = st.radio("Measure", list(layer_stats.MEASURES), horizontal=True, key=f"layer_measure_{run_id}",
+                       format_func=lambda k: layer_stats.MEASURES[k][0])
+    title, log = layer_stats.MEASURES[measure]
+    st.vega_lite_chart(cache.chart(charts.layer_heatmap, frame, measure, title, log), width="content")
+    st.caption(caveats.LAYER_MEASURES)
+    epochs = [r["epoch"] for r in records]
+    epoch = st.select_slider("Record", epochs, value=epochs[-1], key=f"layer_epoch_{run_id}",
+                             format_func=lambda e: "at import" if m.get("imported") else
+                             "before training" if e == 0 else f"epoch {e:g}")
+    record = layer_stats.at_epoch(records, epoch)
+    c1, c2 = st.columns([3, 2])
+    dist = layer_stats.distribution_frame(record)
+    if not dist.empty:
+        c1.vega_lite_chart(cache.chart(charts.activation_boxes, dist, f"activations at {epoch:g} epochs"),
+                           width="content")
+    if record.get("filters"):
+        filters = np.asarray(record["filters"]["values"], np.float32).reshape(record["filters"]["shape"])
+        c2.image(layer_stats.filter_grid(filters), caption=f"first conv layer's {filters.shape[-1]} filters "
+                 f"({filters.shape[0]}x{filters.shape[1]}), each scaled to its own range", width=260)
+    st.dataframe(layer_stats.table(record), hide_index=True,
+                 column_config={c: st.column_config.NumberColumn(format="%.4g")
+                                for c in ("act mean", "act std", "grad norm", "weight norm", "update",
+                                          "bn mean drift", "bn var drift")}
+                 | {"dead": st.column_config.NumberColumn(format="percent")})
+
+
 def notebook_ui() -> None:
     """Tags, a note and the pinned baseline: what the run was for, kept beside its results."""
     n1, n2 = st.columns([2, 3])
@@ -245,7 +289,8 @@ def actions_ui() -> None:
                 st.error(str(exc))
 
 
-RESULT_VIEWS = {"Test set": test_set_ui, "Epoch by epoch": epochs_ui, "Calibration": calibration_ui}
+RESULT_VIEWS = {"Test set": test_set_ui, "Epoch by epoch": epochs_ui, "Calibration": calibration_ui,
+                "Inside the network": inside_ui}
 summary_ui()
 results_ui()
 if not cache.read_only():
