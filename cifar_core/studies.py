@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cifar_core import preflight, rundir, runs, specs, stats
+from cifar_core import batchnorm, caveats, preflight, rundir, runs, specs, stats
 from cifar_core.config import TrainConfig
 from cifar_core.rundir import ACTIVE, HAS_RESULTS, DamagedRun
 from cifar_core.specs import ArchitectureSpec
@@ -253,6 +253,7 @@ def create(studies_dir: Path, runs_dir: Path, kind: str, config: TrainConfig, da
     executor.check()
     for p in planned:
         preflight.check(p.spec, p.config, data)
+    choices = [bn_momentum_choice(p, data) for p in planned]
     studies_dir.mkdir(parents=True, exist_ok=True)
     study_id = runs.new_run_id(studies_dir, kind)
     study_dir = studies_dir / study_id
@@ -261,10 +262,23 @@ def create(studies_dir: Path, runs_dir: Path, kind: str, config: TrainConfig, da
         "id": study_id, "kind": kind, "created": datetime.now(UTC).isoformat(), "status": "queued",
         "data": data, "config": asdict(config), "runs_dir": str(runs_dir.resolve()), "seeds": seeds,
         "executor": asdict(executor),
-        "runs": [{"name": p.name, "spec": p.spec.to_dict(), "config": asdict(p.config), "labels": p.labels,
-                  "run_id": None} for p in planned],
+        "runs": [{"name": p.name, "spec": p.spec.to_dict(),
+                  "config": asdict(replace(p.config, bn_momentum=choice["chosen"]) if choice else p.config),
+                  "labels": p.labels, "run_id": None, **({"bn_momentum": choice} if choice else {})}
+                 for p, choice in zip(planned, choices, strict=True)],
     })
     return study_dir
+
+
+def bn_momentum_choice(planned: PlannedRun, data: dict) -> dict | None:
+    """For a planned run with batch norm: its momentum, lowered for short epochs so that the moving statistics
+    settle (batchnorm.settling_momentum), with what it was and the epoch's batches; None without batch norm."""
+    if not any(block.batch_norm for block in planned.spec.blocks):
+        return None
+    cfg = planned.config
+    steps = -(-cfg.sizes(data["train_images"], data["test_images"])["train"] // cfg.batch_size)
+    return {"chosen": batchnorm.settling_momentum(steps, cfg.bn_momentum), "default": cfg.bn_momentum,
+            "steps_per_epoch": steps}
 
 
 def read(study_dir: Path) -> dict:
@@ -446,7 +460,8 @@ def _new_run(study_dir: Path, study: dict, index: int, entry: dict, make) -> Pat
     its study and recorded in study.json."""
     run_dir = make(Path(study["runs_dir"]), specs.from_dict(entry["spec"]), TrainConfig.from_dict(entry["config"]),
                    study["data"], f"{study['id']}-{entry['name']}"[:80],
-                   extra={"study": study["id"], "study_index": index, "labels": entry["labels"]})
+                   extra={"study": study["id"], "study_index": index, "labels": entry["labels"],
+                          **({"bn_momentum": entry["bn_momentum"]} if "bn_momentum" in entry else {})})
     _set_run_id(study_dir, index, run_dir.name)
     return run_dir
 
@@ -528,9 +543,29 @@ def results(study_dir: Path):
             "best_epoch": m.get("best_epoch"), "epochs": len(metrics), CUT_SHORT: info.status == "stopped",
             "gap": float(last["accuracy"] - last["val_accuracy"]),
             "seconds_per_epoch": runs.seconds_per_epoch(metrics), "wall_time": m.get("wall_time"),
-            "ece": run_ece(rundir.read_predictions(run_dir)),
+            "ece": run_ece(rundir.read_predictions(run_dir)), "bn_settled": (m.get("bn_check") or {}).get("settled"),
         })
     return pd.DataFrame(rows)
+
+
+def lowered_momentum_note(planned: list[PlannedRun], data: dict) -> str | None:
+    """Why the plan's batch-norm runs train with a lower momentum than asked for, when they do."""
+    for p in planned:
+        choice = bn_momentum_choice(p, data)
+        if choice and choice["chosen"] < choice["default"]:
+            return caveats.bn_momentum_lowered(choice["chosen"], choice["default"], choice["steps_per_epoch"])
+    return None
+
+
+def finished_metas(study: dict) -> list[dict]:
+    """run.json of each of the study's runs that has results (for the caveats of its figures)."""
+    metas = []
+    for entry in study["runs"]:
+        run_dir = run_dir_of(study, entry)
+        info = runs.load_run(run_dir) if run_dir and run_dir.exists() else None
+        if info and info.has_results:
+            metas.append(info.meta)
+    return metas
 
 
 def main(argv: list[str] | None = None) -> int:

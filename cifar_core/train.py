@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar_core import batchnorm, evaluate, hardware, rundir, runs, runtime, specs
 from cifar_core import data as data_mod
-from cifar_core import evaluate, hardware, rundir, runs, runtime, specs
 from cifar_core.config import TrainConfig
 
 tf = runtime.tensorflow()
@@ -411,6 +411,7 @@ def train_run(run_dir: Path) -> dict:
     lines = rundir.read_metric_lines(run_dir)
     if (run_dir / rundir.BEST_WEIGHTS).exists():
         model.load_weights(str(run_dir / rundir.BEST_WEIGHTS))
+    runs.update_run(run_dir, bn_check=batchnorm.check(model, arrays["x_train"], cfg.seed))
     model.save(str(run_dir / rundir.MODEL))
     best = max(lines, key=lambda m: m["val_accuracy"]) if lines else {}
     results = evaluate_and_save(model, arrays, dataset.class_names, run_dir, cfg.tta)
