@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from cifar_core import data, rundir, runs, serving, shapes, specs
+from cifar_core import data, estimates, rundir, runs, serving, shapes, specs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,12 +120,10 @@ def finished_runs() -> list[runs.RunInfo]:
 
 
 @st.cache_data(show_spinner=False, ttl=60)
-def measured_speeds(runs_folder: str) -> dict[str, float]:
-    """Images/s per architecture from earlier runs here; read at most once a minute (it opens every run's
-    metrics file)."""
-    from cifar_core import studies
-
-    return studies.measured_speeds(Path(runs_folder))
+def measured_costs(runs_folder: str) -> estimates.Costs:
+    """Images/s per architecture and the fixed seconds of a run, from earlier runs here; read at most once a
+    minute (it opens every run's metrics file)."""
+    return estimates.measure(Path(runs_folder))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
