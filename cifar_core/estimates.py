@@ -76,6 +76,11 @@ def epoch_work(sizes: dict[str, int]) -> float:
     return sizes["train"] + sizes["validation"] * INFERENCE_SHARE
 
 
+def evaluation_work(test_images: int, tta: bool) -> float:
+    """The final test pass in training-image equivalents (two passes with test-time flips)."""
+    return test_images * INFERENCE_SHARE * (2 if tta else 1)
+
+
 def steady_speed(lines: list[dict]) -> float | None:
     """A run's training images/s: the median over its epochs after the first (which carries the tracing)."""
     rates = [m["images_per_s"] for m in lines[1:] if m.get("images_per_s")]
@@ -94,8 +99,8 @@ def run_overhead(meta: dict, lines: list[dict]) -> float | None:
     total = meta["finished"] - meta["launched"]
     if total < sum(m["seconds"] for m in lines):  # launched again by a resume
         return None
-    test_work = sizes["test"] * INFERENCE_SHARE * (2 if (meta.get("config") or {}).get("tta") else 1)
-    return total - (len(lines) * epoch_work(sizes) + test_work) / speed
+    tta = bool((meta.get("config") or {}).get("tta"))
+    return total - (len(lines) * epoch_work(sizes) + evaluation_work(sizes["test"], tta)) / speed
 
 
 def study_gaps(metas: list[dict]) -> list[float]:
@@ -157,8 +162,7 @@ def run_seconds(planned: PlannedRun, data: dict, speed: float, run_s: float) -> 
     """One run to its maximum epochs: its fixed costs, its epochs, and the test pass."""
     cfg = planned.config
     sizes = cfg.sizes(data["train_images"], data["test_images"])
-    test_work = sizes["test"] * INFERENCE_SHARE * (2 if cfg.tta else 1)
-    return run_s + (cfg.epochs * epoch_work(sizes) + test_work) / speed
+    return run_s + (cfg.epochs * epoch_work(sizes) + evaluation_work(sizes["test"], cfg.tta)) / speed
 
 
 def estimate(planned: list[PlannedRun], data: dict, costs: Costs) -> Estimate | None:
