@@ -213,9 +213,10 @@ def test_experiments_page_without_studies_offers_to_start_one(app):
     assert any("dropout study (4 runs)" in b.label for b in at.button)
     next(n for n in at.number_input if n.label == "Seeds per run").set_value(2).run()
     assert any("dropout study (8 runs)" in b.label for b in at.button)
+    assert "About " in texts(at) and "for the 8 runs" in texts(at), "no dropout run here: inferred, still counted"
     at.radio(key="study_kind").set_value("seeds").run()
     assert at.selectbox(key="study_arch").value == "baseline" and not at.exception
-    assert "At most about" in texts(at), "tiny-baseline's speed gives an estimate"
+    assert "About " in texts(at), "tiny-baseline's speed gives an estimate"
 
 
 def test_experiments_page_offers_a_ray_cluster_and_checks_its_address_first(app):

@@ -88,3 +88,12 @@ def test_grad_cam_colour_bar_uses_the_overlay_colours():
     spec = charts.heat_scale_chart(colors).to_dict()
     assert spec["encoding"]["color"] == {"field": "colour", "scale": None, "type": "nominal"}
     assert "no evidence" in spec["encoding"]["x"]["axis"]["labelExpr"]
+
+
+def test_study_bars_start_at_zero():
+    """A chance-level bar (0.1) on an axis from 0.09 looked empty."""
+    results = pd.DataFrame({"family": ["baseline"] * 2, "batch_norm": [False, True], "test_accuracy": [0.45, 0.1],
+                            "run_id": ["a", "b"]})
+    scales = [e["y"].get("scale") for e in encodings(charts.group_bars(results, "family", "test_accuracy",
+                                                                       "batch_norm").to_dict())]
+    assert scales and all(scale == {"zero": True} for scale in scales)

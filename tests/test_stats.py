@@ -195,15 +195,53 @@ def test_reproduce_table_with_seeds_says_whether_the_published_figure_is_within_
     assert "arch=batchnorm minus arch=baseline: +0.0450" in page
 
 
-def test_study_duration_estimate_from_measured_speeds():
+def test_study_estimate_counts_every_run_with_its_fixed_costs():
+    """The seed study with 3 seeds: 9 runs of 3 architectures; with only baseline measured here, the other two were
+    left out ('6 of 9 not counted'), and no run's start, data load, tracing or evaluation was counted."""
     from cifar_core.model import specs
     from cifar_core.model.config import TrainConfig
     from cifar_core.studies import estimates, plans
 
-    planned = plans.with_seeds(plans.plan("seeds", TrainConfig(epochs=2, subset=1000),
-                                              spec=specs.PRESETS["baseline"]), [0, 1])
+    planned = plans.with_seeds(plans.plan("seed", TrainConfig(subset=1000)), [0, 1, 2])
     data = {"train_images": 2000, "test_images": 500}
-    seconds, missing = estimates.estimate_seconds(planned, data, {"baseline": 100.0})
-    # each run: 900 training + 100 validation images (a third of the cost), 2 epochs, at 100 images/s
-    assert seconds == pytest.approx(2 * 2 * (900 + 100 / 3) / 100) and missing == []
-    assert estimates.estimate_seconds(planned, data, {}) == (0.0, ["baseline"])
+    costs = estimates.Costs({"baseline": 100.0}, run_s=10.0, between_s=1.0, runs_measured=4)
+    found = estimates.estimate(planned, data, costs)
+    # each run: 1,000 training images, the 500 test images to validate (seed protocol: a third of the cost), 30
+    # epochs; then the test pass
+    work = 30 * (1000 + 500 / 3) + 500 / 3
+    inferred = {name: 100.0 * estimates.work(specs.PRESETS["baseline"]) / estimates.work(specs.PRESETS[name])
+                for name in ("deeper", "batchnorm")}
+    per_seed = 3 * (10.0 + 1.0) + work / 100.0 + work / inferred["deeper"] + work / inferred["batchnorm"]
+    assert found.runs == 9 and found.inferred == ["batchnorm", "deeper"]
+    assert found.seconds == pytest.approx(3 * per_seed)
+    assert "for the 9 runs" in estimates.estimate_text(found, costs)
+    assert estimates.estimate(planned, data, estimates.Costs({})) is None, "nothing measured: a probe is needed"
+
+
+def test_fixed_costs_come_from_earlier_runs(tmp_path):
+    """A run's fixed seconds: launch to finish, less its epochs and test pass at its steady speed; between runs of a
+    study: one's finish to the next one's launch."""
+    import zipfile
+
+    from cifar_core.analysis import scores
+    from cifar_core.model import specs
+    from cifar_core.model.config import TrainConfig
+    from cifar_core.studies import estimates
+
+    sizes = {"train": 900, "validation": 100, "test": 300}
+    for index, (launched, finished) in enumerate([(1000.0, 1060.0), (1060.5, 1110.5)]):
+        run_dir = runs.create_run(tmp_path, specs.PRESETS["baseline"], TrainConfig(epochs=3), {"source": "synthetic"},
+                                  extra={"study": "s", "study_index": index})
+        y = np.arange(10)
+        scores.save_predictions(run_dir / rundir.PREDICTIONS, y, np.eye(10, dtype=np.float32))
+        rundir.write_json_atomic(run_dir / rundir.REPORT, scores.build_report(y, y, [str(c) for c in y]))
+        zipfile.ZipFile(run_dir / rundir.MODEL, "w").close()
+        runs.update_run(run_dir, status="completed", launched=launched, finished=finished, sizes=sizes)
+        for epoch, speed in enumerate([50.0, 100.0, 100.0], start=1):  # the first epoch traces the graph
+            rundir.append_metrics_line(run_dir, {"epoch": epoch, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.0,
+                                                 "val_accuracy": 0.5, "lr": 1e-3, "seconds": 10.0,
+                                                 "images_per_s": speed})
+    costs = estimates.measure(tmp_path)
+    # training and testing at 100 images/s: 3 epochs of 900 + 100/3, plus 300/3 test images: 29 s
+    assert costs.speeds == {"baseline": 100.0} and costs.runs_measured == 2
+    assert costs.run_s == pytest.approx(((60 - 29) + (50 - 29)) / 2) and costs.between_s == pytest.approx(0.5)

@@ -165,3 +165,42 @@ def test_study_results_table(seed_study):
     results = records.results(study_dir)
     assert len(results) == 3 and {"test_accuracy", "gap", "seconds_per_epoch", "params"} <= set(results.columns)
     assert results.set_index("arch").loc["baseline", "params"] == 358_346
+
+
+def test_short_studies_lower_the_batch_norm_momentum_and_full_data_keeps_the_seeds(tmp_path):
+    """At 0.99 a 2,000-image study's batch-norm models scored at chance: their moving statistics had not settled."""
+    small = data.summary("synthetic")  # 2,000 training images: 1,800 train, 57 batches an epoch
+    full = {**small, "source": "cifar", "kind": "image-folder", "train_images": 50000, "test_images": 10000}
+    study = records.read(records.create(tmp_path / "studies", tmp_path / "runs", "batchnorm", TrainConfig(epochs=2),
+                                        small))
+    momentum = {e["name"]: e["config"]["bn_momentum"] for e in study["runs"]}
+    assert momentum == {"baseline": 0.99, "baseline-bn": 0.75, "deeper": 0.99, "deeper-bn": 0.75,
+                        "baseline-dropout": 0.99, "baseline-dropout-bn": 0.75}
+    assert study["runs"][1]["bn_momentum"] == {"chosen": 0.75, "default": 0.99, "steps_per_epoch": 57}
+    assert "Batch-norm momentum 0.75 instead of 0.99" in plans.lowered_momentum_note(
+        plans.plan("batchnorm", TrainConfig()), small)
+    seed = records.read(records.create(tmp_path / "studies", tmp_path / "runs", "seed", TrainConfig(), full))
+    assert [e["config"]["bn_momentum"] for e in seed["runs"]] == [0.99, 0.99, 0.99], "the seed study reproduced"
+    assert plans.lowered_momentum_note(plans.plan("seed", TrainConfig()), full) is None
+
+
+def test_unsettled_batch_norm_is_said_wherever_the_run_appears():
+    unsettled = {"config": {}, "bn_check": {"settled": False, "worst_gap": 7.6}}
+    settled = {"config": {}, "bn_check": {"settled": True, "worst_gap": 0.1}}
+    assert caveats.BN_UNSETTLED in caveats.for_run(unsettled)
+    assert caveats.BN_UNSETTLED not in caveats.for_run(settled) + caveats.for_run({"config": {}})
+    notes = caveats.for_study({"kind": "batchnorm", "config": {}, "data": {}}, [unsettled, settled, {}])
+    assert f"1 of its 3 runs: {caveats.BN_UNSETTLED}" in notes
+
+
+def test_batch_norm_gap_is_zero_for_settled_statistics_and_large_for_starting_values():
+    import numpy as np
+
+    from cifar_core.analysis import batchnorm
+
+    mean, var = np.array([0.2, -0.1]), np.array([0.01, 0.04])
+    assert batchnorm.layer_gap(mean, var, mean, var) == 0
+    start = batchnorm.layer_gap(np.zeros(2), np.ones(2), mean, var)  # Keras's initial moving mean and variance
+    record = batchnorm.summary({"block1_bn": 0.1, "block2_bn": start}, 512)
+    assert record["settled"] is False and record["worst_layer"] == "block2_bn" and record["worst_gap"] > 3
+    assert batchnorm.summary({"block1_bn": 0.1}, 512)["settled"] and batchnorm.summary({}, 512) is None

@@ -224,3 +224,17 @@ def test_no_tensorflow_log_lines_anywhere(finished_run, runs_root, monkeypatch):
         out = cli(*command, runs_dir=runs_root)
         assert not TF_NOISE.search(out.stdout + out.stderr), (command, out.stderr[:500])
     assert not TF_NOISE.search((finished_run / "log.txt").read_text())
+
+
+def test_a_batch_norm_run_records_whether_its_statistics_settled(app_runs):
+    """tiny-bn trained 2 epochs of 17 batches at momentum 0.99: its moving statistics still hold most of their
+    starting values, and every view of the run says its test figures understate it."""
+    from cifar_core.analysis import caveats
+
+    by_name = {r.name: r for r in runs.list_runs(app_runs)}
+    check = by_name["tiny-bn"].meta["bn_check"]
+    assert set(check["gaps"]) == {"block1_bn", "block2_bn", "block3_bn"} and check["images"] == 512
+    assert check["settled"] is False and check["worst_gap"] > check["limit"]
+    assert by_name["tiny-baseline"].meta.get("bn_check") is None, "no batch norm, nothing to check"
+    shown = cli("show", by_name["tiny-bn"].run_id, runs_dir=app_runs).stdout
+    assert f"caveat: {caveats.BN_UNSETTLED}" in shown

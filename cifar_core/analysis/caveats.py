@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from cifar_core.analysis import batchnorm
 from cifar_core.model.recipes import FAST_PLAN
 
 SEED_PROTOCOL = ("Validated and early-stopped on the test set (the seed notebook's protocol): "
@@ -17,6 +20,14 @@ CLASSWISE_ECE = ("Overall and classwise ECE are different quantities: the overal
                  "(the probability of the predicted class), while each classwise ECE checks that class's own "
                  "probability column across all test images, mostly near-zero probabilities for images of other "
                  "classes, which are easy to get right. Classwise values far below the overall one are expected.")
+
+BN_UNSETTLED = ("Its batch-norm statistics had not settled when training ended (the averages it normalizes with at "
+                "test time still lag the data), so its test and validation figures understate the model: train longer "
+                "or on more images.")
+BN_SETTLED = ("Batch-norm statistics settled: whether the averages a batch-norm model normalizes with at test time "
+              "had caught up with its training data when training ended (empty for a model without batch norm).")
+ACCURACY_GAP = ("Accuracy gap: training accuracy minus validation accuracy at the last epoch; the larger it is, the "
+                "more the model has memorised its training images rather than learned what carries over.")
 
 GRAD_CAM_SCALE = ("Colours run from dark (no evidence) to light yellow (the strongest evidence in that map); each map "
                   "is scaled to its own strongest point, so compare colours within a map, not between images.")
@@ -36,12 +47,20 @@ def for_calibration(meta: dict) -> list[str]:
     return [label_smoothing(amount)] if amount else []
 
 
+def bn_momentum_lowered(chosen: float, default: float, steps_per_epoch: int) -> str:
+    """Why a short study's batch-norm runs train with a lower momentum than the seed study's."""
+    return (f"Batch-norm momentum {chosen:g} instead of {default:g}: an epoch here is only {steps_per_epoch:,} "
+            f"batches, and at {default:g} the moving statistics would still lag the training when each epoch ends "
+            "(measured: at chance on 2,000 images), understating every batch-norm model.")
+
+
 def _subset(n: int) -> str:
     return f"Trained on a stratified subset of {n:,} training images."
 
 
 def for_run(meta: dict) -> list[str]:
-    """What a reader of one run's figures must know: test-set validation, synthetic data, trained elsewhere."""
+    """What a reader of one run's figures must know: test-set validation, synthetic data, trained elsewhere,
+    batch-norm statistics that had not settled."""
     synthetic = (meta.get("data") or {}).get("kind") == "synthetic"
     if meta.get("imported"):
         return [TRAINED_ELSEWHERE] + ([EVALUATED_ON_SYNTHETIC] if synthetic else [])
@@ -50,6 +69,8 @@ def for_run(meta: dict) -> list[str]:
         notes.append(SEED_PROTOCOL)
     if synthetic:
         notes.append(SYNTHETIC)
+    if batchnorm.unsettled(meta):
+        notes.append(BN_UNSETTLED)
     return notes
 
 
@@ -62,8 +83,9 @@ def for_runs(metas: list[dict]) -> list[str]:
     return notes
 
 
-def for_study(study: dict) -> list[str]:
-    """A study's caveats: its protocol, its data, and a training subset."""
+def for_study(study: dict, metas: Sequence[dict] = ()) -> list[str]:
+    """A study's caveats: its protocol, its data, a training subset, and its runs (`metas`, their run.json) whose
+    batch-norm statistics had not settled."""
     notes = []
     if study.get("kind") == "seed" or (study.get("config") or {}).get("validation") == "test":
         notes.append(SEED_PROTOCOL)
@@ -74,6 +96,9 @@ def for_study(study: dict) -> list[str]:
         notes.append(LOSSY_COPY)
     if (study.get("config") or {}).get("subset"):
         notes.append(_subset(study["config"]["subset"]))
+    unsettled = sum(map(batchnorm.unsettled, metas))
+    if unsettled:
+        notes.append(f"{unsettled} of its {len(metas)} runs: {BN_UNSETTLED}")
     return notes
 
 

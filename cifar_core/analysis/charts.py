@@ -182,7 +182,7 @@ def group_bars(results: pd.DataFrame, group: str, y: str, offset: str | None = N
     if offset:
         by |= {"xOffset": f"{offset}:N", "color": f"{offset}:N"}
     base = alt.Chart(results)
-    scale = alt.Scale(zero=False)
+    scale = alt.Scale(zero=True)  # a bar's length is its value: an axis from 0.09 made chance-level bars look empty
     title = y_title or y
     bars = base.mark_bar(opacity=0.8).encode(**by, y=alt.Y(f"mean({y}):Q", title=title, scale=scale))
     spread = base.mark_errorbar(extent="stdev", color="black").encode(**by, y=alt.Y(f"{y}:Q", title=title,

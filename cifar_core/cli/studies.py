@@ -140,7 +140,8 @@ def cmd_reproduce(args) -> int:
     table = report.seed_comparison(study_dir)
     out = report.write_markdown(study_dir, study_dir / "report")
     print(report.markdown_table(table))
-    for note in caveats.for_study(records.read(study_dir)):
+    study = records.read(study_dir)
+    for note in caveats.for_study(study, records.finished_metas(study)):
         print(f"note: {note}")
     print(f"report: {out} (charts beside it)")
     return 0

@@ -11,6 +11,7 @@ import streamlit as st
 from cifar_core import data, serving, settings
 from cifar_core.model import shapes, specs
 from cifar_core.store import rundir, runs
+from cifar_core.studies import estimates
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -139,12 +140,10 @@ def finished_runs() -> list[runs.RunInfo]:
 
 
 @st.cache_data(show_spinner=False, ttl=60)
-def measured_speeds(runs_folder: str) -> dict[str, float]:
-    """Images/s per architecture from earlier runs here; read at most once a minute (it opens every run's
-    metrics file)."""
-    from cifar_core.studies import estimates
-
-    return estimates.measured_speeds(Path(runs_folder))
+def measured_costs(runs_folder: str) -> estimates.Costs:
+    """Images/s per architecture and the fixed seconds of a run, from earlier runs here; read at most once a
+    minute (it opens every run's metrics file)."""
+    return estimates.measure(Path(runs_folder))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

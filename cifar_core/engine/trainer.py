@@ -20,7 +20,7 @@ import numpy as np
 from cifar_core import data as data_mod
 from cifar_core import hardware
 from cifar_core.analysis import scores
-from cifar_core.engine import runtime
+from cifar_core.engine import bncheck, runtime
 from cifar_core.engine.callbacks import FitToBudget, Plan, StopFile, make_callbacks
 from cifar_core.engine.pipeline import EVAL_BATCH, make_dataset, prepare_data
 from cifar_core.model import specs
@@ -107,6 +107,7 @@ def train_run(run_dir: Path) -> dict:
     lines = rundir.read_metric_lines(run_dir)
     if (run_dir / rundir.BEST_WEIGHTS).exists():
         model.load_weights(str(run_dir / rundir.BEST_WEIGHTS))
+    runs.update_run(run_dir, bn_check=bncheck.check(model, arrays["x_train"], cfg.seed))
     model.save(str(run_dir / rundir.MODEL))
     best = max(lines, key=lambda m: m["val_accuracy"]) if lines else {}
     results = evaluate_and_save(model, arrays, dataset.class_names, run_dir, cfg.tta)

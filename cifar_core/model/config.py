@@ -99,6 +99,16 @@ class TrainConfig:
             out.append(f"gpus must be 0 to {MAX_GPUS} (got {self.gpus}).")
         return out
 
+    def sizes(self, train_images: int, test_images: int) -> dict[str, int]:
+        """How many images the run trains, validates and tests on, from a data set of these sizes (as the trainer
+        splits it: subset first, then a validation split of at most a tenth, or the test set under 'test')."""
+        train = min(self.subset or train_images, train_images)
+        test = min(self.test_subset or test_images, test_images)
+        if self.validation == "test":
+            return {"train": train, "validation": test, "test": test}
+        validation = min(self.validation_size, train // 10)
+        return {"train": train - validation, "validation": validation, "test": test}
+
     def check(self) -> TrainConfig:
         """The config itself, or ConfigError listing every problem."""
         problems = self.problems()

@@ -109,7 +109,8 @@ def _new_run(study_dir: Path, study: dict, index: int, entry: dict, make) -> Pat
     its study and recorded in study.json."""
     run_dir = make(Path(study["runs_dir"]), specs.from_dict(entry["spec"]), TrainConfig.from_dict(entry["config"]),
                    study["data"], f"{study['id']}-{entry['name']}"[:80],
-                   extra={"study": study["id"], "study_index": index, "labels": entry["labels"]})
+                   extra={"study": study["id"], "study_index": index, "labels": entry["labels"],
+                          **({"bn_momentum": entry["bn_momentum"]} if "bn_momentum" in entry else {})})
     set_run_id(study_dir, index, run_dir.name)
     return run_dir
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from cifar_core.analysis import batchnorm, caveats
 from cifar_core.model import specs
 from cifar_core.model.config import TrainConfig
 from cifar_core.model.specs import ArchitectureSpec
@@ -110,3 +111,23 @@ def plan(kind: str, config: TrainConfig, custom: dict[str, ArchitectureSpec] | N
         return [PlannedRun(f"seed-{n}", specs.PRESETS[n], seed_cfg, {"arch": n, "seed_protocol": True})
                 for n in SEED_STUDY_ARCHS]
     raise runs.RunError(f"Unknown study {kind!r}: choose one of {', '.join(KINDS)}.")
+
+
+def bn_momentum_choice(planned: PlannedRun, data: dict) -> dict | None:
+    """For a planned run with batch norm: its momentum, lowered for short epochs so that the moving statistics
+    settle (batchnorm.settling_momentum), with what it was and the epoch's batches; None without batch norm."""
+    if not any(block.batch_norm for block in planned.spec.blocks):
+        return None
+    cfg = planned.config
+    steps = -(-cfg.sizes(data["train_images"], data["test_images"])["train"] // cfg.batch_size)
+    return {"chosen": batchnorm.settling_momentum(steps, cfg.bn_momentum), "default": cfg.bn_momentum,
+            "steps_per_epoch": steps}
+
+
+def lowered_momentum_note(planned: list[PlannedRun], data: dict) -> str | None:
+    """Why the plan's batch-norm runs train with a lower momentum than asked for, when they do."""
+    for p in planned:
+        choice = bn_momentum_choice(p, data)
+        if choice and choice["chosen"] < choice["default"]:
+            return caveats.bn_momentum_lowered(choice["chosen"], choice["default"], choice["steps_per_epoch"])
+    return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from cifar_core.model.specs import ArchitectureSpec
 from cifar_core.store import rundir, runs
 from cifar_core.store.rundir import ACTIVE, HAS_RESULTS, DamagedRun
 from cifar_core.studies.executors import EXECUTORS, Executor, executor_of, node_text
-from cifar_core.studies.plans import KINDS, plan, with_seeds
+from cifar_core.studies.plans import KINDS, bn_momentum_choice, plan, with_seeds
 
 STUDY_JSON = "study.json"
 
@@ -61,6 +61,7 @@ def create(studies_dir: Path, runs_dir: Path, kind: str, config: TrainConfig, da
     executor = (executor or Executor()).check()
     for p in planned:
         preflight.check(p.spec, p.config, data)
+    choices = [bn_momentum_choice(p, data) for p in planned]
     studies_dir.mkdir(parents=True, exist_ok=True)
     study_id = runs.new_run_id(studies_dir, kind)
     study_dir = studies_dir / study_id
@@ -69,8 +70,10 @@ def create(studies_dir: Path, runs_dir: Path, kind: str, config: TrainConfig, da
         "id": study_id, "kind": kind, "created": datetime.now(UTC).isoformat(), "status": "queued",
         "data": data, "config": asdict(config), "runs_dir": str(runs_dir.resolve()), "seeds": seeds,
         "executor": asdict(executor),
-        "runs": [{"name": p.name, "spec": p.spec.to_dict(), "config": asdict(p.config), "labels": p.labels,
-                  "run_id": None} for p in planned],
+        "runs": [{"name": p.name, "spec": p.spec.to_dict(),
+                  "config": asdict(replace(p.config, bn_momentum=choice["chosen"]) if choice else p.config),
+                  "labels": p.labels, "run_id": None, **({"bn_momentum": choice} if choice else {})}
+                 for p, choice in zip(planned, choices, strict=True)],
     })
     return study_dir
 
@@ -215,7 +218,7 @@ def results(study_dir: Path):
             "best_epoch": m.get("best_epoch"), "epochs": len(metrics), CUT_SHORT: info.status == "stopped",
             "gap": float(last["accuracy"] - last["val_accuracy"]),
             "seconds_per_epoch": runs.seconds_per_epoch(metrics), "wall_time": m.get("wall_time"),
-            "ece": run_ece(rundir.read_predictions(run_dir)),
+            "ece": run_ece(rundir.read_predictions(run_dir)), "bn_settled": (m.get("bn_check") or {}).get("settled"),
         })
     return pd.DataFrame(rows)
 
@@ -240,3 +243,14 @@ def layer_profiles(study_dir: Path):
             labels = {k: str(v) for k, v in entry["labels"].items()}
             parts.append(layer_stats.frame(found[-1:]).assign(run=entry["name"], **labels))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def finished_metas(study: dict) -> list[dict]:
+    """run.json of each of the study's runs that has results (for the caveats of its figures)."""
+    metas = []
+    for entry in study["runs"]:
+        run_dir = run_dir_of(study, entry)
+        info = runs.load_run(run_dir) if run_dir and run_dir.exists() else None
+        if info and info.has_results:
+            metas.append(info.meta)
+    return metas

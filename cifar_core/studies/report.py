@@ -152,14 +152,19 @@ def _sections(study_dir: Path) -> tuple[dict, list[tuple[str, pd.DataFrame]], di
                            **layer_charts(study["kind"], records.layer_profiles(study_dir))}
 
 
+def _caveats(study: dict) -> list[str]:
+    return caveats.for_study(study, records.finished_metas(study))
+
+
 def write_markdown(study_dir: Path, out_dir: Path) -> Path:
     """report.md plus one PNG per chart in `out_dir`."""
     study, tables, chart_map = _sections(study_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"# Study {study['id']} ({study['kind']})", "", f"Data: `{study['data']['source']}`", ""]
-    lines += [line for note in caveats.for_study(study) for line in (f"> {note}", "")]
+    lines += [line for note in _caveats(study) for line in (f"> {note}", "")]
     for title, table in tables:
         lines += [f"## {title}", "", markdown_table(table), ""]
+    lines += [caveats.ACCURACY_GAP, ""]
     for name, chart in chart_map.items():
         (out_dir / f"{name}.png").write_bytes(_png(chart))
         lines += [f"![{name}]({name}.png)", ""]
@@ -173,10 +178,11 @@ def html_report(study_dir: Path) -> str:
     study, tables, chart_map = _sections(study_dir)
     parts = [f"<h1>Study {html.escape(study['id'])} ({study['kind']})</h1>",
              f"<p>Data: <code>{html.escape(study['data']['source'])}</code></p>"]
-    parts += [f"<blockquote>{html.escape(note)}</blockquote>" for note in caveats.for_study(study)]
+    parts += [f"<blockquote>{html.escape(note)}</blockquote>" for note in _caveats(study)]
     for title, table in tables:
         body = table.to_html(index=False, na_rep="-", float_format="{:.4f}".format)
         parts += [f"<h2>{html.escape(title)}</h2>", body]
+    parts.append(f"<p>{html.escape(caveats.ACCURACY_GAP)}</p>")
     for name, chart in chart_map.items():
         data = base64.b64encode(_png(chart)).decode()
         parts.append(f'<figure><img alt="{name}" src="data:image/png;base64,{data}" style="max-width:720px"></figure>')

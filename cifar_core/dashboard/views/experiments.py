@@ -1,6 +1,7 @@
 """Experiments: the classic studies (depth, batch norm, dropout, architectures, seed) as one action each, each
 run once or once per seed (then as group means with their spread)."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
@@ -43,6 +44,7 @@ def start_panel(first_study: bool) -> None:
             planned = plans.with_seeds(plans.plan(kind, cfg, choices, choices.get(arch)), seeds)
             executor = executor_ui()
             estimate_ui(planned)
+            momentum_ui(planned)
             go = st.button(f"Start the {kind} study ({len(planned)} runs)", type="primary", key="start_study")
         if go:
             start(kind, cfg, seeds, choices.get(arch), executor)
@@ -68,29 +70,37 @@ def executor_ui() -> executors.Executor:
 
 
 def estimate_ui(planned: list) -> None:
-    """How long the study may take, from the speed of earlier runs on this machine, or of a short probe."""
+    """How long the study may take, every run counted, from earlier runs on this machine or a short probe."""
     source = sidebar.current_source()
     if sidebar.data_problem(source):
         return
     probed = st.session_state.setdefault("probed_speeds", {})
-    speeds = {**cache.measured_speeds(str(cache.runs_dir())), **probed}
-    seconds, missing = estimates.estimate_seconds(planned, cache.data_summary(source), speeds)
-    if missing:
+    costs = cache.measured_costs(str(cache.runs_dir()))
+    costs = replace(costs, speeds={**costs.speeds, **probed})
+    found = estimates.estimate(planned, cache.data_summary(source), costs)
+    unmeasured = found.inferred if found else sorted({p.spec.name for p in planned})
+    if unmeasured:
         c1, c2 = st.columns([3, 1], vertical_alignment="center")
-        c1.caption(f"No earlier run of {', '.join(missing)} on this machine to estimate the duration from"
-                   + ("." if len(missing) == len({p.spec.name for p in planned}) else "; not counted below."))
+        c1.caption(estimates.unmeasured_text(unmeasured, inferred=found is not None))
         if c2.button("Measure their speed", key="probe_speeds", help="Trains each for a few batches of random "
                      "images (a few seconds each) to measure its images/s here."):
             try:
-                with st.spinner(f"Measuring {', '.join(missing)} ..."):
-                    probed.update(estimates.probe_speeds(planned, missing))
+                with st.spinner(f"Measuring {', '.join(unmeasured)} ..."):
+                    probed.update(estimates.probe_speeds(planned, unmeasured))
             except runs.RunError as exc:
                 st.error(str(exc))
             st.rerun()
-    if len(missing) < len({p.spec.name for p in planned}):
-        where = "a short probe and earlier runs" if probed else "the speed of earlier runs"
-        st.caption(f"At most about {runs.format_duration(seconds)} (every run to its maximum epochs; early stopping "
-                   f"usually ends them sooner), from {where} here.")
+    if found:
+        st.caption(estimates.estimate_text(found, costs, probed=bool(probed)))
+
+
+def momentum_ui(planned: list) -> None:
+    """Why the study's batch-norm runs get a lower momentum, when their epochs are short."""
+    source = sidebar.current_source()
+    note = None if sidebar.data_problem(source) else plans.lowered_momentum_note(planned,
+                                                                                     cache.data_summary(source))
+    if note:
+        st.caption(note)
 
 
 def start(kind: str, cfg: TrainConfig, seeds: list[int] | None, spec: specs.ArchitectureSpec | None,
@@ -184,13 +194,21 @@ def group_difference_ui(study: dict, results) -> None:
         st.markdown(stats.difference_text(a, b, stats.mean_difference(groups[a], groups[b])))
 
 
+def result_columns() -> dict:
+    """The results table's number formats, and what its less obvious columns mean."""
+    columns = {c: st.column_config.NumberColumn(format=f) for c, f in RESULT_FORMATS.items()}
+    columns["gap"] = st.column_config.NumberColumn(format=RESULT_FORMATS["gap"], help=caveats.ACCURACY_GAP)
+    columns["bn_settled"] = st.column_config.Column(help=caveats.BN_SETTLED)
+    return columns
+
+
 def results_panel(study_dir) -> None:
     study = records.read(study_dir)
     results = cache.study_results(study_dir)
     if results.empty:
         st.info("Results appear here as the study's runs finish.")
         return
-    for note in caveats.for_study(study):
+    for note in caveats.for_study(study, records.finished_metas(study)):
         st.warning(note)
     if study.get("seeds"):
         st.subheader(f"Groups: mean over {len(study['seeds'])} seeds")
@@ -203,7 +221,7 @@ def results_panel(study_dir) -> None:
         seed_table = report.seed_comparison(study_dir)
         st.dataframe(seed_table, hide_index=True, width="stretch", column_config=seed_table_formats(seed_table))
     chart_map = cache.study_charts(study["kind"], results)
-    st.caption("Click a point or bar, or select a row of the table, to open its run.")
+    st.caption("Click a point or bar, or select a row of the table, to open its run. " + caveats.ACCURACY_GAP)
     clicked = None
     for i, (name, chart) in enumerate(chart_map.items()):
         if i % 2 == 0:
@@ -218,7 +236,7 @@ def results_panel(study_dir) -> None:
     st.subheader("Results")
     picked = st.dataframe(results.drop(columns=["run_id"]), hide_index=True, width="stretch", on_select="rerun",
                           selection_mode="single-row", key=f"results_{study_dir.name}",
-                          column_config={c: st.column_config.NumberColumn(format=f) for c, f in RESULT_FORMATS.items()})
+                          column_config=result_columns())
     run_id = results.iloc[picked.selection.rows[0]]["run_id"] if picked.selection.rows else clicked
     if run_id:
         c1, c2 = st.columns(2)
