@@ -87,7 +87,7 @@ def test_runs_page_lists_runs_and_damaged_dir(app):
     assert {"tiny-baseline", "tiny-bn"} <= set(table["name"]) and "damaged" in set(table["status"])
     assert any(m.label == "Test accuracy" for m in at.metric)
     assert "540 train · 60 validation · 500 test images" in texts(at), "the opened run says what it trained on"
-    assert at.radio(key="run_view").options == ["Test set", "Epoch by epoch", "Calibration"]
+    assert at.radio(key="run_view").options == ["Test set", "Epoch by epoch", "Calibration", "Inside the network"]
     at.radio(key="run_view").set_value("Calibration").run()
     ece = next(m for m in at.metric if m.label == "Expected calibration error (ECE)")
     preds = rundir.read_predictions(runs.find_run(runs.default_runs_dir(), at.session_state["run_id"]).path)
@@ -119,8 +119,8 @@ def test_compare_page(app):
     diff = at.table[0].value
     assert "What changed between two models" in texts(at)
     assert "spec.blocks[1].batch_norm" in set(diff.index)
-    assert len(at.get("vega_lite_chart")) == 6, ("curves, confusion matrices side by side, per-class bars, "
-                                                 "reliability diagrams, difference, disagreements")
+    assert len(at.get("vega_lite_chart")) == 7, ("curves, confusion matrices side by side, per-class bars, "
+                                                 "reliability diagrams, layers by depth, difference, disagreements")
     assert "ECE" in at.dataframe[2].value.columns
     at.toggle[0].set_value(True).run()
     at.toggle(key="compare_at_epoch").set_value(True).run()

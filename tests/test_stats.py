@@ -10,6 +10,7 @@ import pytest
 from conftest import APP, cli
 from scipy.stats import beta
 
+from cifar_core import data as data_mod
 from cifar_core.analysis import compare, stats
 from cifar_core.store import rundir, runs
 
@@ -157,7 +158,7 @@ def test_reproduce_table_with_seeds_says_whether_the_published_figure_is_within_
     from cifar_core.studies import records, report
 
     runs_dir = tmp_path / "runs"
-    study_dir = records.create(tmp_path / "studies", runs_dir, "seed", TrainConfig(), {"source": "synthetic"},
+    study_dir = records.create(tmp_path / "studies", runs_dir, "seed", TrainConfig(), data_mod.summary("synthetic"),
                                seeds=[0, 1])
     study = records.read(study_dir)
     accuracies = {("baseline", 0): 0.70, ("baseline", 1): 0.74, ("batchnorm", 0): 0.76, ("batchnorm", 1): 0.77}

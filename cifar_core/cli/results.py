@@ -90,16 +90,7 @@ def cmd_show(args) -> int:
 
 def cmd_evaluate(args) -> int:
     info = runs.find_run(runs_dir(args), args.run)
-    if info.is_training:
-        raise runs.RunError(f"Run {info.run_id} is still training; evaluate it once it has finished.")
-    if not (info.path / rundir.MODEL).exists():
-        raise runs.RunError(f"Run {info.run_id} has no {rundir.MODEL} yet ({info.status}); train or resume it first.")
-    if not info.meta:
-        raise runs.RunError(f"Run {info.run_id} is damaged ({info.damaged}); it cannot be evaluated.")
-    try:
-        rundir.check_zip(info.path, rundir.MODEL)
-    except rundir.DamagedRun as exc:
-        raise runs.RunError(f"Run {info.run_id} cannot be evaluated: {exc}. Delete the run, or retrain it.") from None
+    runs.check_evaluable(info)
     from cifar_core.engine.trainer import evaluate_run
 
     print_report(evaluate_run(info.path))

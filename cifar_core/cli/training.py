@@ -6,13 +6,12 @@ import sys
 import time
 from pathlib import Path
 
-from cifar_core import data, hardware
+from cifar_core import data
 from cifar_core.cli.options import config_from_args, load_data, runs_dir
 from cifar_core.cli.output import epoch_line, print_outcome
 from cifar_core.cli.studies import follow_study, start_study
 from cifar_core.engine import importing
 from cifar_core.model import preflight, specs
-from cifar_core.model.config import ConfigError
 from cifar_core.store import rundir, runs
 from cifar_core.studies import plans
 
@@ -28,10 +27,7 @@ def cmd_train(args) -> int:
         return 0 if args.detach else follow_study(study_dir)
     info = load_data(args.data).describe()
     preflight.check(spec, cfg, info)
-    found = hardware.nvidia_gpus()
-    if cfg.gpus > 1 and len(found) < cfg.gpus:
-        raise ConfigError(f"--gpus {cfg.gpus}: this machine has {len(found)} NVIDIA GPU(s); give --gpus "
-                          f"{len(found) if len(found) > 1 else 0}, or train on a machine with {cfg.gpus}.")
+    preflight.check_gpus(cfg)
     run_dir = runs.start(runs_dir(args), spec, cfg, info, args.name)
     print(run_dir, flush=True)
     return 0 if args.detach else follow(run_dir)

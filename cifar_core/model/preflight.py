@@ -57,3 +57,11 @@ def check(spec: specs.ArchitectureSpec, cfg: TrainConfig, data: dict) -> None:
     found = problems(spec, cfg, data)
     if found:
         raise ConfigError(" ".join(found))
+
+
+def check_gpus(cfg: TrainConfig, found: list[str] | None = None) -> None:
+    """Refuse one run on more GPUs than this machine has (`found`: the NVIDIA GPUs here, detected when None)."""
+    found = hardware.nvidia_gpus() if found is None else found
+    if cfg.gpus > 1 and len(found) < cfg.gpus:
+        raise ConfigError(f"--gpus {cfg.gpus}: this machine has {len(found)} NVIDIA GPU(s); give --gpus "
+                          f"{len(found) if len(found) > 1 else 0}, or train on a machine with {cfg.gpus}.")

@@ -511,3 +511,17 @@ def progress_text(progress: dict) -> str:
     end it sooner, so the ETA is an upper bound)."""
     return (f"epoch {progress['epoch']}/{progress['epochs']} · batch {progress['batch']}/{progress['batches']} · "
             f"{progress['images_per_s']:,.0f} images/s · ETA {format_duration(progress['eta_s'])} at most")
+
+
+def check_evaluable(run: RunInfo) -> None:
+    """Refuse, with the reason, to evaluate a run again that trains, is damaged or has no readable model.keras."""
+    if run.is_training:
+        raise RunError(f"Run {run.run_id} is still training; evaluate it once it has finished.")
+    if not (run.path / rundir.MODEL).exists():
+        raise RunError(f"Run {run.run_id} has no {rundir.MODEL} yet ({run.status}); train or resume it first.")
+    if not run.meta:
+        raise RunError(f"Run {run.run_id} is damaged ({run.damaged}); it cannot be evaluated.")
+    try:
+        rundir.check_zip(run.path, rundir.MODEL)
+    except DamagedRun as exc:
+        raise RunError(f"Run {run.run_id} cannot be evaluated: {exc}. Delete the run, or retrain it.") from None
