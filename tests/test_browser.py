@@ -61,6 +61,10 @@ def start_tiny_run(page, arch: str) -> None:
     form.get_by_test_id("stSelectbox").first.click()
     page.get_by_role("option", name=arch, exact=True).click()
     form.get_by_label("Epochs (max)").fill("2")
+    form.get_by_label("Epochs (max)").press("Enter")  # a half-typed form: Enter must not start a run
+    wait_rendered(page, "Train", settle_ms=0)
+    assert not page.get_by_text("status running", exact=False).count(), "Enter in a field started a run"
+    form.get_by_role("button", name="Start training").wait_for()
     form.get_by_label("Training subset (0 = all)").fill("500")
     form.get_by_role("button", name="Start training").click()
     page.get_by_text("status running", exact=False).or_(page.get_by_text("starting:")).first.wait_for(timeout=60_000)

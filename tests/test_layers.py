@@ -47,6 +47,7 @@ def test_gradient_norms_equal_a_direct_gradient_tape(keras_parts):
             assert by_name[layer.name]["grad_norm"] == pytest.approx(expected, rel=1e-4), layer.name
     assert record["probe_loss"] == pytest.approx(float(loss), rel=1e-5)
     assert [e["kind"] for e in record["layers"]][:2] == ["Conv2D", "BatchNormalization"]
+    assert by_name["block1_conv"]["act"]["quantiles"][0] >= 0, "conv -> BN -> ReLU shows the ReLU's output"
 
 
 def test_dead_channels_and_quantiles_of_a_model_built_to_have_them(keras_parts):

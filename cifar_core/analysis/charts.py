@@ -256,11 +256,14 @@ def layer_heatmap(frame: pd.DataFrame, measure: str, title: str, log: bool, widt
     if log:
         data = data[data[measure] > 0]
     order = list(dict.fromkeys(data.sort_values("order")["layer"]))
-    scale = alt.Scale(type="log", scheme="viridis") if log else alt.Scale(scheme="viridis", domain=[0, 1])
+    share = measure == "dead"  # a share of channels: 0 to 100%
+    scale = alt.Scale(type="log" if log else "linear", scheme="viridis", **({"domain": [0, 1]} if share else {}))
     return alt.Chart(data).mark_rect().encode(
-        x=alt.X("epoch:O", title="epochs of training (0: before)"),
+        x=alt.X("epoch:O", title="epochs of training (0: before)",
+                axis=alt.Axis(labelExpr="format(datum.value, '.2~f')", labelAngle=0)),
         y=alt.Y("layer:N", sort=order, title=None),
-        color=alt.Color(f"{measure}:Q", scale=scale, title=title, legend=alt.Legend(gradientLength=180)),
+        color=alt.Color(f"{measure}:Q", scale=scale, title=title,
+                        legend=alt.Legend(gradientLength=180, format=".0%" if share else ".2~g")),
         tooltip=["layer", "epoch", alt.Tooltip(f"{measure}:Q", title=title, format=".3~g")],
     ).properties(width=width, height=max(120, 22 * len(order)), title=f"{title}, layer by layer", autosize=PAD)
 
@@ -275,7 +278,8 @@ def activation_boxes(dist: pd.DataFrame, title: str, width: int = 560) -> alt.La
     boxes = base.mark_bar(size=12, opacity=0.7).encode(x="p25:Q", x2="p75:Q", tooltip=tip)
     median = base.mark_tick(color="black", thickness=2, size=12).encode(x="median:Q")
     mean = base.mark_point(color="firebrick", filled=True, size=25).encode(x="mean:Q")
-    return (whiskers + boxes + median + mean).properties(width=width, height=max(120, 24 * len(order)), title=title)
+    return (whiskers + boxes + median + mean).properties(width=width, height=max(120, 24 * len(order)), title=title,
+                                                         autosize=PAD)
 
 
 def layer_profile_chart(profile: pd.DataFrame, measure: str, title: str, log: bool, color: str = "run",
@@ -290,4 +294,4 @@ def layer_profile_chart(profile: pd.DataFrame, measure: str, title: str, log: bo
         encoding["strokeDash"] = alt.StrokeDash(f"{dash}:N")
     data = profile[profile[measure] > 0] if log else profile
     return alt.Chart(data.dropna(subset=[measure])).mark_line(point=True).encode(**encoding).properties(
-        width=width, height=height, title=title)
+        width=width, height=height, title=title, autosize=PAD)

@@ -33,7 +33,8 @@ def flat_layers(model) -> list:
 
 def _watched(layers: list) -> list[tuple[object, object | None]]:
     """(layer with weights, the layer whose output shows its activations): a conv's or dense layer's own output when
-    it applies its activation itself, else the next ReLU before another weighted layer; batch norm has none."""
+    it applies its activation itself, else the next ReLU before another conv or dense layer (past its batch norm:
+    conv -> BN -> ReLU shows the ReLU's output); batch norm has none."""
     out = []
     for i, layer in enumerate(layers):
         kind = type(layer).__name__
@@ -43,7 +44,8 @@ def _watched(layers: list) -> list[tuple[object, object | None]]:
         if kind != "BatchNormalization":
             shown = layer
             if getattr(layer, "activation", None) in (None, keras.activations.linear):
-                nxt = next((x for x in layers[i + 1:] if type(x).__name__ in ACTIVATIONS + WEIGHTED), None)
+                nxt = next((x for x in layers[i + 1:] if type(x).__name__ in ACTIVATIONS + WEIGHTED
+                            and type(x).__name__ != "BatchNormalization"), None)
                 shown = nxt if nxt is not None and type(nxt).__name__ in ACTIVATIONS else layer
         out.append((layer, shown))
     return out
