@@ -74,6 +74,18 @@ def start_tiny_run(page, arch: str) -> None:
         page.get_by_text("completed: test accuracy", exact=False)).first.wait_for(timeout=30_000)
 
 
+def open_a_compare_cell(page) -> None:
+    """Click a cell near the middle of Compare's first confusion matrix: Misclassified opens on that run and pair,
+    with its images."""
+    matrices = page.get_by_test_id("stVegaLiteChart").nth(1)
+    matrices.scroll_into_view_if_needed()
+    matrices.locator("canvas, svg").first.wait_for()
+    box = matrices.bounding_box()
+    page.mouse.click(box["x"] + min(235, box["width"] / 4), box["y"] + min(185, box["height"] / 2))
+    wait_rendered(page, "Misclassified images")
+    page.get_by_test_id("stImage").first.wait_for(timeout=60_000)
+
+
 def test_architecture_train_compare_misclassified(server, finished_run):
     SHOTS.mkdir(parents=True, exist_ok=True)
     with launch_browser() as browser:
@@ -94,6 +106,7 @@ def test_architecture_train_compare_misclassified(server, finished_run):
         page.get_by_text("What changed between two models").wait_for()
         page.get_by_text("spec.blocks[1].batch_norm").first.wait_for()
         page.screenshot(path=str(SHOTS / "e2e-3-compare.png"))
+        open_a_compare_cell(page)
 
         page.get_by_role("link", name="Misclassified").first.click()
         wait_rendered(page, "Misclassified images")

@@ -284,14 +284,16 @@ def activation_boxes(dist: pd.DataFrame, title: str, width: int = 560) -> alt.La
 
 def layer_profile_chart(profile: pd.DataFrame, measure: str, title: str, log: bool, color: str = "run",
                         dash: str | None = None, width: int = 420, height: int = 240) -> alt.Chart:
-    """One measure against depth (the layer's place among the layers with weights), a line per run or group, mean
-    over the runs in a group (seeds): how gradients flow, or activations spread, from the first layer to the last."""
-    encoding = {"x": alt.X("order:O", title="layer (input side first)"),
+    """One measure against depth (the layer's place among the conv and dense layers, so that runs with and without
+    batch norm line up), a line per run or group, mean over the runs in a group (seeds): how gradients flow, or
+    activations spread, from the first layer to the last."""
+    encoding = {"x": alt.X("depth:O", title="conv / dense layer (1: input side)"),
                 "y": alt.Y(f"mean({measure}):Q", title=title, scale=alt.Scale(type="log" if log else "linear")),
                 "color": alt.Color(f"{color}:N", legend=RUN_LEGEND),
-                "tooltip": [color, "order", alt.Tooltip(f"mean({measure}):Q", title=title, format=".3~g")]}
+                "tooltip": [color, "depth", alt.Tooltip(f"mean({measure}):Q", title=title, format=".3~g")]}
     if dash:
         encoding["strokeDash"] = alt.StrokeDash(f"{dash}:N")
-    data = profile[profile[measure] > 0] if log else profile
-    return alt.Chart(data.dropna(subset=[measure])).mark_line(point=True).encode(**encoding).properties(
+    data = profile.dropna(subset=[measure, "depth"])
+    data = data[data[measure] > 0] if log else data
+    return alt.Chart(data).mark_line(point=True).encode(**encoding).properties(
         width=width, height=height, title=title, autosize=PAD)

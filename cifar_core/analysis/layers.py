@@ -49,19 +49,26 @@ def relative_change(now: list[np.ndarray], before: list[np.ndarray] | None) -> f
     return norm([a - b for a, b in zip(now, before, strict=True)]) / size if size else None
 
 
+MAIN_KINDS = ("Conv2D", "Dense", "DepthwiseConv2D", "SeparableConv2D")  # the layers a network's depth counts
+
+
 def frame(records: list[dict]) -> pd.DataFrame:
-    """One row per record and layer: epoch, layer, its depth order, kind and every measure (long form for charts)."""
+    """One row per record and layer: epoch, layer, its place among all layers with weights (order) and among the
+    conv and dense layers (depth: 1 is the first; batch norm has none), kind and every measure (long form)."""
     rows = []
     for r in records:
+        depth = 0
         for layer in r["layers"]:
             act = layer.get("act") or {}
+            depth += layer["kind"] in MAIN_KINDS
             rows.append({"epoch": r["epoch"], "layer": layer["name"], "order": layer["order"], "kind": layer["kind"],
+                         "depth": depth if layer["kind"] in MAIN_KINDS else None,
                          "grad_norm": layer.get("grad_norm"), "weight_norm": layer.get("weight_norm"),
                          "update": layer.get("update"), "act_mean": act.get("mean"), "act_std": act.get("std"),
                          "dead": act.get("dead"), "bn_mean_drift": (layer.get("bn") or {}).get("mean_drift"),
                          "bn_var_drift": (layer.get("bn") or {}).get("var_drift")})
-    columns = ["epoch", "layer", "order", "kind", "grad_norm", "weight_norm", "update", "act_mean", "act_std", "dead",
-               "bn_mean_drift", "bn_var_drift"]
+    columns = ["epoch", "layer", "order", "depth", "kind", "grad_norm", "weight_norm", "update", "act_mean", "act_std",
+               "dead", "bn_mean_drift", "bn_var_drift"]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -30,8 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("cifar-lab: interrupted. A run or study asked to stop goes on stopping in the background "
-              "(`cifar-lab runs` and `cifar-lab studies` show it).", file=sys.stderr)
-        return 130
+              "(`cifar-lab runs` and `cifar-lab studies` show it).", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(130)  # now: an interrupt arriving while Python shuts down would end it as killed by SIGINT
 
 
 def check_writable(folder: Path) -> None:

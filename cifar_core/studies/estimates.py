@@ -199,14 +199,14 @@ def estimate_text(found: Estimate, costs: Costs, probed: bool = False) -> str:
 
 def probe_speeds(planned: list[PlannedRun], archs: list[str], timeout: float = 600) -> dict[str, float]:
     """Images/s of the named architectures of a plan, measured now by a short probe in its own process
-    (`cifar_core.probe`: a few seconds each, most of it TensorFlow starting)."""
+    (`cifar_core.engine.probe`: a few seconds each, most of it TensorFlow starting)."""
     chosen = {p.spec.name: p for p in planned if p.spec.name in archs}
     if not chosen:
         return {}
     request = {"config": asdict(next(iter(chosen.values())).config),
                "specs": [p.spec.to_dict() for p in chosen.values()]}
     try:
-        done = subprocess.run([sys.executable, "-m", "cifar_core.probe"], input=json.dumps(request), text=True,
+        done = subprocess.run([sys.executable, "-m", "cifar_core.engine.probe"], input=json.dumps(request), text=True,
                               capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise runs.RunError(f"The speed probe took more than {timeout:.0f} s; is the machine busy?") from None

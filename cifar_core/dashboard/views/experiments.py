@@ -87,9 +87,9 @@ def estimate_ui(planned: list) -> None:
             try:
                 with st.spinner(f"Measuring {', '.join(unmeasured)} ..."):
                     probed.update(estimates.probe_speeds(planned, unmeasured))
+                st.rerun()
             except runs.RunError as exc:
-                st.error(str(exc))
-            st.rerun()
+                st.error(str(exc))  # shown until the next action: a rerun would wipe it
     if found:
         st.caption(estimates.estimate_text(found, costs, probed=bool(probed)))
 
