@@ -268,7 +268,7 @@ def layer_heatmap(frame: pd.DataFrame, measure: str, title: str, log: bool, widt
     ).properties(width=width, height=max(120, 22 * len(order)), title=f"{title}, layer by layer", autosize=PAD)
 
 
-def activation_boxes(dist: pd.DataFrame, title: str, width: int = 560) -> alt.LayerChart:
+def activation_boxes(dist: pd.DataFrame, title: str, width: int = 420) -> alt.LayerChart:
     """Each layer's activations at one record (analysis.layers.distribution_frame): box from the 25th to the 75th
     percentile, whiskers from the 1st to the 99th, a tick at the median, a point at the mean."""
     order = list(dict.fromkeys(dist.sort_values("order")["layer"]))

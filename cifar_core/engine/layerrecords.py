@@ -6,6 +6,7 @@ uses its moving statistics and is not updated, dropout is off), so a record chan
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -62,11 +63,8 @@ def take(model, x: np.ndarray, y: np.ndarray, previous: dict | None, epoch: floa
     layers = flat_layers(model) if _is_sequential(model) else model.layers
     watched = _watched(layers)
     variables = [v for layer, _ in watched for v in layer.trainable_weights]
-    with tf.GradientTape() as tape:
-        outputs, probs = _forward(model, layers, [s for _, s in watched if s is not None], x)
-        one_hot = tf.one_hot(y, probs.shape[-1])
-        loss = tf.reduce_mean(keras.losses.categorical_crossentropy(one_hot, tf.cast(probs, tf.float32)))
-    grads = dict(zip([id(v) for v in variables], tape.gradient(loss, variables), strict=True))
+    outputs, probs, loss, grads = _pass(model, layers, watched, variables)(tf.constant(x), tf.constant(y))
+    grads = dict(zip([id(v) for v in variables], grads, strict=True))
     now = {layer.name: [np.array(w) for w in layer.get_weights()] for layer, _ in watched}
     entries = [_entry(order, layer, shown, outputs, grads, now, previous)
                for order, (layer, shown) in enumerate(watched)]
@@ -79,9 +77,32 @@ def take(model, x: np.ndarray, y: np.ndarray, previous: dict | None, epoch: floa
     return record, now
 
 
-def _forward(model, layers: list, shown: list, x: np.ndarray):
+_PASSES: dict[int, object] = {}  # one compiled probe pass per model: traced at its first record, then reused
+
+
+def _pass(model, layers: list, watched: list, variables: list):
+    """The forward and backward pass over the probe batch as one tf.function (eager, it took most of a record's
+    time): the shown layers' outputs, the probabilities, the loss and its gradient for every watched weight."""
+    if id(model) not in _PASSES:
+        shown = [s for _, s in watched if s is not None]
+
+        @tf.function
+        def run(x, y):
+            with tf.GradientTape() as tape:
+                outputs, probs = _forward(model, layers, shown, x)
+                one_hot = tf.one_hot(y, probs.shape[-1])
+                loss = tf.reduce_mean(keras.losses.categorical_crossentropy(one_hot, tf.cast(probs, tf.float32)))
+            kept = {s.name: outputs[s.name] for s in shown}
+            return kept, probs, loss, tape.gradient(loss, variables)
+
+        _PASSES.clear()  # a process records one model at a time: the trainer's, or one at import
+        _PASSES[id(model)] = run
+    return _PASSES[id(model)]
+
+
+def _forward(model, layers: list, shown: list, x):
     """The probe batch through the model (inference mode), keeping the outputs of the `shown` layers."""
-    x = tf.cast(tf.convert_to_tensor(x), tf.float32)  # a lab model rescales 0-255 itself; others take floats too
+    x = tf.cast(x, tf.float32)  # a lab model rescales 0-255 itself; others take floats too
     if _is_sequential(model):
         outputs, h = {}, x
         for layer in layers:
@@ -138,6 +159,7 @@ class LayerRecorder(keras.callbacks.Callback):
         self.epochs_done, self.steps = epochs_done, steps_per_epoch
         self.previous: dict | None = None
         self.due = list(FIRST_EPOCH_AT) if epochs_done == 0 else []
+        self.seconds = 0.0  # spent taking records: what recording costs this run
 
     def on_train_begin(self, logs=None):
         if self.epochs_done == 0:
@@ -161,5 +183,7 @@ class LayerRecorder(keras.callbacks.Callback):
         self._record(epoch + self.batches / self.steps, epoch * self.steps + self.batches)
 
     def _record(self, epoch: float, step: int) -> None:
+        start = time.perf_counter()
         record, self.previous = take(self.model, self.x, self.y, self.previous, epoch, step)
         rundir.append_layer_record(self.run_dir, record)
+        self.seconds += time.perf_counter() - start
