@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -39,6 +40,21 @@ def cli(*args: str, runs_dir: Path, check: bool = True, timeout: float = 300) ->
     if check and proc.returncode != 0:
         raise AssertionError(f"cifar-lab {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+@contextlib.contextmanager
+def tmpfs(mount: Path, options: str):
+    """A real small file system mounted at `mount` for the block (`options`: e.g. 'size=3m', 'ro,size=1m'); the test
+    skips with the reason where it cannot be mounted (it needs root)."""
+    mount.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs ({options}; needs root): {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def write_image_folder(root: Path, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import APP, ROOT, SYNTHETIC, cli, write_image_folder
+from conftest import APP, ROOT, SYNTHETIC, cli, tmpfs, write_image_folder
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -347,14 +347,8 @@ def test_bad_settings_are_refused_before_a_run_exists(tmp_path, args, fragment):
 @pytest.fixture
 def small_disk(tmp_path):
     """A real 3 MiB file system: enough for a run directory's first files, not for its checkpoints."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True,
-                          text=True)
-    if proc.returncode:
-        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {proc.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    with tmpfs(tmp_path / "disk", "size=3m") as mount:
+        yield mount
 
 
 def test_a_full_disk_fails_the_run_with_the_reason_and_keeps_what_was_written(small_disk):

@@ -6,7 +6,6 @@ should not be.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import APP, ROOT, SYNTHETIC, cli, write_image_folder
+from conftest import APP, ROOT, SYNTHETIC, cli, tmpfs, write_image_folder
 from streamlit.testing.v1 import AppTest
 from test_faults import _kill, _simultaneous, assert_one_line_error
 
@@ -423,16 +422,7 @@ def test_a_runs_dir_that_is_a_file_is_one_line(tmp_path):
 
 
 def test_a_read_only_runs_dir_is_one_line(tmp_path):
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], capture_output=True,
-                          text=True)
-    if done.returncode:
-        pytest.skip(f"cannot mount a read-only tmpfs (needs root): {done.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as mount:
         for command in (["train", "--data", "synthetic"], ["study", "dropout", "--data", "synthetic"]):
             out = cli(*command, runs_dir=mount / "runs", check=False)
             assert_one_line_error(out, "is on a read-only file system")
-    finally:
-        with contextlib.suppress(OSError):
-            subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -101,12 +101,29 @@ def update_json(folder: Path, file_name: str, /, **changes) -> dict:
     return meta
 
 
+def _append_line(path: Path, value: dict, durable: bool = True) -> None:
+    """Append one JSON line; `durable` fsyncs it, so a kill right after loses nothing."""
+    with open(path, "a") as fh:
+        fh.write(json.dumps(value) + "\n")
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _rewrite_lines(path: Path, values: list[dict]) -> None:
+    """Replace a JSON-lines file with `values`, whole or not at all (temp file, then rename)."""
+    tmp = temp_path(path)
+    try:
+        tmp.write_text("".join(json.dumps(v) + "\n" for v in values))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def append_metrics_line(run_dir: Path, line: dict) -> None:
     """Append one epoch's line and fsync it, so a kill right after loses nothing."""
-    with open(run_dir / METRICS, "a") as fh:
-        fh.write(json.dumps(line) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    _append_line(run_dir / METRICS, line)
 
 
 def truncate_metrics(run_dir: Path, before_epoch: int) -> list[dict]:
@@ -115,20 +132,13 @@ def truncate_metrics(run_dir: Path, before_epoch: int) -> list[dict]:
     Rewriting always also drops a half-written last line, which the next append would otherwise extend.
     """
     kept = [m for m in read_metric_lines(run_dir) if m["epoch"] < before_epoch]
-    tmp = temp_path(run_dir / METRICS)
-    try:
-        tmp.write_text("".join(json.dumps(m) + "\n" for m in kept))
-        os.replace(tmp, run_dir / METRICS)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _rewrite_lines(run_dir / METRICS, kept)
     return kept
 
 
 def append_step_line(run_dir: Path, line: dict) -> None:
     """Append one within-epoch point of the training loss (no fsync: a crash may lose a hint, nothing more)."""
-    with open(run_dir / STEPS, "a") as fh:
-        fh.write(json.dumps(line) + "\n")
+    _append_line(run_dir / STEPS, line, durable=False)
 
 
 def read_step_lines(run_dir: Path) -> list[dict]:
@@ -153,22 +163,12 @@ def truncate_steps(run_dir: Path, before_epoch: int) -> None:
     """Keep the within-epoch points of the epochs before `before_epoch` (a resume trains the rest again)."""
     if not (run_dir / STEPS).exists():
         return
-    kept = [m for m in read_step_lines(run_dir) if m["epoch"] < before_epoch]
-    tmp = temp_path(run_dir / STEPS)
-    try:
-        tmp.write_text("".join(json.dumps(m) + "\n" for m in kept))
-        os.replace(tmp, run_dir / STEPS)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _rewrite_lines(run_dir / STEPS, [m for m in read_step_lines(run_dir) if m["epoch"] < before_epoch])
 
 
 def append_layer_record(run_dir: Path, record: dict) -> None:
     """Append one layer record (LAYER_RECORD_SCHEMA), fsynced like an epoch's metrics line."""
-    with open(run_dir / LAYERS, "a") as fh:
-        fh.write(json.dumps(record) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    _append_line(run_dir / LAYERS, record)
 
 
 def truncate_layer_records(run_dir: Path, epochs_done: int) -> None:
@@ -177,13 +177,7 @@ def truncate_layer_records(run_dir: Path, epochs_done: int) -> None:
     if not (run_dir / LAYERS).exists():
         return
     kept = [r for r in read_layer_records(run_dir) if r["epoch"] <= epochs_done] if epochs_done else []
-    tmp = temp_path(run_dir / LAYERS)
-    try:
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        os.replace(tmp, run_dir / LAYERS)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _rewrite_lines(run_dir / LAYERS, kept)
 
 
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
