@@ -378,28 +378,35 @@ def read_report(run_dir: Path) -> dict:
     return report
 
 
-def read_metric_lines(run_dir: Path) -> list[dict]:
-    """metrics.jsonl, checked line by line. A last line without its newline is a write the trainer had not
-    finished (a crash, or a read mid-write) and is skipped; any other line that is not an epoch record, or an
-    epoch out of order, makes the run damaged."""
-    path = run_dir / METRICS
+def _checked_lines(path: Path, schema: dict) -> list[tuple[int, dict]]:
+    """(line number, value) of a JSON-lines file, each checked against `schema` ([] when it is missing). The part
+    after the last newline is a write not finished (a crash, or a read mid-write) and is skipped; any other line
+    that is not JSON or does not fit makes the file damaged."""
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         return []
     except (OSError, UnicodeDecodeError) as exc:
-        raise DamagedRun(f"{METRICS} is unreadable ({exc})") from None
-    raw_lines = text.split("\n")
-    complete = raw_lines[:-1]  # the part after the last newline is empty, or a half-written line
-    lines = []
-    for number, raw in enumerate(complete, start=1):
+        raise DamagedRun(f"{path.name} is unreadable ({exc})") from None
+    found = []
+    for number, raw in enumerate(text.split("\n")[:-1], start=1):
         if not raw.strip():
             continue
         try:
-            line = json.loads(raw)
+            value = json.loads(raw)
         except json.JSONDecodeError:
-            raise DamagedRun(f"{METRICS} line {number} is not JSON") from None
-        check_schema(line, METRICS_LINE_SCHEMA, f"{METRICS} line {number}")
+            raise DamagedRun(f"{path.name} line {number} is not JSON") from None
+        check_schema(value, schema, f"{path.name} line {number}")
+        found.append((number, value))
+    return found
+
+
+def read_metric_lines(run_dir: Path) -> list[dict]:
+    """metrics.jsonl, checked line by line. A last line without its newline is a write the trainer had not
+    finished (a crash, or a read mid-write) and is skipped; any other line that is not an epoch record, or an
+    epoch out of order, makes the run damaged."""
+    lines = []
+    for number, line in _checked_lines(run_dir / METRICS, METRICS_LINE_SCHEMA):
         if line["epoch"] != len(lines) + 1:
             raise DamagedRun(f"{METRICS} line {number}: epoch {line['epoch']} where {len(lines) + 1} belongs")
         lines.append(line)
@@ -410,21 +417,8 @@ def read_layer_records(run_dir: Path) -> list[dict]:
     """layers.jsonl, checked line by line ([] when the run has none: older runs, or recording turned off). A last
     line without its newline is a write the trainer had not finished and is skipped; any other line that is not a
     record, or records out of order, make the file damaged (DamagedRun says where)."""
-    try:
-        text = (run_dir / LAYERS).read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        return []
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DamagedRun(f"{LAYERS} is unreadable ({exc})") from None
     records = []
-    for number, raw in enumerate(text.split("\n")[:-1], start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError:
-            raise DamagedRun(f"{LAYERS} line {number} is not JSON") from None
-        check_schema(record, LAYER_RECORD_SCHEMA, f"{LAYERS} line {number}")
+    for number, record in _checked_lines(run_dir / LAYERS, LAYER_RECORD_SCHEMA):
         if records and record["epoch"] < records[-1]["epoch"]:
             raise DamagedRun(f"{LAYERS} line {number}: epoch {record['epoch']} after {records[-1]['epoch']}")
         records.append(record)
