@@ -98,7 +98,7 @@ def for_study(study: dict, metas: Sequence[dict] = ()) -> list[str]:
         notes.append(_subset(study["config"]["subset"]))
     unsettled = sum(map(batchnorm.unsettled, metas))
     if unsettled:
-        notes.append(f"{unsettled} of its {len(metas)} runs: {BN_UNSETTLED}")
+        notes.append(f"{unsettled} of its {len(metas)} runs: {BN_UNSETTLED[0].lower()}{BN_UNSETTLED[1:]}")
     return notes
 
 

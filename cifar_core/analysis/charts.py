@@ -13,6 +13,7 @@ BAR_SELECTION = "bar"
 PAD = alt.AutoSizeParams(type="pad")
 # Run names share long prefixes ("batchnorm-20261130-13..."): a legend shows them whole.
 RUN_LEGEND = alt.Legend(labelLimit=0)
+RUN_COLORS = alt.Scale(scheme="tableau10")  # runs side by side: hues that differ, not shades of one blue
 
 
 def pick_run() -> alt.Parameter:
@@ -42,7 +43,7 @@ def curves_chart(long: pd.DataFrame, metric: str, x: str = "epoch", height: int 
     base = alt.Chart(long[long["metric"] == metric]).encode(
         x=alt.X(f"{x}:Q", title=title, axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
-        color=alt.Color("run:N", title="run", legend=RUN_LEGEND),
+        color=alt.Color("run:N", title="run", legend=RUN_LEGEND, scale=RUN_COLORS),
     )
     dash = alt.StrokeDash("split:N", title="split", sort=["validation", "train"],
                           legend=alt.Legend(symbolType="stroke", symbolSize=400, symbolStrokeWidth=2))
@@ -152,7 +153,7 @@ def per_class_chart(per_class: pd.DataFrame, metric: str = "f1-score", height: i
         x=alt.X("class:N", sort=order, title=None),
         xOffset="run:N",
         y=alt.Y(f"{metric}:Q", scale=alt.Scale(domain=[0, 1]), title=metric),
-        color=alt.Color("run:N", legend=RUN_LEGEND),
+        color=alt.Color("run:N", legend=RUN_LEGEND, scale=RUN_COLORS),
         tooltip=["run", "class", alt.Tooltip(f"{metric}:Q", format=".3f")],
     ).properties(height=height, title=f"per-class {metric}")
 
@@ -203,7 +204,7 @@ def reliability_chart(curves: dict[str, pd.DataFrame], size: int = 330) -> alt.L
     legend = alt.Legend(orient="bottom", direction="vertical", labelLimit=0)
     lines = alt.Chart(long).mark_line(point=False).encode(
         x=alt.X("confidence:Q", scale=unit), y=alt.Y("accuracy:Q", scale=unit),
-        color=alt.Color("run:N", legend=legend))
+        color=alt.Color("run:N", legend=legend, scale=RUN_COLORS))
     points = alt.Chart(long).mark_circle().encode(
         x="confidence:Q", y="accuracy:Q", color="run:N", size=alt.Size("count:Q", legend=None),
         tooltip=["run", alt.Tooltip("confidence:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f"),
@@ -289,10 +290,11 @@ def layer_profile_chart(profile: pd.DataFrame, measure: str, title: str, log: bo
     activations spread, from the first layer to the last."""
     encoding = {"x": alt.X("depth:O", title="conv / dense layer (1: input side)"),
                 "y": alt.Y(f"mean({measure}):Q", title=title, scale=alt.Scale(type="log" if log else "linear")),
-                "color": alt.Color(f"{color}:N", legend=RUN_LEGEND),
+                "color": alt.Color(f"{color}:N", legend=RUN_LEGEND, scale=RUN_COLORS),
                 "tooltip": [color, "depth", alt.Tooltip(f"mean({measure}):Q", title=title, format=".3~g")]}
     if dash:
-        encoding["strokeDash"] = alt.StrokeDash(f"{dash}:N")
+        encoding["strokeDash"] = alt.StrokeDash(f"{dash}:N", legend=alt.Legend(symbolType="stroke", symbolSize=400,
+                                                                              symbolStrokeWidth=2))
     data = profile.dropna(subset=[measure, "depth"])
     data = data[data[measure] > 0] if log else data
     return alt.Chart(data).mark_line(point=True).encode(**encoding).properties(
