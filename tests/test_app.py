@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -189,12 +190,12 @@ def test_train_page_reattaches_to_a_live_run_and_picks_up_new_metrics(app, tmp_p
             time.sleep(0.1)
         at = app("train")
         assert "live-run" in texts(at) and at.get("progress")
-        shown = int(texts(at).split(" epochs done")[0].split()[-1])
+        shown = int(re.search(r"(\d+) epochs? done", texts(at)).group(1))
         while len(rundir.read_metric_lines(run_dir)) <= shown:
             time.sleep(0.1)
         before = len(rundir.read_metric_lines(run_dir))
         at.run()
-        now = int(texts(at).split(" epochs done")[0].split()[-1])
+        now = int(re.search(r"(\d+) epochs? done", texts(at)).group(1))
         assert shown < before <= now <= len(rundir.read_metric_lines(run_dir))
         shown_charts = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
         assert sum("hconcat" in c for c in shown_charts) == 1, "loss and accuracy in one chart"

@@ -67,7 +67,8 @@ def step_loss_chart(frame: pd.DataFrame, width: int = 690, height: int = 180) ->
         x=alt.X("position:Q", title="epochs of training", scale=alt.Scale(zero=True)),
         y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False)),
         tooltip=["epoch", "batch", alt.Tooltip("loss:Q", format=".4f"), alt.Tooltip("accuracy:Q", format=".3f")],
-    ).properties(width=width, height=height, title="training loss within epochs (a point every few seconds)")
+    ).properties(width=width, height=height, title="training loss within epochs (a point every few seconds)",
+                 autosize=PAD)
 
 
 def curves_panel(long: pd.DataFrame, x: str = "epoch", width: int = 330, height: int = 240) -> alt.HConcatChart:

@@ -35,8 +35,8 @@ def live_view(run_dir) -> None:
     if not metrics.empty:
         st.vega_lite_chart(cache.chart(charts.curves_panel, charts.curves_frame({info.name: metrics})))
         best = metrics.loc[metrics["val_accuracy"].idxmax()]
-        st.caption(f"{len(metrics)} epochs done · best so far: epoch {int(best['epoch'])}, "
-                   f"val accuracy {best['val_accuracy']:.4f}")
+        done = f"{len(metrics)} epoch{'' if len(metrics) == 1 else 's'} done"
+        st.caption(f"{done} · best so far: epoch {int(best['epoch'])}, val accuracy {best['val_accuracy']:.4f}")
     progress_line(run_dir, len(metrics))
 
 
