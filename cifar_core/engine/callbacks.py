@@ -282,7 +282,7 @@ def make_callbacks(run_dir: Path, cfg: TrainConfig, arrays: dict, history: list[
         callbacks.append(budget)
     if cfg.patience > 0:
         callbacks.append(ResumableEarlyStopping(history, monitor="val_accuracy", mode="max", patience=cfg.patience))
-    if cfg.layer_records:
+    if cfg.layer_records and cfg.gpus < 2:  # one model on one device: a mirrored model's pass is not this one
         keep = layerrecords.probe_indices(arrays["y_val"], cfg.seed)
         callbacks.append(layerrecords.LayerRecorder(run_dir, arrays["x_val"][keep], arrays["y_val"][keep],
                                                     len(history), plan.steps_per_epoch))
