@@ -190,7 +190,7 @@ def test_unsettled_batch_norm_is_said_wherever_the_run_appears():
     assert caveats.BN_UNSETTLED in caveats.for_run(unsettled)
     assert caveats.BN_UNSETTLED not in caveats.for_run(settled) + caveats.for_run({"config": {}})
     notes = caveats.for_study({"kind": "batchnorm", "config": {}, "data": {}}, [unsettled, settled, {}])
-    assert f"1 of its 3 runs: {caveats.BN_UNSETTLED}" in notes
+    assert caveats.unsettled_runs(1, 3) in notes and "runs: its batch-norm statistics" in notes[-1]
 
 
 def test_batch_norm_gap_is_zero_for_settled_statistics_and_large_for_starting_values():

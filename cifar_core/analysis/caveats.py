@@ -83,6 +83,11 @@ def for_runs(metas: list[dict]) -> list[str]:
     return notes
 
 
+def unsettled_runs(unsettled: int, runs: int) -> str:
+    """A study's note on its runs whose batch-norm statistics had not settled, as one sentence."""
+    return f"{unsettled} of its {runs} runs: {BN_UNSETTLED[0].lower()}{BN_UNSETTLED[1:]}"
+
+
 def for_study(study: dict, metas: Sequence[dict] = ()) -> list[str]:
     """A study's caveats: its protocol, its data, a training subset, and its runs (`metas`, their run.json) whose
     batch-norm statistics had not settled."""
@@ -98,7 +103,7 @@ def for_study(study: dict, metas: Sequence[dict] = ()) -> list[str]:
         notes.append(_subset(study["config"]["subset"]))
     unsettled = sum(map(batchnorm.unsettled, metas))
     if unsettled:
-        notes.append(f"{unsettled} of its {len(metas)} runs: {BN_UNSETTLED[0].lower()}{BN_UNSETTLED[1:]}")
+        notes.append(unsettled_runs(unsettled, len(metas)))
     return notes
 
 
