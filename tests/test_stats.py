@@ -144,6 +144,7 @@ def test_train_with_seeds_queues_a_group_and_prints_its_spread(tmp_path):
     study_dir = Path(out.stdout.splitlines()[0])
     study = records.read(study_dir)
     assert study["kind"] == "seeds" and study["seeds"] == [0, 1] and "| baseline | 2 |" in out.stdout
+    assert "No earlier run of baseline" in out.stderr, "an empty runs folder: the CLI says it cannot estimate yet"
     results = records.results(study_dir)
     assert sorted(results["seed"]) == [0, 1] and set(results["arch"]) == {"baseline"}
     assert {r.meta["config"]["seed"] for r in runs.list_runs(tmp_path / "runs")} == {0, 1}

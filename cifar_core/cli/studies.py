@@ -12,7 +12,7 @@ from cifar_core.cli.options import config_from_args, executor_from_args, load_da
 from cifar_core.model import specs
 from cifar_core.model.config import TrainConfig
 from cifar_core.store import rundir, runs
-from cifar_core.studies import executors, plans, records
+from cifar_core.studies import estimates, executors, plans, records
 
 
 def start_study(args, kind: str, cfg: TrainConfig, spec: specs.ArchitectureSpec | None = None) -> Path:
@@ -23,11 +23,21 @@ def start_study(args, kind: str, cfg: TrainConfig, spec: specs.ArchitectureSpec 
     data = load_data(args.data).describe()
     if executor.kind == "ray" and (executor.address or settings.ray_address()):
         check_cluster(executor, runs_dir(args), data)  # a Ray of this machine alone sees what it sees
-    study_dir = records.create(studies_dir(args), runs_dir(args), kind, cfg, data,
-                               specs.saved_specs(specs.specs_dir(runs_dir(args))), seeds, spec, executor)
+    custom = specs.saved_specs(specs.specs_dir(runs_dir(args)))
+    study_dir = records.create(studies_dir(args), runs_dir(args), kind, cfg, data, custom, seeds, spec, executor)
     records.launch(study_dir)
     print(study_dir, flush=True)
+    print_estimate(plans.with_seeds(plans.plan(kind, cfg, custom, spec), seeds), data, runs_dir(args))
     return study_dir
+
+
+def print_estimate(planned: list, data: dict, runs_folder: Path) -> None:
+    """How long the study may take, as the Experiments page says it (on stderr: stdout is the study's folder)."""
+    costs = estimates.measure(runs_folder)
+    found = estimates.estimate(planned, data, costs)
+    text = (estimates.estimate_text(found, costs) if found else
+            estimates.unmeasured_text(sorted({p.spec.name for p in planned}), inferred=False))
+    print(text, file=sys.stderr, flush=True)
 
 
 def check_cluster(executor: executors.Executor, runs_dir: Path, data: dict) -> None:
