@@ -158,10 +158,8 @@ def study_results(study_dir: Path) -> pd.DataFrame:
     its runs changes on disk (it opens every run's report and predictions)."""
     from cifar_core.studies import records
 
-    study = records.read(study_dir)
-    run_dirs = [records.run_dir_of(study, entry) for entry in study["runs"]]
-    stamps = tuple(_stamp(d / rundir.RUN_JSON) for d in run_dirs if d)
-    return _study_results(str(study_dir), (_stamp(study_dir / records.STUDY_JSON), stamps))
+    stamps = (_stamp(study_dir / records.STUDY_JSON), _run_stamps(study_dir, rundir.RUN_JSON))
+    return _study_results(str(study_dir), stamps)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -173,12 +171,16 @@ def _study_layer_charts(study_dir: str, kind: str, stamps: tuple) -> dict[str, d
 
 def study_layer_charts(study_dir: Path, kind: str) -> dict[str, dict]:
     """A study's charts of its runs' layers (`report.layer_charts`), read again when a run's layer records change."""
+    return _study_layer_charts(str(study_dir), kind, _run_stamps(study_dir, rundir.LAYERS))
+
+
+def _run_stamps(study_dir: Path, file_name: str) -> tuple:
+    """The change stamps of one file of each of a study's runs: a cached study figure is read again when one moves."""
     from cifar_core.studies import records
 
     study = records.read(study_dir)
     run_dirs = [records.run_dir_of(study, entry) for entry in study["runs"]]
-    stamps = tuple(_stamp(d / rundir.LAYERS) for d in run_dirs if d)
-    return _study_layer_charts(str(study_dir), kind, stamps)
+    return tuple(_stamp(d / file_name) for d in run_dirs if d)
 
 
 def group_summary(study_dir: Path, results: pd.DataFrame) -> pd.DataFrame:

@@ -44,17 +44,6 @@ def check_file(path: Path) -> None:
     if path.suffix.lower() not in SUFFIXES:
         raise ModelRefused(f"{path.name}: only Keras model files (.keras, .h5) can be imported; save the model "
                            "with model.save('model.keras').")
-    import zipfile
-
-    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path) and path.stat().st_size:
-        with open(path, "rb") as fh:
-            hdf5 = fh.read(8) == b"\x89HDF\r\n\x1a\n"
-        if hdf5:
-            raise ModelRefused(f"{path.name} is an HDF5 (.h5) file named .keras; rename it to "
-                               f"{path.stem}.h5 and import that.")
-    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
-        raise ModelRefused(f"{path.name} is not a Keras model file (a .keras file is a zip archive; this one is "
-                           "empty or something else); save the model with model.save('model.keras').")
     try:
         modelfiles.check(path)
     except modelfiles.ModelFileError as exc:
@@ -72,7 +61,7 @@ def load_foreign(path: Path, num_classes: int):
         raise ModelRefused(f"Cannot load {path.name} safely: {reason}. Models with Lambda layers or custom "
                            "classes cannot be imported (their code would have to run).") from None
     shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else None
-    if len(getattr(model, "inputs", [])) != 1 or shape != (32, 32, 3):
+    if len(getattr(model, "inputs", [])) != 1 or shape != data_mod.IMAGE_SHAPE:
         raise ModelRefused(f"{path.name} takes input of shape {shape}; CIFAR-10 models take one 32x32x3 image.")
     units = model.outputs[0].shape[-1] if len(model.outputs) == 1 else None
     if units != num_classes:
@@ -160,8 +149,8 @@ def as_lab_model(model, scale: str):
         return model
     import keras
 
-    return keras.Sequential([keras.Input((32, 32, 3), name="image"), keras.layers.Rescaling(1 / 255, name="rescale"),
-                             model], name="imported")
+    return keras.Sequential([keras.Input(data_mod.IMAGE_SHAPE, name="image"),
+                             keras.layers.Rescaling(1 / 255, name="rescale"), model], name="imported")
 
 
 def import_model(runs_dir: Path, path: Path, source: str, name: str | None = None, scale: str = "auto") -> Path:

@@ -19,6 +19,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from cifar_core.data import IMAGE_SHAPE
 from cifar_core.errors import LabError
 
 MAX_FILE_BYTES = 200 * 2**20  # a CIFAR-10 CNN is a few MB; this is Streamlit's upload limit too
@@ -26,7 +27,7 @@ MAX_UNPACKED_BYTES = 512 * 2**20  # all entries of a .keras archive, as listed i
 MAX_CONFIG_BYTES = 16 * 2**20
 MAX_ENTRIES = 256
 MAX_PARAMS = 50_000_000  # 200 MB of float32 weights: the file limit's worth
-LAB_INPUT = (32, 32, 3)
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 class ModelFileError(LabError):
@@ -40,12 +41,24 @@ def check(path: Path) -> int:
     if size > MAX_FILE_BYTES:
         raise ModelFileError(f"{path.name} is {size / 2**20:.0f} MiB; model files up to "
                              f"{MAX_FILE_BYTES / 2**20:.0f} MiB can be opened.")
-    config = _keras_config(path) if zipfile.is_zipfile(path) else _h5_config(path)
+    zipped = zipfile.is_zipfile(path)
+    if path.suffix.lower() == ".keras" and not zipped:
+        raise ModelFileError(_not_a_keras_archive(path))
+    config = _keras_config(path) if zipped else _h5_config(path)
     params = declared_params(config, path.name)
     if params > MAX_PARAMS:
         raise ModelFileError(f"{path.name} declares {params:,} parameters; models up to {MAX_PARAMS:,} can be "
                              "opened (a CIFAR-10 CNN has well under that).")
     return params
+
+
+def _not_a_keras_archive(path: Path) -> str:
+    """Why a file named .keras that is no zip archive cannot be one: an HDF5 file misnamed, or something else."""
+    with open(path, "rb") as fh:
+        if fh.read(8) == HDF5_SIGNATURE:
+            return f"{path.name} is an HDF5 (.h5) file named .keras; rename it to {path.stem}.h5 and import that."
+    return (f"{path.name} is not a Keras model file (a .keras file is a zip archive; this one is empty or something "
+            "else); save the model with model.save('model.keras').")
 
 
 def _keras_config(path: Path) -> dict:
@@ -141,9 +154,9 @@ def _input_shape(inner: dict, layers: list, build: dict | None) -> Shape:
 
 
 def _lab_sized(batch_shape) -> Shape:
-    dims = list(batch_shape or [None, *LAB_INPUT])[1:]
-    if len(dims) == len(LAB_INPUT):
-        return tuple(d if d is not None else lab for d, lab in zip(dims, LAB_INPUT, strict=True))
+    dims = list(batch_shape or [None, *IMAGE_SHAPE])[1:]
+    if len(dims) == len(IMAGE_SHAPE):
+        return tuple(d if d is not None else lab for d, lab in zip(dims, IMAGE_SHAPE, strict=True))
     if any(d is None for d in dims):
         raise ValueError(f"input shape {dims} has open sizes")
     return tuple(dims)

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from cifar_core.data import IMAGE_SHAPE
 from cifar_core.engine import runtime
 from cifar_core.model import specs
 from cifar_core.model.config import TrainConfig
@@ -34,7 +35,7 @@ def measure(spec: specs.ArchitectureSpec, cfg: TrainConfig) -> float:
     model = compile_model(build_model(spec), cfg, steps_per_epoch=WARMUP_BATCHES + TIMED_BATCHES)
     n = (WARMUP_BATCHES + TIMED_BATCHES) * cfg.batch_size
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    x = rng.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
     marks: list[float] = []
 
