@@ -155,3 +155,12 @@ def test_pure_python_shapes_and_params_equal_keras(spec):
     ours = [(layer.name, layer.type, layer.shape, layer.params) for layer in shapes.layers(spec)]
     assert ours == keras_rows
     assert shapes.param_count(spec) == model.count_params()
+
+
+def test_width_multiplies_every_blocks_filters_and_keeps_the_head():
+    wide = specs.FAST.with_width(0.5)
+    assert [b.filters for b in wide.blocks] == [b.filters // 2 for b in specs.FAST.blocks]
+    assert wide.head == specs.FAST.head and wide.name == "fast-w0.5" and not specs.validate(wide)
+    assert specs.FAST.with_width(1) is specs.FAST
+    with pytest.raises(specs.SpecError, match="width multiplier"):
+        specs.FAST.with_width(0)

@@ -92,6 +92,17 @@ class ArchitectureSpec:
         blocks = tuple(replace(b, dropout=rate) for b in self.blocks)
         return replace(self, blocks=blocks, head=replace(self.head, dropout=rate))
 
+    def with_width(self, multiplier: float) -> ArchitectureSpec:
+        """The same network with every block's filters times `multiplier` (rounded, at least 1); the head is kept.
+        Named `<name>-w<multiplier>` so runs of different widths tell apart."""
+        if not 0 < multiplier <= 16:
+            raise SpecError([f"width multiplier must be above 0 and at most 16 (got {multiplier:g})."])
+        if multiplier == 1:
+            return self
+        blocks = tuple(replace(b, filters=max(1, round(b.filters * multiplier))) for b in self.blocks)
+        return replace(self, name=f"{self.name}-w{multiplier:g}"[:80], blocks=blocks,
+                       description=f"{self.description} Filters x{multiplier:g}.".strip())
+
 
 def _block(filters: int, kernel: int, bn: bool = False, dropout: float = 0.0) -> ConvBlock:
     return ConvBlock(filters=filters, kernel_size=kernel, batch_norm=bn, dropout=dropout)
