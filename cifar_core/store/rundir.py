@@ -38,11 +38,13 @@ IMPORTED_ORIGINAL = "original"  # + the imported file's suffix: the model file a
 LOCK = ".lock"
 RESERVE = ".reserve"
 
-STATUSES = ("queued", "running", "completed", "stopped", "failed", "interrupted", "imported")
+STATUSES = ("queued", "running", "completed", "stopped", "pruned", "failed", "interrupted", "imported")
 ACTIVE = ("queued", "running")
-HAS_RESULTS = ("completed", "stopped", "imported")
+HAS_RESULTS = ("completed", "stopped", "pruned", "imported")
 RESUMABLE = ("interrupted", "failed")
-FINISHED = ("completed", "stopped", "failed", "imported")
+FINISHED = ("completed", "stopped", "pruned", "failed", "imported")
+CUT_SHORT = ("stopped", "pruned")  # ended before their plan: stopped by a user, or pruned by a search (weak trial)
+PRUNED = "pruned"
 IMPORTED = "imported"
 EXTERNAL_SPEC = {"name": "external"}  # the spec of an imported model whose layers no lab spec can describe
 DAMAGED = "damaged"

@@ -185,7 +185,7 @@ def queue(study_dir: Path):
 
 
 def finished_count(queue_table) -> int:
-    """How many of a study's runs have results (completed or stopped)."""
+    """How many of a study's runs have results (completed, stopped or pruned)."""
     return int(queue_table["status"].isin(HAS_RESULTS).sum())
 
 
@@ -194,7 +194,7 @@ CUT_SHORT = stats.CUT_SHORT  # a run stopped before its plan ended: shown, but k
 
 def results(study_dir: Path):
     """One row per finished run: its labels and what it achieved (accuracy, overfitting gap, calibration, speed,
-    size), and whether it was cut short (stopped)."""
+    size), and whether it was cut short (stopped, or pruned by a search)."""
     import pandas as pd
 
     from cifar_core.analysis.calibration import run_ece
@@ -215,7 +215,7 @@ def results(study_dir: Path):
             "params": m.get("params"), "cat_dog": cell(report, "cat", "dog") if pets else None,
             "dog_cat": cell(report, "dog", "cat") if pets else None,
             "test_accuracy": m.get("test_accuracy"), "best_val_accuracy": m.get("best_val_accuracy"),
-            "best_epoch": m.get("best_epoch"), "epochs": len(metrics), CUT_SHORT: info.status == "stopped",
+            "best_epoch": m.get("best_epoch"), "epochs": len(metrics), CUT_SHORT: info.status in rundir.CUT_SHORT,
             "gap": float(last["accuracy"] - last["val_accuracy"]),
             "seconds_per_epoch": runs.seconds_per_epoch(metrics), "wall_time": m.get("wall_time"),
             "ece": run_ece(rundir.read_predictions(run_dir)), "bn_settled": (m.get("bn_check") or {}).get("settled"),
