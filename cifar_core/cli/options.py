@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 
 from cifar_core import data, hardware
-from cifar_core.model import recipes
+from cifar_core.model import recipes, space
 from cifar_core.model.config import OPTIMIZERS, PRECISIONS, RECIPES, VALIDATIONS, ConfigError, TrainConfig
 from cifar_core.store import runs
-from cifar_core.studies import executors, records
+from cifar_core.studies import executors, records, search
 
 
 def add_executor_options(p: argparse.ArgumentParser) -> None:
@@ -25,6 +25,19 @@ def add_executor_options(p: argparse.ArgumentParser) -> None:
                    help="with --executor ray: CPUs each run takes (and TensorFlow's threads)")
     g.add_argument("--gpus-per-run", type=float, default=d.gpus_per_run, metavar="N",
                    help="with --executor ray: GPUs each run takes (1: one run per GPU)")
+
+
+def add_search_options(p: argparse.ArgumentParser) -> None:
+    """What `study search` varies and how long it searches (the other options give the preset's own settings)."""
+    g = p.add_argument_group("search", "with `study search` (--arch: the architecture searched; --time-budget: the "
+                             "trials' total seconds, a trial starting only while the trials so far say it fits)")
+    g.add_argument("--space", default=None, help=f"what to vary, e.g. '{space.EXAMPLE}'; keys: {', '.join(space.KEYS)}")
+    g.add_argument("--trials", type=int, default=search.Settings("").trials, help="trials to sample")
+    g.add_argument("--seeds-for-best", type=int, default=search.DEFAULT_SEEDS, metavar="K",
+                   help="retrain the best settings and the preset with K fresh seeds, then test them")
+    g.add_argument("--pruner", choices=search.PRUNERS, default="median",
+                   help="stop weak trials by validation accuracy: below the median of earlier trials at the same "
+                        "epoch, by successive halving, or never")
 
 
 def executor_from_args(args: argparse.Namespace) -> executors.Executor:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from cifar_core.cli.architectures import cmd_arch
-from cifar_core.cli.options import add_executor_options, add_train_options
+from cifar_core.cli.options import add_executor_options, add_search_options, add_train_options
 from cifar_core.cli.results import (
     cmd_compare,
     cmd_evaluate,
@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detach", action="store_true", help="return at once; the study goes on in the background")
     add_train_options(p)
     add_executor_options(p)
+    add_search_options(p)
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("studies", parents=[common], help="table of studies")

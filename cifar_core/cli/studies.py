@@ -51,7 +51,43 @@ def check_cluster(executor: executors.Executor, runs_dir: Path, data: dict) -> N
 
 
 def cmd_study(args) -> int:
+    if args.kind == "search":
+        return cmd_search(args)
+    if args.space:
+        raise runs.RunError("--space is for `cifar-lab study search`; this study's runs are planned by its kind.")
     study_dir = start_study(args, args.kind, config_from_args(args))
+    return 0 if args.detach else follow_study(study_dir)
+
+
+def cmd_search(args) -> int:
+    """`study search`: checks the space and the settings before anything is created, then starts the search."""
+    from cifar_core.model import space
+    from cifar_core.studies import search
+
+    if args.seeds:
+        raise runs.RunError("--seeds: a search trains each trial once; --seeds-for-best K retrains the best settings "
+                            "(and the preset) with K seeds.")
+    chosen = search.Settings(args.space or "", args.trials, args.time_budget, args.seeds_for_best,
+                             args.pruner).check()
+    args.time_budget = None  # the search's budget, not one run's
+    cfg = config_from_args(args)
+    search.refuse_test_protocol(cfg)
+    spec = specs.resolve(args.arch, specs.specs_dir(runs_dir(args)))
+    executor = executor_from_args(args)
+    data = load_data(args.data).describe()
+    if executor.kind == "ray" and (executor.address or settings.ray_address()):
+        check_cluster(executor, runs_dir(args), data)
+    study_dir = search.create(studies_dir(args), runs_dir(args), spec, cfg, data, chosen, executor)
+    records.launch(study_dir)
+    print(study_dir, flush=True)
+    preview = space.preview_text(spec, space.parse(chosen.space))
+    if preview:
+        print(preview, file=sys.stderr, flush=True)
+    upper = [plans.PlannedRun(spec.name, spec, cfg)] * (chosen.trials + 2 * chosen.seeds_for_best)
+    print_estimate(upper, data, runs_dir(args))
+    within = f", and no trial starts that would end past {chosen.time_budget:g} s" if chosen.time_budget else ""
+    print(f"(that is every trial to its last epoch: pruned trials end sooner{within}; then "
+          f"{2 * chosen.seeds_for_best} runs retrain the best settings and the preset)", file=sys.stderr, flush=True)
     return 0 if args.detach else follow_study(study_dir)
 
 
@@ -84,6 +120,8 @@ def follow_study(study_dir: Path) -> int:
     study = records.read(study_dir)
     state = records.status(study)
     print(f"study {study_dir.name}: {state}")
+    if study["kind"] == "search":
+        print_search(study)
     if study.get("seeds"):
         from cifar_core.analysis import stats
         from cifar_core.studies import report
@@ -95,10 +133,25 @@ def follow_study(study_dir: Path) -> int:
 
 
 def _study_run_line(study: dict, entry: dict, row) -> str:
+    """One finished run; a search's trial shows its validation accuracy only (a search never reads the test set)."""
     meta = runs.load_run(records.run_dir_of(study, entry)).meta
-    acc = meta.get("test_accuracy")
-    return (f"{row.name:24s} {row.status:10s} test acc {'-' if acc is None else f'{acc:.4f}'}  "
+    trial = entry["labels"].get("role") == "trial"
+    acc = meta.get("best_val_accuracy" if trial else "test_accuracy")
+    return (f"{row.name:24s} {row.status:10s} {'val' if trial else 'test'} acc {'-' if acc is None else f'{acc:.4f}'}  "
             f"best epoch {meta.get('best_epoch')}  {meta.get('wall_time') or 0:.0f} s")
+
+
+def print_search(study: dict) -> None:
+    """What a search found: its best settings, and the seeds table (preset against best, mean ± std on the test
+    set) with whether the gain is real."""
+    from cifar_core.studies import report, search
+
+    print(search.best_text(study) or "No trial completed: nothing to retrain.")
+    seeds = search.seeds_table(study)
+    if not seeds.empty:
+        print(report.markdown_table(seeds.drop(columns=["run_id"])))
+        print(report.markdown_table(search.seeds_summary(seeds)))
+        print(search.gain_text(seeds) or "The gain needs two finished seeds of each.")
 
 
 def cmd_studies(args) -> int:

@@ -18,7 +18,7 @@ from cifar_core.studies.records import read, run_dir_of, run_state, set_run_id, 
 POLL_S = 1.0
 
 
-def _adopt_created_runs(study_dir: Path) -> dict:
+def adopt_created_runs(study_dir: Path) -> dict:
     """Record the run id of any planned run whose directory exists but study.json missed it (the study
     process was killed between starting the run and writing its id): resume must not train it twice."""
     study = read(study_dir)
@@ -34,19 +34,31 @@ def _adopt_created_runs(study_dir: Path) -> dict:
 def run_study(study_dir: Path) -> str:
     """Train every unfinished run of the study; interrupted runs are resumed, finished ones kept."""
     update(study_dir, status="running", **runs.process_record(os.getpid()))
-    study = _adopt_created_runs(study_dir)
+    study = adopt_created_runs(study_dir)
     executor = executor_of(study)
-    final = _run_on_ray(study_dir, study, executor) if executor.kind == "ray" else _run_here(study_dir, study)
+    if study["kind"] == "search":
+        from cifar_core.studies import search
+
+        final = search.run(study_dir, executor)
+    else:
+        final = run_entries(study_dir, study, executor)
     update(study_dir, status=final, finished=time.time())
     return final
 
 
-def _run_here(study_dir: Path, study: dict) -> str:
+def run_entries(study_dir: Path, study: dict, executor: Executor, only: set[int] | None = None) -> str:
+    """Train the study's unfinished planned runs (those numbered in `only`, if given) with its executor."""
+    if executor.kind == "ray":
+        return _run_on_ray(study_dir, study, executor, only)
+    return _run_here(study_dir, study, only)
+
+
+def _run_here(study_dir: Path, study: dict, only: set[int] | None = None) -> str:
     """The local executor: one run after another, each through the ordinary trainer process."""
     for i, entry in enumerate(study["runs"]):
-        if run_state(run_dir_of(study, entry)) in HAS_RESULTS:
+        if run_state(run_dir_of(study, entry)) in HAS_RESULTS or (only is not None and i not in only):
             continue
-        run_dir = _start_when_idle(study_dir, study, i, entry)
+        run_dir = start_when_idle(study_dir, study, i, entry)
         if run_dir is None:
             break
         print(f"[study] {entry['name']}: {run_dir.name}", flush=True)
@@ -54,17 +66,25 @@ def _run_here(study_dir: Path, study: dict) -> str:
     return _final_status(study_dir, "stopped" if (study_dir / rundir.STOP).exists() else "completed")
 
 
-def _run_on_ray(study_dir: Path, study: dict, executor: Executor) -> str:
+def _run_on_ray(study_dir: Path, study: dict, executor: Executor, only: set[int] | None = None) -> str:
     """The ray executor: every unfinished run queued at once as a Ray task (cifar_core.cluster)."""
     from cifar_core.studies import ray_executor
 
-    pending = [_queued_for_ray(study_dir, study, i, entry) for i, entry in enumerate(study["runs"])
-               if run_state(run_dir_of(study, entry)) not in HAS_RESULTS]
+    pending = [queued_for_ray(study_dir, study, i, entry) for i, entry in enumerate(study["runs"])
+               if run_state(run_dir_of(study, entry)) not in HAS_RESULTS and (only is None or i in only)]
+    connect_ray(study_dir, study, executor)
+    return _final_status(study_dir, ray_executor.run_study(executor, pending, (study_dir / rundir.STOP).exists))
+
+
+def connect_ray(study_dir: Path, study: dict, executor: Executor) -> dict:
+    """Join the study's Ray cluster, check that every node sees the runs and the data, and record what it found."""
+    from cifar_core.studies import ray_executor
+
     ray_executor.connect(executor.address)
     found = ray_executor.check_storage(Path(study["runs_dir"]), study["data"].get("source"))
     update(study_dir, cluster={**found, "checked": time.time()})
     print(f"[study] Ray: {found['cpus']:g} CPUs, {found['gpus']:g} GPUs on {len(found['nodes'])} nodes", flush=True)
-    return _final_status(study_dir, ray_executor.run_study(executor, pending, (study_dir / rundir.STOP).exists))
+    return found
 
 
 def _final_status(study_dir: Path, final: str) -> str:
@@ -76,7 +96,7 @@ def _final_status(study_dir: Path, final: str) -> str:
     return final
 
 
-def _queued_for_ray(study_dir: Path, study: dict, index: int, entry: dict) -> Path:
+def queued_for_ray(study_dir: Path, study: dict, index: int, entry: dict) -> Path:
     """The run directory of one planned run, ready for a Ray task: created, or an unfinished one set back to
     queued (a run that was training when its study's driver ended died with the driver's Ray job)."""
     run_dir = run_dir_of(study, entry)
@@ -87,7 +107,7 @@ def _queued_for_ray(study_dir: Path, study: dict, index: int, entry: dict) -> Pa
     return run_dir
 
 
-def _start_when_idle(study_dir: Path, study: dict, index: int, entry: dict) -> Path | None:
+def start_when_idle(study_dir: Path, study: dict, index: int, entry: dict) -> Path | None:
     """Start (or resume) one planned run as soon as no other run trains; None once the study is stopped."""
     run_dir = run_dir_of(study, entry)
     while not (study_dir / rundir.STOP).exists():

@@ -18,6 +18,9 @@ DESCRIPTIONS = {
     "seed": "baseline, deeper and batchnorm under the seed notebook's protocol (Adam, batch 32, up to 30 epochs, "
             "early stopping with patience 5, validation on the test set), compared with its published figures.",
     "seeds": "One architecture and training config, trained once per seed: its spread.",
+    "search": "The best settings of one architecture (learning rate, dropout, batch size, width, ...): Optuna samples "
+              "trials and prunes weak ones by validation accuracy; the best settings and the preset are then "
+              "retrained over fresh seeds and compared on the test set.",
 }
 
 
@@ -110,6 +113,9 @@ def plan(kind: str, config: TrainConfig, custom: dict[str, ArchitectureSpec] | N
                            validation="test")
         return [PlannedRun(f"seed-{n}", specs.PRESETS[n], seed_cfg, {"arch": n, "seed_protocol": True})
                 for n in SEED_STUDY_ARCHS]
+    if kind == "search":
+        raise runs.RunError("A search plans its trials one by one as it learns: start it with `cifar-lab study search "
+                            "--space ...` (cifar_core.studies.search).")
     raise runs.RunError(f"Unknown study {kind!r}: choose one of {', '.join(KINDS)}.")
 
 

@@ -124,11 +124,7 @@ def run_study(executor: executors.Executor, pending: list[Path], stop_requested:
     """Submit a study's unfinished runs as Ray tasks and wait for them all. Once `stop_requested()` (the study's
     STOP, which also STOPs each run), tasks whose trainer has not started are cancelled, and the others are
     waited for as their trainers stop, keeping their best weights. Returns 'stopped' or 'completed'."""
-    threads = max(1, int(executor.cpus_per_run))
-    refs = {}
-    for path in pending:
-        task = train_task.options(num_cpus=executor.cpus_per_run, num_gpus=executor.gpus_per_run)
-        refs[task.remote(str(path), threads)] = path
+    refs = {submit(executor, path): path for path in pending}
     print(f"[study] {len(refs)} runs submitted to Ray", flush=True)
     stopping = False
     while refs:
@@ -139,11 +135,31 @@ def run_study(executor: executors.Executor, pending: list[Path], stop_requested:
                 if not runs.load_run(path).meta.get("pid"):  # not launched: never will be
                     ray.cancel(ref)
         for ref in done:
-            _settle(refs.pop(ref), ref)
+            settle(refs.pop(ref), ref)
     return "stopped" if stopping else "completed"
 
 
-def _settle(path: Path, ref) -> None:
+def submit(executor: executors.Executor, path: Path):
+    """One run as a Ray task with the executor's CPUs and GPUs; returns the task's reference."""
+    task = train_task.options(num_cpus=executor.cpus_per_run, num_gpus=executor.gpus_per_run)
+    return task.remote(str(path), max(1, int(executor.cpus_per_run)))
+
+
+def finished(ref) -> bool:
+    """Whether a task has ended (returned, failed or been cancelled), without waiting."""
+    ready, _ = ray.wait([ref], num_returns=1, timeout=0)
+    return bool(ready)
+
+
+def capacity(executor: executors.Executor, cluster: dict) -> int:
+    """How many runs the cluster trains at once with the executor's CPUs and GPUs per run (at least one)."""
+    fits = [cluster["cpus"] // executor.cpus_per_run]
+    if executor.gpus_per_run:
+        fits.append(cluster["gpus"] // executor.gpus_per_run)
+    return max(1, int(min(fits)))
+
+
+def settle(path: Path, ref) -> None:
     """Record how one task ended: a task lost with its node leaves its run interrupted (resumable)."""
     try:
         outcome = ray.get(ref)

@@ -181,7 +181,8 @@ def queue(study_dir: Path):
         rows.append({"name": entry["name"], **entry["labels"], "status": info.status if info else "waiting",
                      **({"node": node_text(info.meta) if info else ""} if on_ray else {}),
                      "run_id": entry.get("run_id")})
-    return pd.DataFrame(rows)
+    # a search lists no run before its first trial
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["name", "status", "run_id"])
 
 
 def finished_count(queue_table) -> int:
