@@ -300,3 +300,73 @@ def layer_profile_chart(profile: pd.DataFrame, measure: str, title: str, log: bo
     data = data[data[measure] > 0] if log else data
     return alt.Chart(data).mark_line(point=True).encode(**encoding).properties(
         width=width, height=height, title=title, autosize=PAD)
+
+
+TRIAL_STATUS = alt.Scale(domain=["completed", "pruned", "stopped"], range=["#4c78a8", "#e45756", "#9d9d9d"])
+
+
+def best_so_far_chart(frame: pd.DataFrame, width: int = 420, height: int = 260) -> alt.LayerChart:
+    """A search's trials in order, each at its best validation accuracy (pruned ones red), and the best of the
+    completed trials so far as a step line: how fast the search found what it found."""
+    x = alt.X("trial:Q", title="trial", axis=alt.Axis(tickMinStep=1, format="d"))
+    y_title = "validation accuracy"
+    base = alt.Chart(frame)
+    line = base.mark_line(interpolate="step-after", color="black").encode(
+        x=x, y=alt.Y("best so far:Q", title=y_title, scale=alt.Scale(zero=False)))
+    points = base.mark_point(filled=True, size=70).encode(
+        x=x, y=alt.Y("val acc:Q", title=y_title),
+        color=alt.Color("status:N", scale=TRIAL_STATUS, title="trial"),
+        tooltip=["trial", "status", alt.Tooltip("val acc:Q", format=".4f"), "run_id"]).add_params(pick_run())
+    return (line + points).properties(width=width, height=height, title="Best validation accuracy so far")
+
+
+def parallel_coordinates_chart(long: pd.DataFrame, ends: pd.DataFrame, order: list[str], width: int = 560,
+                               height: int = 300) -> alt.LayerChart:
+    """Each trial as a line across one axis per searched setting (its place between the space's ends, log axes in
+    log), coloured by its validation accuracy; each axis is labelled with its ends as written in the space."""
+    x = alt.X("param:N", sort=order, title=None, axis=alt.Axis(labelAngle=0, orient="top", labelFontWeight="bold"))
+    y = alt.Y("position:Q", axis=None, scale=alt.Scale(domain=[-0.05, 1.05]))
+    rules = alt.Chart(ends).mark_rule(color="#bbbbbb").encode(x=x, y=alt.Y("min(position):Q", axis=None),
+                                                              y2="max(position):Q")
+    color = alt.Color("val acc:Q", title="validation accuracy", scale=alt.Scale(scheme="viridis"))
+    lines = alt.Chart(long).mark_line(opacity=0.8).encode(
+        x=x, y=y, detail="trial:N", color=color,
+        strokeDash=alt.StrokeDash("status:N", title="trial", sort=["completed", "pruned", "stopped"]))
+    points = alt.Chart(long).mark_point(filled=True, size=40).encode(
+        x=x, y=y, color=color, tooltip=["trial", "param", "value", "status", alt.Tooltip("val acc:Q", format=".4f")])
+    labels = alt.Chart(ends).mark_text(align="left", dx=6, color="#555555").encode(x=x, y=y, text="label:N")
+    return (rules + lines + points + labels).properties(width=width, height=height,
+                                                       title="Sampled settings, coloured by validation accuracy")
+
+
+def importance_chart(frame: pd.DataFrame, width: int = 360, height: int = 160) -> alt.Chart:
+    """How much of the completed trials' validation accuracy each setting explains (Optuna's fANOVA estimate)."""
+    return alt.Chart(frame).mark_bar().encode(
+        x=alt.X("importance:Q", title="share of the variance explained", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("param:N", sort="-x", title=None),
+        tooltip=["param", alt.Tooltip("importance:Q", format=".3f")],
+    ).properties(width=width, height=height, title="Importance of each setting")
+
+
+MAP_BRUSH = "region"  # the interval selection of the embedding map: the page reads its x and y ranges
+
+
+def embedding_map(points: pd.DataFrame, pair: tuple[str, str], title: str = "", size: int = 560,
+                  selectable: bool = True) -> alt.LayerChart:
+    """Every test image a point placed by what the network sees, coloured by its true class, mistakes as crosses,
+    the (true, predicted) pair ringed in black; drag a region to select images."""
+    shape = alt.Shape("mistake:N", scale=alt.Scale(domain=["right", "wrong"], range=["circle", "cross"]),
+                      legend=alt.Legend(title=None))
+    tooltip = [alt.Tooltip("position:Q", title="test #"), "true:N", "predicted:N",
+               alt.Tooltip("confidence:Q", format=".0%")]
+    data = points.assign(mistake=points["wrong"].map({True: "wrong", False: "right"}))
+    columns = ["x", "y", "position", "true", "predicted", "confidence", "mistake", "in_pair"]
+    base = alt.Chart(data[columns]).encode(
+        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None), tooltip=tooltip)
+    dots = base.mark_point(size=14, filled=True, opacity=0.55).encode(
+        color=alt.Color("true:N", scale=alt.Scale(scheme="tableau10"), legend=alt.Legend(title="true class")),
+        shape=shape)
+    if selectable:
+        dots = dots.add_params(alt.selection_interval(name=MAP_BRUSH, encodings=["x", "y"]))
+    ring = base.transform_filter("datum.in_pair").mark_point(size=60, color="black", strokeWidth=1.2)
+    return alt.layer(dots, ring).properties(width=size, height=size, title=title or alt.Undefined)

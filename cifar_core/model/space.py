@@ -61,6 +61,11 @@ class Param:
     def integer(self) -> bool:
         return KEYS[self.key].integer
 
+    @property
+    def axis(self) -> str:
+        """Its name on a chart's axis: the key, and '(log)' for a log scale."""
+        return f"{self.key} (log)" if self.log else self.key
+
     def text(self) -> str:
         """The dimension as it is written in a space."""
         if self.choices:

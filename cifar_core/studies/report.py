@@ -24,7 +24,7 @@ PUBLISHED = pd.DataFrame([
 
 def study_charts(kind: str, results: pd.DataFrame) -> dict[str, alt.Chart]:
     """The charts that answer the study's question, keyed by a short name."""
-    if results.empty:
+    if results.empty or kind == "search":  # a search's charts are its own (search_sections)
         return {}
     chart = charts.study_chart
     if kind == "depth":
@@ -119,7 +119,7 @@ def _png(chart: alt.Chart) -> bytes:
 
 
 def _cell(column: str, value) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
         return "-"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
@@ -138,8 +138,48 @@ def markdown_table(df: pd.DataFrame) -> str:
     return header + body
 
 
+def search_sections(study_dir: Path) -> tuple[list[tuple[str, pd.DataFrame]], dict[str, alt.Chart]]:
+    """A search's tables (its trials by validation accuracy, then the seeds: preset against best on the test set)
+    and charts (best so far, parallel coordinates, importance)."""
+    from cifar_core.studies import search
+
+    study = records.read(study_dir)
+    trials = search.trials_table(study)
+    seeds = search.seeds_table(study)
+    importance = search.importances(study_dir)
+    shown = trials.drop(columns=["run_id"]).assign(**{k: trials[k].map(_sampled) for k in space_keys(study)})
+    tables = [("Trials (validation accuracy; the search never reads the test set)", shown)]
+    if not seeds.empty:
+        tables += [("Seeds: the preset against the best settings (test accuracy)", search.seeds_summary(seeds)),
+                   ("Seeds: each run", seeds.drop(columns=["run_id"]))]
+    if not importance.empty:
+        tables.append(("Importance of each setting (Optuna's fANOVA)", importance))
+    chart_map = {}
+    if trials["val acc"].notna().any():
+        chart_map["best_so_far"] = charts.best_so_far_chart(search.best_so_far(trials))
+        chart_map["parallel"] = charts.parallel_coordinates_chart(search.parallel_frame(study, trials),
+                                                                  search.axis_labels(study), search.axis_order(study))
+    if not importance.empty:
+        chart_map["importance"] = charts.importance_chart(importance)
+    return tables, chart_map
+
+
+def _sampled(value) -> str:
+    """A sampled value as a reader compares them: three significant digits (a learning rate of 0.000194 is not
+    0.0002)."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def space_keys(study: dict) -> list[str]:
+    from cifar_core.model import space
+
+    return space.parse(study["search"]["space"]).keys
+
+
 def _sections(study_dir: Path) -> tuple[dict, list[tuple[str, pd.DataFrame]], dict[str, alt.Chart]]:
     study = records.read(study_dir)
+    if study["kind"] == "search":
+        return study, *search_sections(study_dir)
     results = records.results(study_dir)
     tables = [("Results", results.drop(columns=["run_id"], errors="ignore"))]
     if study.get("seeds") and not results.empty:
@@ -153,7 +193,12 @@ def _sections(study_dir: Path) -> tuple[dict, list[tuple[str, pd.DataFrame]], di
 
 
 def _caveats(study: dict) -> list[str]:
-    return caveats.for_study(study, records.finished_metas(study))
+    notes = caveats.for_study(study, records.finished_metas(study))
+    if study["kind"] == "search":
+        from cifar_core.studies import search
+
+        notes += search.summary_lines(study)
+    return notes
 
 
 def write_markdown(study_dir: Path, out_dir: Path) -> Path:

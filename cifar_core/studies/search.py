@@ -483,10 +483,15 @@ def parallel_frame(study: dict, trials):
             value = row.get(p.key)
             if value is None or value != value:
                 continue
-            rows.append({"trial": int(row["trial"]), "status": row["status"], "param": p.key,
+            rows.append({"trial": int(row["trial"]), "status": row["status"], "param": p.axis,
                          "position": p.position(value),
                          "value": space.word(value) if p.choices else f"{float(value):.3g}", VAL: float(row[VAL])})
     return pd.DataFrame(rows, columns=["trial", "status", "param", "position", "value", VAL])
+
+
+def axis_order(study: dict) -> list[str]:
+    """The chart's axes, in the space's order."""
+    return [p.axis for p in space.parse(study["search"]["space"]).params]
 
 
 def axis_labels(study: dict):
@@ -496,7 +501,7 @@ def axis_labels(study: dict):
     rows = []
     for p in space.parse(study["search"]["space"]).params:
         ends = (p.choices[0], p.choices[-1]) if p.choices else (p.low, p.high)
-        rows += [{"param": p.key, "position": float(pos), "label": space.word(v)} for pos, v in zip((0, 1), ends,
+        rows += [{"param": p.axis, "position": float(pos), "label": space.word(v)} for pos, v in zip((0, 1), ends,
                                                                                                      strict=True)]
     return pd.DataFrame(rows)
 
@@ -560,7 +565,7 @@ def gain_text(seeds) -> str | None:
     best = done[done["settings"] == BEST]["test acc"].astype(float).tolist()
     if len(preset) < 2 or len(best) < 2:
         return None
-    return stats.difference_text("the preset", "the best settings", stats.mean_difference(preset, best))
+    return stats.difference_text("the preset", "The best settings", stats.mean_difference(preset, best))
 
 
 def best_text(study: dict) -> str | None:
@@ -571,3 +576,12 @@ def best_text(study: dict) -> str | None:
     values = ", ".join(f"{k}={space.word(v) if isinstance(v, str) else f'{v:.4g}'}" for k, v in best["params"].items())
     return (f"Best settings (trial {best['trial']}, validation accuracy {best['val_accuracy']:.4f}): {values}; "
             f"retrained over {study['search']['seeds_for_best']} fresh seeds beside the preset.")
+
+
+def summary_lines(study: dict) -> list[str]:
+    """What a search found, in sentences: the best settings, and whether they really beat the preset."""
+    seeds = seeds_table(study)
+    lines = [best_text(study) or "No trial has completed yet: no best settings."]
+    if not seeds.empty:
+        lines.append(gain_text(seeds) or "Whether the gain is real needs two finished seeds of each.")
+    return lines
