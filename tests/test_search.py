@@ -4,13 +4,14 @@ killed and resumed, the best retrained over seeds, the report)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
 from pathlib import Path
 
 import pytest
-from conftest import cli
+from conftest import APP, ROOT, cli
 
 from cifar_core import data
 from cifar_core.model import shapes, space, specs
@@ -84,15 +85,18 @@ def _second_trial_training(study_dir: Path) -> None:
         time.sleep(0.05)
 
 
-def test_tiny_search_prunes_resumes_and_retrains_the_best(tmp_path):
-    """Five trials of two epochs: a weak one is pruned (its epochs kept), the driver killed mid-trial and the study
-    resumed (same Optuna study: five trials, none lost or doubled), then the best and the preset over 2 seeds."""
-    import optuna
+TINY_SEARCH_GROUP = pytest.mark.xdist_group("tiny_search")
+TRIALS = 4
 
-    runs_dir = tmp_path / "runs"
-    out = cli("study", "search", "--data", "synthetic", "--space", "lr=1e-5..1e-1:log, width=0.5..1, "
-              "batch_size=16|32", "--trials", "5", "--epochs", "2", "--patience", "0", "--seeds-for-best", "2",
-              "--detach", runs_dir=runs_dir)
+
+@pytest.fixture(scope="module")
+def tiny_search(tmp_path_factory) -> tuple[Path, Path, str]:
+    """A real search on synthetic data: four trials of two epochs, its driver killed while the second trial trains
+    and the study resumed from the command line, then the best and the preset over 2 seeds."""
+    runs_dir = tmp_path_factory.mktemp("search") / "runs"
+    out = cli("study", "search", "--data", "synthetic", "--space", "lr=1e-4..1:log, width=0.5..1, batch_size=16|32",
+              "--trials", str(TRIALS), "--epochs", "2", "--patience", "0", "--seeds-for-best", "2", "--detach",
+              runs_dir=runs_dir)
     study_dir = Path(out.stdout.strip().splitlines()[0])
     try:
         _second_trial_training(study_dir)
@@ -102,14 +106,25 @@ def test_tiny_search_prunes_resumes_and_retrains_the_best(tmp_path):
         out = cli("study-resume", study_dir.name, runs_dir=runs_dir, timeout=600)
     finally:
         _kill(records.read(study_dir).get("pid"))
-    assert f"study {study_dir.name}: completed" in out.stdout and "Best settings (trial" in out.stdout
+    return study_dir, runs_dir, out.stdout
+
+
+@TINY_SEARCH_GROUP
+def test_tiny_search_prunes_resumes_and_retrains_the_best(tiny_search):
+    """A weak trial is pruned (its epochs kept); the resumed driver continued the same Optuna study (every trial
+    once, none lost or doubled); the best and the preset were retrained over 2 fresh seeds; the report has it all."""
+    import optuna
+
+    study_dir, runs_dir, stdout = tiny_search
+    assert f"study {study_dir.name}: completed" in stdout and "Best settings (trial" in stdout
     study = records.read(study_dir)
     opt = search.optuna_study(study_dir)
-    assert [t.number for t in opt.trials] == [0, 1, 2, 3, 4]
+    assert [t.number for t in opt.trials] == list(range(TRIALS))
     assert not [t for t in opt.trials if t.state == optuna.trial.TrialState.RUNNING]
     trials = search.trials_table(study)
-    assert list(trials["trial"]) == [0, 1, 2, 3, 4] and trials["run_id"].is_unique
-    assert len(runs.list_runs(runs_dir)) == 5 + 4, "each trial trained once, then 2 seeds of best and preset"
+    assert list(trials["trial"]) == list(range(TRIALS)) and trials["run_id"].is_unique
+    assert len({tuple(sorted(t.params.items())) for t in opt.trials}) == TRIALS, "the resumed sampler drew anew"
+    assert len(runs.list_runs(runs_dir)) == TRIALS + 4, "each trial trained once, then 2 seeds of best and preset"
     pruned = trials[trials["status"] == rundir.PRUNED]
     assert len(pruned), f"no trial pruned: {trials.to_dict('records')}"
     for row in pruned.itertuples():
@@ -129,7 +144,35 @@ def test_tiny_search_prunes_resumes_and_retrains_the_best(tmp_path):
     assert "test acc" not in trials.columns, "a search never reads a trial's test accuracy"
     summary = search.seeds_summary(seeds)
     assert list(summary["seeds"]) == [2, 2] and search.gain_text(seeds).startswith("The best settings minus")
-    out = cli("study-report", study_dir.name, runs_dir=runs_dir)
+    cli("study-report", study_dir.name, runs_dir=runs_dir)
     text = (study_dir / "report" / "report.md").read_text()
     assert "## Trials" in text and "## Seeds: the preset against the best settings" in text
-    assert "| preset | 2 |" in text and "parallel" in text and (study_dir / "report" / "parallel.png").exists()
+    assert "| preset | 2 |" in text and (study_dir / "report" / "parallel.png").exists()
+
+
+@TINY_SEARCH_GROUP
+def test_experiments_page_shows_a_search(tiny_search, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    study_dir, runs_dir, _ = tiny_search
+    monkeypatch.setenv("CIFAR_LAB_RUNS", str(runs_dir))
+    monkeypatch.setenv("CIFAR_LAB_DATA", "synthetic")
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    at.switch_page("views/experiments.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert [s.value for s in at.subheader] == ["Trials", "Seeds: the preset against the best settings"]
+    tables = {tuple(d.value.columns)[:2]: d.value for d in at.dataframe}
+    trials = tables[("trial", "status")]
+    assert len(trials) == TRIALS and "test acc" not in trials.columns and "val acc" in trials.columns
+    assert list(tables[("settings", "seeds")]["seeds"]) == [2, 2]
+    shown = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    titles = [json.dumps(c.get("title")) for c in shown]
+    assert any("so far" in t for t in titles) and any("coloured by validation accuracy" in t for t in titles)
+    assert any("Importance" in t for t in titles)
+    assert any("The best settings minus the preset" in m.value for m in at.markdown)
+    at.radio(key="study_kind").set_value("search").run()
+    at.text_input(key="search_space").input("lr=0..1e-1:log, width=0.5..2").run()
+    assert "a log scale needs a low above 0" in at.error[0].value and at.button(key="start_search").disabled
+    at.text_input(key="search_space").input("width=0.5..2").run()
+    assert not at.error and "x2 899,594 parameters" in "\n".join(c.value for c in at.caption)

@@ -123,11 +123,12 @@ def optuna_study(study_dir: Path, study: dict | None = None):
 
     study = study or records.read(study_dir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    trials = study["search"]["trials"]
-    sampler = optuna.samplers.TPESampler(seed=study["config"]["seed"], n_startup_trials=min(10, max(3, trials // 3)),
-                                         constant_liar=True)
-    return optuna.create_study(study_name=study["id"], storage=_storage(study_dir, study), direction="maximize",
-                               sampler=sampler, pruner=_pruner(study), load_if_exists=True)
+    opt = optuna.create_study(study_name=study["id"], storage=_storage(study_dir, study), direction="maximize",
+                              pruner=_pruner(study), load_if_exists=True)
+    # Seeded by the trials so far: a resumed driver's sampler must not draw its first points again.
+    opt.sampler = optuna.samplers.TPESampler(seed=study["config"]["seed"] + len(opt.trials), constant_liar=True,
+                                             n_startup_trials=min(10, max(3, study["search"]["trials"] // 3)))
+    return opt
 
 
 def _pruner(study: dict):

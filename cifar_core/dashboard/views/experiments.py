@@ -1,5 +1,5 @@
 """Experiments: the classic studies (depth, batch norm, dropout, architectures, seed) as one action each, each
-run once or once per seed (then as group means with their spread)."""
+run once or once per seed (then as group means with their spread); and searches (search_view)."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -8,7 +8,7 @@ import streamlit as st
 
 from cifar_core import data
 from cifar_core.analysis import caveats, charts, stats
-from cifar_core.dashboard import cache, navigation, sidebar
+from cifar_core.dashboard import cache, navigation, search_view, sidebar
 from cifar_core.model import specs
 from cifar_core.model.config import ConfigError, TrainConfig
 from cifar_core.store import rundir, runs
@@ -30,6 +30,9 @@ def start_panel(first_study: bool) -> None:
         kind = st.radio("Study", plans.KINDS, horizontal=True, key="study_kind")
         st.caption(plans.DESCRIPTIONS[kind])
         choices = {**specs.PRESETS, **specs.saved_specs(cache.specs_folder())}
+        if kind == "search":
+            search_view.form(folder, choices, executor_ui)
+            return
         arch = st.selectbox("Architecture to repeat", list(choices), key="study_arch") if kind == "seeds" else None
         with st.container(border=True):
             c1, c2, c3, c4 = st.columns(4)
@@ -266,4 +269,7 @@ if by_id[study_id]["status"] == rundir.DAMAGED:
     st.error(f"Study {study_id} is damaged: {by_id[study_id]['error']}. Its runs are still on the Runs page.")
     st.stop()
 queue_panel(study_dir)
-results_panel(study_dir)
+if search_view.is_search(by_id[study_id]):
+    search_view.panel(study_dir)
+else:
+    results_panel(study_dir)
