@@ -133,7 +133,11 @@ def queue_panel(study_dir) -> None:
     st.caption(executors.cluster_text(study))
     if state == "failed" and study.get("error"):
         st.error(study["error"])
-    st.dataframe(table.drop(columns=["run_id"]), hide_index=True, width="stretch")
+    if study["kind"] == "search":  # its trials table below says more; the queue stays one click away
+        with st.expander(f"Every run of the search ({len(table)}: trials, then the retraining)"):
+            st.dataframe(table.drop(columns=["run_id"]), hide_index=True, width="stretch")
+    else:
+        st.dataframe(table.drop(columns=["run_id"]), hide_index=True, width="stretch")
     if state in rundir.ACTIVE:
         queue_progress(study_dir, (state, tuple(table["status"])))
     else:
@@ -145,8 +149,8 @@ def queue_panel(study_dir) -> None:
         if c1.button("Stop study", help="The run in progress stops at its next batch and keeps its best weights."):
             records.stop(study_dir)
             st.rerun()
-    elif state in ("interrupted", "stopped", "failed") and done < len(table) and c1.button("Resume study",
-                                                                                          type="primary"):
+    elif state in ("interrupted", "stopped", "failed") and (done < len(table) or study["kind"] == "search") and \
+            c1.button("Resume study", type="primary"):  # a search may have trials still to draw
         try:
             records.resume(study_dir)
         except runs.RunError as exc:
