@@ -126,19 +126,10 @@ def test_a_budget_plan_is_kept_in_run_json_for_a_resume(tmp_path):
     run_dir = runs.create_run(tmp_path, PRESETS["fast"], recipes.fast_config(TrainConfig(), False, 60), SYNTHETIC)
     plan = callbacks.Plan(1000, steps_per_epoch=10)
     budget = callbacks.FitToBudget(plan, 60, time.time(), 128, {"train": 1280, "validation": 500, "test": 500},
-                               run_dir=run_dir)
-    budget._replan(per_image=0.004, epochs_done=0, may_grow=True)  # about 5.8 s an epoch: 9 fit in 57.6 s
-    assert 5 <= plan.epochs <= 9 and runs.load_run(run_dir).meta["planned_epochs"] == plan.epochs
-
-
-def test_a_budget_shorter_than_one_epoch_trains_the_part_that_fits(tmp_path):
-    from cifar_core.engine import callbacks
-
-    plan = callbacks.Plan(1000, steps_per_epoch=400)
-    budget = callbacks.FitToBudget(plan, 30, time.time(), 128, {"train": 51200, "validation": 5000, "test": 10000})
-    budget._replan(per_image=0.002, epochs_done=0, may_grow=True)  # one epoch would take 106 s
-    # 28.8 s after the margin, less 6.7 s of test, 2 s of saving and 3.3 s of validation: 16.8 s, 65 steps
-    assert plan.epochs == 1 and 63 <= budget.max_steps <= 65
+                                   run_dir=run_dir)
+    budget.planner.calibrate(0.5)  # 5.65 s an epoch with its validation: 9.8 fit in the 55.4 s left
+    budget._apply(budget.planner.total_steps(time.time(), 0))
+    assert plan.epochs == 10 and runs.load_run(run_dir).meta["planned_epochs"] == plan.epochs
 
 
 def test_one_cycle_rises_to_its_peak_then_falls_to_zero():

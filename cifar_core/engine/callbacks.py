@@ -11,6 +11,7 @@ import numpy as np
 
 from cifar_core.engine import layerrecords, runtime
 from cifar_core.engine.pipeline import EVAL_BATCH, make_dataset
+from cifar_core.model import budgetplan
 from cifar_core.model.config import TrainConfig
 from cifar_core.store import rundir, runs
 
@@ -200,73 +201,79 @@ class EpochBackup(keras.callbacks.BackupAndRestore):
 
 
 class FitToBudget(keras.callbacks.Callback):
-    """Fits the number of epochs to the time budget: a first estimate from the speed of the first batches, then
-    one from each epoch's measured time. Past the third epoch the plan can only shrink, so the run ends inside
-    its budget; the one-cycle schedule is stretched or shrunk with the plan. When not even one epoch fits, the
-    run trains the part of an epoch that does (its schedule fitted to those steps) and then validates. An
-    inference pass over an image is taken to cost a third of a training step's share, and a few percent of the
-    budget is kept for saving and for epochs slower than the last (other programs on the machine)."""
+    """Fits the run's length to its time budget (model/budgetplan.py does the arithmetic): a first plan from the
+    speed of the first batches, then one after each epoch from a robust speed (the median of the recent epochs),
+    in steps, so the last epoch is cut where the time runs out; the one-cycle schedule is stretched or shrunk with
+    the plan. An epoch's speed is timed from the end of its first call into TensorFlow (the first epoch's traces the
+    graph) to its last; what lies between one epoch's last batch and the next one's start (validation, layer
+    records, backups) is timed as a cost per epoch. Within the last epoch the run stops early when that epoch runs
+    slower than planned. `clock` is the wall clock (a test may pass its own)."""
 
     async_safe = True
     CALIBRATION_CALLS = 3  # batch-end calls (executions) timed before the first estimate
 
-    MARGIN = 0.04  # share of the budget kept in reserve
-
     def __init__(self, plan: Plan, budget_s: float, launched: float, batch_size: int, images: dict[str, int],
-                 test_passes: int = 1, schedule=None, run_dir: Path | None = None):
+                 test_passes: int = 1, schedule=None, run_dir: Path | None = None, clock=time.time):
         super().__init__()
-        self.plan, self.batch_size, self.schedule, self.run_dir = plan, batch_size, schedule, run_dir
-        self.deadline = launched + budget_s * (1 - self.MARGIN)
-        self.epoch_work = images["train"] + images["validation"] / 3  # in training-image equivalents
-        self.validation_work = images["validation"] / 3
-        self.final_work = images["test"] * test_passes / 3
+        self.plan, self.schedule, self.run_dir, self.clock = plan, schedule, run_dir, clock
+        self.planner = budgetplan.BudgetPlanner(launched, budget_s, plan.steps_per_epoch, batch_size,
+                                                images["validation"], images["test"], test_passes)
         self.calls = 0
-        self.epoch_times: list[float] = []  # seconds per training-image equivalent, per epoch
-        self.max_steps: int | None = None  # steps of a first epoch that is cut short to fit the budget
+        self.epoch = 0
+        self.planned_steps: int | None = None
+        self.last_batch: float | None = None  # when the latest epoch's last batch ended
+
+    def on_train_begin(self, logs=None):
+        self.planner.chunk = int(getattr(self.model, "steps_per_execution", 1) or 1)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_start = time.time()
+        now = self.clock()
+        if self.last_batch is not None:
+            self.planner.between_epochs(now - self.last_batch)
+        self.epoch, self.epoch_start, self.epoch_steps, self.first_call = epoch, now, 0, None
 
     def on_train_batch_end(self, batch, logs=None):
         self.calls += 1
-        if self.calls == 1:
-            self.first = (time.time(), batch)
-        elif self.calls == self.CALIBRATION_CALLS + 1:
-            per_image = (time.time() - self.first[0]) / max((batch - self.first[1]) * self.batch_size, 1)
-            self._replan(per_image, epochs_done=0, may_grow=True)
-        if self.max_steps is not None and batch + 1 >= self.max_steps:
+        self.epoch_steps = min(batch + 1, self.plan.steps_per_epoch)
+        steps_done = self.epoch * self.plan.steps_per_epoch + self.epoch_steps
+        now = self.last_batch = self.clock()
+        if self.first_call is None:
+            self.first_call = (now, self.epoch_steps)
+        if self.calls == self.CALIBRATION_CALLS + 1 and not self.planner.step_seconds:
+            self.planner.calibrate((now - self.first_call[0]) / max(self.epoch_steps - self.first_call[1], 1))
+            self._apply(self.planner.total_steps(now, steps_done))
+        if self.planned_steps is None:
+            return
+        last_epoch = self.epoch + 1 >= self.plan.epochs
+        pace = (now - self.epoch_start) / max(self.epoch_steps, 1)
+        if steps_done >= self.planned_steps or (last_epoch and self.planner.cut_now(now, steps_done,
+                                                                                   self.planned_steps, pace)):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epoch_times.append((time.time() - self.epoch_start) / self.epoch_work)
-        # The slower of the last two epochs: a plan that must shrink late leaves the schedule unfinished.
-        per_image = max(self.epoch_times[-2:])
-        self._replan(per_image, epochs_done=epoch + 1, may_grow=epoch <= 2)  # the first epochs carry tracing
-        if epoch + 1 >= self.plan.epochs:
-            self.model.stop_training = True
-
-    def _replan(self, per_image: float, epochs_done: int, may_grow: bool) -> None:
-        left = self.deadline - time.time() - per_image * self.final_work - 2.0
-        if epochs_done == 0 and left < per_image * self.epoch_work:
-            self._cut_first_epoch(per_image, left)
+        logs = logs or {}
+        now = self.clock()
+        first_t, first_steps = self.first_call or (self.epoch_start, 0)
+        if self.epoch_steps > first_steps:
+            self.planner.epoch_done(self.last_batch - first_t, self.epoch_steps - first_steps,
+                                    logs.get(VALIDATION_SECONDS))
+        steps_done = epoch * self.plan.steps_per_epoch + self.epoch_steps
+        self.planner.busy = max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+        if self.model.stop_training or (self.planned_steps is not None and steps_done >= self.planned_steps):
+            self.model.stop_training = True  # the plan's last step, a cut epoch, or STOP
             return
-        fits = max(epochs_done + int(left // max(per_image * self.epoch_work, 1e-9)), epochs_done, 1)
-        if fits < self.plan.epochs or may_grow:
-            self.plan.epochs = fits
-            if self.schedule is not None:
-                self.schedule.total_steps.assign(float(fits * self.plan.steps_per_epoch))
-            if self.run_dir:  # a resumed run keeps to this plan (the budget is not measured again)
-                runs.update_run(self.run_dir, planned_epochs=fits)
+        self._apply(self.planner.total_steps(now, steps_done))
+        self.model.stop_training = self.planned_steps <= steps_done
 
-    def _cut_first_epoch(self, per_image: float, left: float) -> None:
-        """Not one epoch fits: train the steps that do, with the schedule fitted to them, then validate."""
-        steps = int((left - per_image * self.validation_work) / (per_image * self.batch_size))
-        self.max_steps = max(steps, 1)
-        self.plan.epochs = 1
+    def _apply(self, steps: int) -> None:
+        """The plan becomes `steps` steps: the epochs, the schedule's length and run.json's planned epochs."""
+        self.planned_steps = steps
+        epochs = -(-steps // self.plan.steps_per_epoch)
         if self.schedule is not None:
-            self.schedule.total_steps.assign(float(self.max_steps))
-        if self.run_dir:
-            runs.update_run(self.run_dir, planned_epochs=1)
+            self.schedule.total_steps.assign(float(steps))
+        if epochs != self.plan.epochs and self.run_dir:  # a resumed run keeps to this plan
+            runs.update_run(self.run_dir, planned_epochs=epochs)
+        self.plan.epochs = epochs
 
 
 def make_callbacks(run_dir: Path, cfg: TrainConfig, arrays: dict, history: list[dict], plan: Plan,

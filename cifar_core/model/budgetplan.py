@@ -1,0 +1,122 @@
+"""How many training steps fit a run's time budget: pure arithmetic on measured times (the engine's FitToBudget
+feeds it the clock), so that a run ends between 92% and 100% of its budget, launch to last file.
+
+The plan is a number of steps, not of epochs: the last epoch is cut where the time runs out (at the end of a
+chunk of batches, where Keras can stop), and the one-cycle schedule is fitted to those steps, so it reaches zero
+as the run ends. It is re-planned after every epoch from a robust speed (the median of the recent epochs, the first
+one left out once there are three others: it carries the tracing), so one slow epoch (another program on the machine)
+neither stretches the plan past the budget (its lost time is on the clock) nor shrinks it for the epochs after.
+Within the last epoch the run is also cut early when that epoch runs slower than planned.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+MARGIN = 0.04  # the plan aims at 96% of the budget: the end lands within 92-100% with a few % of error either way
+INFERENCE_SHARE = 1 / 3  # an image predicted costs about a third of one trained (until a validation pass measured it)
+FINISH_S = 1.5  # after training: best weights loaded, batch-norm check, model.keras saved, reports (1.3 s measured
+# on 2 idle cores; 6.7 s with a load average of 7: it is scaled by the load, see BudgetPlanner.busy)
+RECENT_EPOCHS = 3  # the speed is the median over this many of the latest epochs
+
+
+@dataclass
+class BudgetPlanner:
+    """The plan of one budgeted run: `end` is the clock time its last file should be written by (the budget less
+    MARGIN); `chunk` the batches per execution (training stops only at their ends, counted from each epoch's
+    start); `test_passes` 2 with test-time flips."""
+
+    launched: float
+    budget_s: float
+    steps_per_epoch: int
+    batch_size: int
+    validation_images: int
+    test_images: int
+    test_passes: int = 1
+    chunk: int = 1
+    finish_s: float = FINISH_S
+    busy: float = 1.0  # how many times slower than alone the work after training will run (load average / cores)
+    step_seconds: list[float] = field(default_factory=list)  # per epoch: training seconds per step
+    image_seconds: list[float] = field(default_factory=list)  # per epoch: validation seconds per image
+    between_s: list[float] = field(default_factory=list)  # per epoch: from its last batch to the next one's start
+    first_step_s: float | None = None  # from the first batches, until an epoch has been measured
+
+    @property
+    def end(self) -> float:
+        return self.launched + self.budget_s * (1 - MARGIN)
+
+    def step_s(self) -> float:
+        """Seconds per training step: the median over the recent epochs (the first left out when others exist),
+        else the first batches' speed."""
+        if not self.step_seconds:
+            return self.first_step_s or 1.0
+        return robust(self.step_seconds)
+
+    def predict_s(self) -> float:
+        """Seconds to predict one image: measured by the validation passes, else INFERENCE_SHARE of a training
+        image."""
+        if self.image_seconds:
+            return robust(self.image_seconds)
+        return self.step_s() / self.batch_size * INFERENCE_SHARE
+
+    def calibrate(self, seconds_per_step: float) -> None:
+        """The first estimate, from the first batches (before any epoch ended)."""
+        self.first_step_s = seconds_per_step
+
+    def epoch_done(self, train_s: float, steps: int, validation_s: float | None) -> None:
+        """An epoch's measured times: `train_s` for `steps` steps, `validation_s` for its validation pass."""
+        self.step_seconds.append(train_s / max(steps, 1))
+        if validation_s and self.validation_images:
+            self.image_seconds.append(validation_s / self.validation_images)
+
+    def between_epochs(self, seconds: float) -> None:
+        """What one epoch cost beyond its steps: from its last batch to the next epoch's start (its validation pass,
+        metrics, best weights, layer records, backup)."""
+        self.between_s.append(seconds)
+
+    def epoch_cost_s(self) -> float:
+        """Seconds each epoch costs beyond its steps: as measured, else its validation pass."""
+        if self.between_s:
+            return robust(self.between_s)
+        return self.predict_s() * self.validation_images
+
+    def total_steps(self, now: float, steps_done: int) -> int:
+        """The most steps (from the run's start, at least `steps_done`) whose training, the work after each epoch
+        (validation, records), the test evaluation and finishing end by `end`, at the robust speed."""
+        step_s, predict_s = self.step_s(), self.predict_s()
+        left = self.end - now - predict_s * self.test_images * self.test_passes - self.finish_s * self.busy
+        per_epoch = self.epoch_cost_s()
+        spe = self.steps_per_epoch
+        epochs_done = steps_done // spe
+        best = steps_done
+        for epochs in range(epochs_done + 1, epochs_done + 2 + int(max(left, 0) / max(step_s * spe, 1e-9))):
+            room = left - (epochs - epochs_done) * per_epoch
+            steps = min(epochs * spe, steps_done + int(room / step_s)) if room > 0 else steps_done
+            last_epoch_steps = steps - (epochs - 1) * spe
+            if last_epoch_steps <= 0:
+                break
+            if last_epoch_steps < spe:  # a cut epoch ends at a chunk's end
+                steps = (epochs - 1) * spe + max(last_epoch_steps // self.chunk * self.chunk, 0)
+                if steps <= (epochs - 1) * spe:
+                    break
+            best = max(best, steps)
+        return max(best, 1)
+
+    def cut_now(self, now: float, steps_done: int, planned: int, pace_s: float) -> bool:
+        """Within the last planned epoch: whether to stop now, because at `pace_s` (seconds per step of this epoch
+        so far, when slower than the plan's) the steps left, the last validation, the test evaluation and finishing
+        would end past 98% of the budget (a slow last epoch has no later re-plan to make up for it)."""
+        if steps_done >= planned:
+            return True
+        finish = (self.epoch_cost_s() + self.predict_s() * self.test_images * self.test_passes
+                  + self.finish_s * self.busy)
+        pace = max(pace_s, self.step_s())
+        return now + (planned - steps_done) * pace + finish > self.launched + self.budget_s * (1 - MARGIN / 2)
+
+
+def robust(per_epoch: list[float]) -> float:
+    """The median of the latest RECENT_EPOCHS values, the first epoch's (which carries the tracing) left out once
+    RECENT_EPOCHS others can outvote one slow epoch."""
+    values = per_epoch[1:] if len(per_epoch) > RECENT_EPOCHS else per_epoch
+    return statistics.median(values[-RECENT_EPOCHS:])
