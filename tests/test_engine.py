@@ -13,7 +13,7 @@ import pytest
 from conftest import SYNTHETIC, cli, wait_for_epochs
 
 from cifar_core import hardware
-from cifar_core.model import recipes
+from cifar_core.model import recipes, sizing
 from cifar_core.model.config import TrainConfig
 from cifar_core.model.specs import PRESETS
 from cifar_core.store import rundir, runs
@@ -79,7 +79,9 @@ def test_a_fast_run_with_a_budget_ends_inside_it(tmp_path):
               runs_dir=tmp_path)
     run_dir = Path(out.stdout.splitlines()[0])
     meta = runs.load_run(run_dir).meta
-    assert meta["status"] == "completed" and meta["config"]["recipe"] == "fast" and meta["spec"]["name"] == "fast"
+    assert meta["status"] == "completed" and meta["config"]["recipe"] == "fast"
+    assert meta["spec"]["name"] == meta["budget_choice"]["network"] in sizing.FAMILY, "its network sized to the budget"
+    assert meta["budget_choice"]["candidates"][0]["measured"], "the smallest network's speed measured at launch"
     assert meta["finished"] - meta["launched"] <= budget, "from launch to the last file written"
     lines = rundir.read_metric_lines(run_dir)
     assert len(lines) == meta["planned_epochs"] >= 1, "it trains the epochs it planned, however few fit"

@@ -71,7 +71,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", choices=RECIPES, default=d.recipe,
                    help="seed: the settings above; fast: the fast recipe's network and training plan")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                   help="with --recipe fast: fit the number of epochs so the whole run ends within this time")
+                   help="with --recipe fast: fit the number of epochs so the whole run ends within this time; "
+                        "without --arch, the network too (the fast preset's width that is predicted best in it)")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

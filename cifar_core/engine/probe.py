@@ -24,28 +24,37 @@ WARMUP_BATCHES = 3  # not timed: the first calls trace the graph
 TIMED_BATCHES = 12
 
 
-def measure(spec: specs.ArchitectureSpec, cfg: TrainConfig) -> float:
-    """Training images per second of `spec` with the config's batch size, optimizer and precision, on random
-    images (the speed of a convolution does not depend on what the pixels show)."""
+def measure(spec: specs.ArchitectureSpec, cfg: TrainConfig, images: tuple[np.ndarray, np.ndarray] | None = None,
+            warmup: int = WARMUP_BATCHES, timed: int = TIMED_BATCHES, per_call: int = 1) -> float:
+    """Training images per second of `spec` with the config's batch size, optimizer and precision, `per_call`
+    batches per call into TensorFlow, timed over `timed` calls after `warmup`: on random images (the speed of a
+    convolution does not depend on what the pixels show), or on `images` (a run's training images and labels,
+    repeated when too few) through the run's input pipeline, its augmentation included."""
     import keras
 
     from cifar_core.engine.models import build_model, compile_model
+    from cifar_core.engine.pipeline import make_dataset
 
-    cfg = replace(cfg, steps_per_execution=1)
-    model = compile_model(build_model(spec), cfg, steps_per_epoch=WARMUP_BATCHES + TIMED_BATCHES)
-    n = (WARMUP_BATCHES + TIMED_BATCHES) * cfg.batch_size
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8)
-    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
+    cfg = replace(cfg, steps_per_execution=per_call)
+    steps = (warmup + timed) * per_call
+    model = compile_model(build_model(spec, bn_momentum=cfg.bn_momentum), cfg, steps_per_epoch=steps)
+    n = steps * cfg.batch_size
     marks: list[float] = []
 
     class Timer(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            if batch + 1 in (WARMUP_BATCHES, WARMUP_BATCHES + TIMED_BATCHES):
-                marks.append(time.perf_counter())
+            marks.append(time.perf_counter())
 
-    model.fit(x, y, batch_size=cfg.batch_size, epochs=1, verbose=0, shuffle=False, callbacks=[Timer()])
-    return TIMED_BATCHES * cfg.batch_size / (marks[1] - marks[0])
+    if images is None:
+        rng = np.random.default_rng(0)
+        x = rng.integers(0, 256, (n, *IMAGE_SHAPE), dtype=np.uint8)
+        y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
+        model.fit(x, y, batch_size=cfg.batch_size, epochs=1, verbose=0, shuffle=False, callbacks=[Timer()])
+    else:
+        take = np.arange(n) % len(images[1])
+        model.fit(make_dataset(images[0][take], images[1][take], cfg.batch_size, None, cfg.augment, cfg.translate),
+                  epochs=1, verbose=0, callbacks=[Timer()])
+    return timed * per_call * cfg.batch_size / (marks[-1] - marks[warmup - 1])
 
 
 def main() -> int:

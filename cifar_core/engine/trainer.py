@@ -20,7 +20,7 @@ import numpy as np
 from cifar_core import data as data_mod
 from cifar_core import hardware
 from cifar_core.analysis import scores
-from cifar_core.engine import bncheck, runtime
+from cifar_core.engine import bncheck, runtime, sizer
 from cifar_core.engine.callbacks import FitToBudget, Plan, StopFile, make_callbacks
 from cifar_core.engine.pipeline import EVAL_BATCH, make_dataset, prepare_data
 from cifar_core.model import specs
@@ -64,6 +64,8 @@ def train_run(run_dir: Path) -> dict:
     dataset = data_mod.load_dataset(meta["data"]["source"])
     arrays = prepare_data(dataset, cfg)
     sizes = {"train": len(arrays["y_train"]), "validation": len(arrays["y_val"]), "test": len(arrays["y_test"])}
+    if cfg.size_network and not meta.get("budget_choice"):  # chosen once: a resume keeps the network
+        spec = sizer.size_run(run_dir, cfg, arrays, sizes, float(meta.get("launched") or time.time()))
     steps_per_epoch = -(-sizes["train"] // cfg.batch_size)
     plan = Plan(meta.get("planned_epochs") or cfg.epochs, steps_per_epoch)
     on_gpu = bool(runtime.gpu_names(tf))

@@ -49,6 +49,7 @@ class TrainConfig:
     # The training plan beyond the seed's: the fast recipe (recipes.py) sets these.
     recipe: str = "seed"
     time_budget: float | None = None  # seconds for the whole run; the number of epochs is fitted to it
+    size_network: bool = False  # with a time budget: the network is picked at launch from model/sizing.py's family
     schedule: str = "constant"  # or "onecycle": linear warm-up, then linear decay to zero
     weight_decay: float = 0.0  # decoupled, scaled by the learning rate (not applied to biases or batch norm)
     label_smoothing: float = 0.0
@@ -95,6 +96,8 @@ class TrainConfig:
             out.append(f"label smoothing must be in [0, 1) (got {self.label_smoothing}).")
         if not 0 <= self.translate <= 8:
             out.append(f"translate must be 0 to 8 pixels (got {self.translate}).")
+        if self.size_network and not self.time_budget:
+            out.append("a network sized to the budget needs a time budget (--time-budget), or name the network.")
         if not 0 <= self.gpus <= MAX_GPUS:
             out.append(f"gpus must be 0 to {MAX_GPUS} (got {self.gpus}).")
         return out

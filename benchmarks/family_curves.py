@@ -1,0 +1,97 @@
+"""The budget family's time-to-accuracy curves, per unit of work: for each network of `sizing.FAMILY` and each
+number of epochs E, one fast-recipe run of exactly E epochs (its one-cycle schedule fitted to E, as a budgeted run
+fits it) on the full training split, and its final test accuracy with test-time flips. Accuracy against epochs does
+not depend on the machine; its speed is measured at each launch. Prints each point as it lands (and appends it to
+--out as a JSON line), then the table that cifar_core/model/curves.py holds.
+
+    python benchmarks/family_curves.py [--data ../shared/data/cifar10-jpeg] [--points fast-w0.5:1,2,4 ...]
+                                       [--batch N] [--probe-only]
+
+--batch N trains with another batch (the peak learning rate scaled with it, as the recipe scales it): a recipe
+trial. --probe-only prints the launch probe's speed of each network (engine/sizer.py, best of --repeats), for
+curves.IMAGES_PER_S, and trains nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from cifar_core import data, hardware
+from cifar_core.engine import runtime
+from cifar_core.model import recipes, sizing
+from cifar_core.model.config import TrainConfig
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg"
+DEFAULT_POINTS = ("fast-w0.25:2,4", "fast-w0.5:1,2,4,8", "fast-w0.75:2,4,8", "fast:2,4")
+
+
+def run_point(arrays: dict, name: str, epochs: int, cfg: TrainConfig) -> dict:
+    """One run of `epochs` epochs of family network `name`: final test accuracy and steady training images/s."""
+    import keras
+
+    from cifar_core.engine import pipeline, trainer
+    from cifar_core.engine.models import build_model, compile_model, learning_rate
+
+    cfg = replace(cfg, epochs=epochs, time_budget=None)
+    keras.utils.set_random_seed(cfg.seed)
+    steps = -(-len(arrays["y_train"]) // cfg.batch_size)
+    lr = learning_rate(cfg, steps)
+    model = compile_model(build_model(sizing.spec(name), bn_momentum=cfg.bn_momentum), cfg, steps, lr)
+    times: list[float] = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.t0)
+
+    model.fit(pipeline.make_dataset(arrays["x_train"], arrays["y_train"], cfg.batch_size, cfg.seed, cfg.augment,
+                                    cfg.translate), epochs=epochs, verbose=0, shuffle=False, callbacks=[Clock()])
+    acc = float((trainer.predict(model, arrays["x_test"], cfg.tta).argmax(1) == arrays["y_test"]).mean())
+    steady = sorted(times[1:] or times)[len(times[1:] or times) // 2]
+    return {"network": name, "epochs": epochs, "test_accuracy": round(acc, 4),
+            "images_per_s": round(len(arrays["y_train"]) / steady), "epoch_seconds": [round(t, 1) for t in times]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(DEFAULT_DATA) if DEFAULT_DATA.exists() else "synthetic")
+    parser.add_argument("--points", nargs="*", default=list(DEFAULT_POINTS), metavar="NET:E,E,...")
+    parser.add_argument("--out", type=Path, default=Path("family_curves.jsonl"))
+    parser.add_argument("--batch", type=int, default=None, help="another batch size (a recipe trial)")
+    parser.add_argument("--probe-only", action="store_true", help="print the launch probe's speeds, train nothing")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    runtime.tensorflow()
+    precision = runtime.configure(0, "auto")
+    print(hardware.describe_machine(), f"precision {precision.policy}", flush=True)
+    from cifar_core.engine.pipeline import prepare_data
+
+    base = recipes.fast_config(TrainConfig(layer_records=False), on_gpu=False)
+    if args.batch:
+        base = replace(base, batch_size=args.batch, learning_rate=recipes.FAST_PEAK_LR_PER_256 * args.batch / 256)
+    arrays = prepare_data(data.load_dataset(args.data), base)
+    if args.probe_only:
+        from cifar_core.engine import sizer
+
+        for name, spec in sizing.FAMILY.items():
+            best = max(sizer.speed(spec, base, arrays) for _ in range(args.repeats))
+            print(json.dumps({"network": name, "probe_images_per_s": round(best), "batch": base.batch_size}),
+                  flush=True)
+        return
+    for item in args.points:
+        name, epochs = item.split(":")
+        for e in (int(x) for x in epochs.split(",")):
+            point = run_point(arrays, name, e, base)
+            print(json.dumps(point), flush=True)
+            with args.out.open("a") as fh:
+                fh.write(json.dumps({**point, "precision": precision.policy, "batch": base.batch_size}) + "\n")
+
+
+if __name__ == "__main__":
+    main()

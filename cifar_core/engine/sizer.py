@@ -1,0 +1,62 @@
+"""At a budgeted run's launch, when its network is to be sized to the budget: this machine's training speed of
+the budget family's networks, measured in a few seconds through the run's own input pipeline, smallest first, and
+the network predicted to reach the highest test accuracy in what is left of the budget (model/sizing.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from cifar_core.engine import probe, runtime
+from cifar_core.model import sizing
+from cifar_core.model.config import TrainConfig
+from cifar_core.model.specs import ArchitectureSpec
+from cifar_core.store import runs
+
+runtime.tensorflow()
+import keras  # noqa: E402  (after runtime has imported TensorFlow quietly)
+
+# The probe of each network: one call of 2 batches to trace, 2 timed (about a second each on 2 cores, most of it
+# building and tracing the model). Probing stops once it has taken PROBE_SHARE of the budget: the networks not
+# measured then get the speed of the last one measured, scaled by the speeds the curves' machine measured.
+PROBE = dict(warmup=1, timed=2, per_call=2)
+PROBE_SHARE = 0.04
+
+
+def speed(spec: ArchitectureSpec, cfg: TrainConfig, arrays: dict) -> float:
+    """Training images per second of `spec` here, with the run's batch size, optimizer, precision and
+    augmentation, on its training images."""
+    return probe.measure(spec, cfg, (arrays["x_train"], arrays["y_train"]), **PROBE)
+
+
+def choose(cfg: TrainConfig, arrays: dict, sizes: dict[str, int], launched: float) -> sizing.Choice:
+    """Measure the family smallest first, while the probe has time and a larger network may still predict
+    better than a smaller one (sizing.worth_measuring_next), infer the others' speeds, then pick the one
+    predicted best in the budget left now."""
+    speeds: dict[str, tuple[float, bool]] = {}
+    found: list[sizing.Candidate] = []
+    probe_start = time.time()
+    for name, spec in sizing.FAMILY.items():
+        if found and (time.time() - probe_start > PROBE_SHARE * cfg.time_budget
+                      or not sizing.worth_measuring_next(found)):
+            speeds[name] = (sizing.inferred_speed(name, speeds), False)
+        else:
+            speeds[name] = (speed(spec, cfg, arrays), True)
+        found.append(sizing.candidate(name, *speeds[name], cfg.time_budget, time.time() - launched, sizes, cfg.tta))
+    elapsed = time.time() - launched
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(cfg.seed)  # the run's weights as they would be without the probe
+    return sizing.choose(speeds, cfg.time_budget, elapsed, sizes, cfg.tta)
+
+
+def size_run(run_dir: Path, cfg: TrainConfig, arrays: dict, sizes: dict[str, int], launched: float) -> ArchitectureSpec:
+    """Choose the run's network, record it and the prediction in run.json (`spec`, `budget_choice`), say it."""
+    choice = choose(cfg, arrays, sizes, launched)
+    record = choice.to_dict()
+    network = sizing.spec(choice.network)
+    runs.update_run(run_dir, spec=network.to_dict(), budget_choice=record)
+    speeds = ", ".join(f"{c.network} {c.images_per_s:,.0f}{'' if c.measured else ' (inferred)'}"
+                       for c in choice.candidates)
+    print(f"[cifar-lab] {sizing.prediction_text(record)} (images/s here: {speeds}; "
+          f"{time.time() - launched:.1f} s since launch)", flush=True)
+    return network

@@ -1,0 +1,139 @@
+"""A network sized to the time budget: the fast preset at several widths, each with a time-to-accuracy curve
+measured once and kept in model/curves.py (test accuracy against epochs, which does not depend on the machine),
+and the choice of the one predicted to reach the highest test accuracy in the budget from this machine's speed of
+each, measured at launch (engine/probe.py). Pure arithmetic: the engine measures, this decides."""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import asdict, dataclass
+
+from cifar_core.model import budgetplan, curves, specs
+
+WIDTHS = (0.25, 0.5, 0.75, 1.0)  # the budget family: filters of specs.FAST times each (fast-w0.25 .. fast)
+FAMILY: dict[str, specs.ArchitectureSpec] = {s.name: s for s in (specs.FAST.with_width(w) for w in WIDTHS)}
+CHANCE = 0.1  # test accuracy before any training (ten classes)
+DEFAULT_LAUNCH_S = 15.0  # launch to choice (process, TensorFlow, data, probe) before any sized run measured it
+TRACE_S = 3.0  # the first epoch's graph tracing, on top of its steps (measured: 2-3 s for the family on 2 cores)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One network's prediction: its speed here, the epochs (of the curves' training set) its budget buys, the
+    test accuracy its curve gives at those epochs, and whether those epochs lie past the curve's last point (then
+    the prediction is that point's accuracy: at least, never extrapolated)."""
+
+    network: str
+    images_per_s: float
+    measured: bool  # False: inferred from a measured one (inferred_speed)
+    epochs: float
+    predicted: float
+    past_curve: bool
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The network picked for a budget, and every candidate measured (in the order measured)."""
+
+    network: str
+    predicted_accuracy: float
+    epochs: float
+    budget_s: float
+    elapsed_s: float  # seconds from launch to the choice: process, TensorFlow, data and the probe
+    candidates: tuple[Candidate, ...]
+    comparable: bool  # the run's data is what the curves were measured on (the full CIFAR-10 training split)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "curves": curves.SOURCE}
+
+
+def spec(name: str) -> specs.ArchitectureSpec:
+    """The family network called `name`."""
+    return FAMILY[name]
+
+
+def curve_accuracy(points: tuple[tuple[float, float], ...], epochs: float) -> tuple[float, bool]:
+    """Test accuracy after `epochs` by a measured curve ((epochs, accuracy) points of one-cycle runs of that
+    length): linear in log(epochs) between points, linear from chance at 0 below the first, the last point's
+    accuracy past it (and True: past the curve)."""
+    xs = [e for e, _ in points]
+    if epochs <= 0:
+        return CHANCE, False
+    if epochs >= xs[-1]:
+        return points[-1][1], epochs > xs[-1]
+    if epochs <= xs[0]:
+        return CHANCE + (points[0][1] - CHANCE) * epochs / xs[0], False
+    i = bisect.bisect_right(xs, epochs)
+    (e0, a0), (e1, a1) = points[i - 1], points[i]
+    return a0 + (a1 - a0) * math.log(epochs / e0) / math.log(e1 / e0), False
+
+
+def train_seconds(budget_s: float, elapsed_s: float, images_per_s: float, sizes: dict[str, int], tta: bool) -> float:
+    """Seconds left for the epochs of a run launched `elapsed_s` ago: its budget's planned share, less the tracing,
+    the test evaluation (twice with test-time flips) and finishing."""
+    test_s = sizes["test"] * (2 if tta else 1) * budgetplan.INFERENCE_SHARE / images_per_s
+    return budget_s * (1 - budgetplan.MARGIN) - elapsed_s - TRACE_S - test_s - budgetplan.FINISH_S
+
+
+def candidate(network: str, images_per_s: float, measured: bool, budget_s: float, elapsed_s: float,
+              sizes: dict[str, int], tta: bool) -> Candidate:
+    """What `network`, training `images_per_s` here, is predicted to reach in the rest of the budget: the images
+    it can see (an epoch being the training images and a validation pass) counted in epochs of the curves' data."""
+    seconds = max(train_seconds(budget_s, elapsed_s, images_per_s, sizes, tta), 0.0)
+    epoch_work = sizes["train"] + sizes["validation"] * budgetplan.INFERENCE_SHARE
+    seen = seconds * images_per_s / epoch_work * sizes["train"]
+    epochs = seen / curves.TRAIN_IMAGES
+    accuracy, past = curve_accuracy(curves.CURVES[network], epochs)
+    return Candidate(network, images_per_s, measured, epochs, accuracy, past)
+
+
+def choose(speeds: dict[str, tuple[float, bool]], budget_s: float, elapsed_s: float, sizes: dict[str, int],
+           tta: bool) -> Choice:
+    """Of the networks with a speed here ((images/s, measured?) by name), the one predicted to reach the highest
+    test accuracy in what is left of the budget `elapsed_s` after launch (the faster one on a tie)."""
+    found = [candidate(name, speed, measured, budget_s, elapsed_s, sizes, tta)
+             for name, (speed, measured) in speeds.items()]
+    best = max(found, key=lambda c: (round(c.predicted, 3), c.images_per_s))
+    return Choice(best.network, best.predicted, best.epochs, budget_s, elapsed_s, tuple(found),
+                  sizes["train"] == curves.TRAIN_IMAGES)
+
+
+def latest_speeds(metas: list[dict]) -> tuple[dict[str, tuple[float, bool]], float] | None:
+    """The speeds the latest sized run here measured at its launch (run.json's `budget_choice`), and the seconds
+    from its launch to its choice; None when no run here has chosen its network yet."""
+    chosen = [m for m in metas if isinstance(m.get("budget_choice"), dict) and m.get("launched")]
+    if not chosen:
+        return None
+    record = max(chosen, key=lambda m: m["launched"])["budget_choice"]
+    try:
+        speeds = {c["network"]: (float(c["images_per_s"]), bool(c["measured"])) for c in record["candidates"]
+                  if c["network"] in FAMILY}
+        return (speeds, float(record["elapsed_s"])) if speeds else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def inferred_speed(network: str, speeds: dict[str, tuple[float, bool]]) -> float:
+    """The speed of a network not measured here: that of the last one measured, times the ratio of the two speeds
+    on the curves' machine (curves.IMAGES_PER_S)."""
+    last = [name for name, (_, measured) in speeds.items() if measured][-1]
+    return speeds[last][0] * curves.IMAGES_PER_S[network] / curves.IMAGES_PER_S[last]
+
+
+def worth_measuring_next(found: list[Candidate]) -> bool:
+    """Whether to measure the next (larger, slower) network: not once one predicted less than the best so far
+    (the family's curves rise with width less than its speed falls, so the larger ones would predict less still)."""
+    return len(found) < 2 or found[-1].predicted >= max(c.predicted for c in found[:-1])
+
+
+def prediction_text(choice: dict) -> str:
+    """'predicted: about 0.78 in 2 min with fast-w0.5', with what the prediction holds for."""
+    minutes = choice["budget_s"] / 60
+    budget = f"{minutes:.0f} min" if minutes >= 1 and minutes == round(minutes) else f"{choice['budget_s']:.0f} s"
+    past = any(c["network"] == choice["network"] and c["past_curve"] for c in choice["candidates"])
+    text = (f"predicted: {'at least' if past else 'about'} {choice['predicted_accuracy']:.2f} in {budget} with "
+            f"{choice['network']} ({choice['epochs']:.1f} epochs)")
+    if not choice.get("comparable", True):
+        text += "; the curves are of the full CIFAR-10, so on this data the figure is only indicative"
+    return text

@@ -1,0 +1,152 @@
+"""A budgeted run: its length planned from a robust speed (one slow epoch, injected, neither stretches it past the
+budget nor shrinks the epochs after), and its network chosen from measured speeds and stored curves. Pure
+arithmetic on given times: no training, no real slowness."""
+
+from __future__ import annotations
+
+import pytest
+
+from cifar_core.model import budgetplan, curves, sizing
+from cifar_core.model.budgetplan import BudgetPlanner
+
+FULL = {"train": 45_000, "validation": 5_000, "test": 10_000}
+
+
+def simulate(budget_s: float, step_s: list[float], start_s: float = 8.0, spe: int = 100, chunk: int = 10,
+             predict_s: float = 0.001, records_s: float = 0.3) -> tuple[float, BudgetPlanner, list[int]]:
+    """A run on a fake clock, with the planner called where FitToBudget calls it: training starts `start_s` after
+    launch, its first call traces for 2 s, a step of epoch e takes step_s[e] seconds (the last value for later
+    epochs), after each epoch a validation pass (500 images at `predict_s` each) and `records_s` of layer records
+    and backup. Returns when its last file is written, the planner and the plans it made."""
+    p = BudgetPlanner(0.0, budget_s, spe, 128, validation_images=500, test_images=1000, test_passes=2, chunk=chunk)
+    now, done, plans, epoch, calls, last_batch = start_s, 0, [], 0, 0, None
+    while True:
+        if last_batch is not None:
+            p.between_epochs(now - last_batch)
+        pace = step_s[min(epoch, len(step_s) - 1)]
+        epoch_start, first = now, None
+        for _ in range(spe // chunk):
+            now += chunk * pace + (2.0 if calls == 0 else 0.0)
+            done += chunk
+            calls += 1
+            first = first or (now, done)
+            if calls == 4 and not p.step_seconds:  # calibration from the first batches
+                p.calibrate((now - first[0]) / (done - first[1]))
+                plans.append(p.total_steps(now, done))
+            last_epoch = plans and -(-plans[-1] // spe) == epoch + 1
+            pace_now = (now - epoch_start) / (done - epoch * spe)
+            if plans and (done >= plans[-1] or (last_epoch and p.cut_now(now, done, plans[-1], pace_now))):
+                break
+        last_batch = now
+        now += 500 * predict_s  # the validation pass
+        if done > first[1]:
+            p.epoch_done(last_batch - first[0], done - first[1], 500 * predict_s)
+        epoch += 1
+        if done >= plans[-1] or done < epoch * spe:
+            break
+        plans.append(p.total_steps(now, done))
+        now += records_s
+        if plans[-1] <= done:
+            break
+    end = now + 2000 * predict_s + budgetplan.FINISH_S  # test pass with flips, then saving
+    return end, p, plans
+
+
+@pytest.mark.parametrize("budget", [60, 120, 600, 1800])
+def test_a_steady_run_ends_between_92_and_100_percent_of_its_budget(budget):
+    end, _, plans = simulate(budget, [0.1])
+    assert 0.92 * budget <= end <= budget, (end, plans)
+
+
+def test_one_slow_epoch_is_not_taken_as_the_speed_and_the_run_still_ends_inside_its_budget():
+    end, planner, plans = simulate(300, [0.1, 0.1, 0.3, 0.1])  # the third epoch three times slower (a busy machine)
+    assert planner.step_seconds[2] == pytest.approx(0.3)
+    assert planner.step_s() == pytest.approx(0.1), "the median of the recent epochs, not the slowest"
+    assert 0.92 * 300 <= end <= 300, (end, plans)
+    assert min(plans[3:]) >= 0.85 * plans[-1], "the plan moves little: the schedule is not halved then stretched"
+    steady_end, _, steady_plans = simulate(300, [0.1])
+    assert plans[-1] < steady_plans[-1], "the time lost is on the clock: fewer steps than a steady run"
+    assert plans[-1] >= steady_plans[-1] - 2 * 100 - 10, "but only about the two epochs' worth it lost"
+
+
+def test_a_slow_last_epoch_is_cut_so_the_run_ends_inside_its_budget():
+    steady_end, _, steady = simulate(120, [0.1])
+    epochs = -(-steady[-1] // 100)
+    end, _, plans = simulate(120, [0.1] * (epochs - 1) + [0.2])  # the last epoch twice slower
+    assert end <= 120 and end >= 0.85 * 120, (end, plans)
+
+
+def test_a_budget_shorter_than_one_epoch_trains_the_part_that_fits():
+    p = BudgetPlanner(0.0, 30, steps_per_epoch=400, batch_size=128, validation_images=5000, test_images=10_000,
+                      test_passes=1, chunk=8)
+    p.calibrate(0.256)  # 0.002 s an image: one epoch would take 102 s
+    steps = p.total_steps(now=0.0, steps_done=0)
+    # 28.8 s after the margin, less 6.7 s of test, 1.5 s of finishing and 3.3 s of validation: 17.3 s, 67 steps
+    assert steps == 64, "cut at the end of a chunk of 8 batches"
+    p.busy = 3.0  # a load average of 6 on 2 cores: the work after training will take three times as long
+    assert p.total_steps(now=0.0, steps_done=0) == 48, "3 s less: 11.7 steps fewer, cut at a chunk"
+
+
+def test_the_planner_grows_the_plan_when_epochs_run_faster_than_the_first_batches():
+    p = BudgetPlanner(0.0, 600, 100, 128, 500, 1000, 2)
+    p.calibrate(0.2)
+    first = p.total_steps(10.0, 30)
+    p.epoch_done(10.0, 100, 0.5)
+    p.epoch_done(10.0, 100, 0.5)
+    assert p.total_steps(31.0, 200) > first * 1.5
+
+
+CURVES = {"small": ((1, 0.60), (4, 0.76)), "big": ((1, 0.70), (4, 0.80), (8, 0.85))}
+
+
+def test_curve_accuracy_interpolates_in_log_epochs_and_never_extrapolates():
+    points = CURVES["small"]
+    assert sizing.curve_accuracy(points, 0) == (sizing.CHANCE, False)
+    assert sizing.curve_accuracy(points, 0.5)[0] == pytest.approx((sizing.CHANCE + 0.60) / 2)
+    assert sizing.curve_accuracy(points, 2)[0] == pytest.approx(0.68), "half way between 1 and 4 in log epochs"
+    assert sizing.curve_accuracy(points, 10) == (0.76, True), "past the last point: that point, flagged"
+
+
+def test_the_network_predicted_best_in_the_budget_is_chosen(monkeypatch):
+    monkeypatch.setattr(curves, "CURVES", CURVES)
+    speeds = {"small": (4000.0, True), "big": (1000.0, False)}
+    # 89 s left for epochs (115.2 planned, less 20 s gone, tracing, test, finishing); an epoch: 11.7 s small
+    short = sizing.choose(speeds, budget_s=120, elapsed_s=20, sizes=FULL, tta=True)
+    assert short.network == "small" and short.epochs == pytest.approx(7.63, abs=0.01)
+    assert short.predicted_accuracy == 0.76
+    assert [c.network for c in short.candidates] == ["small", "big"] and not short.candidates[1].measured
+    long = sizing.choose(speeds, budget_s=400, elapsed_s=20, sizes=FULL, tta=True)
+    assert long.network == "big" and 0.80 < long.predicted_accuracy < 0.85 and long.comparable
+    slow_machine = sizing.choose({"small": (1000.0, True), "big": (250.0, True)}, 400, 20, FULL, True)
+    assert slow_machine.network == "small", "the same budget on a machine four times slower buys the smaller network"
+    text = sizing.prediction_text(short.to_dict())
+    assert text.startswith("predicted: at least 0.76 in 2 min with small")
+    subset = sizing.choose(speeds, 120, 20, {"train": 900, "validation": 100, "test": 500}, True)
+    assert not subset.comparable and "only indicative" in sizing.prediction_text(subset.to_dict())
+
+
+def test_larger_networks_are_measured_until_one_predicts_less_than_a_smaller_one():
+    def c(name, acc):
+        return sizing.Candidate(name, 1.0, True, 1.0, acc, False)
+
+    assert sizing.worth_measuring_next([c("a", 0.7)])
+    assert sizing.worth_measuring_next([c("a", 0.7), c("b", 0.75)])
+    assert not sizing.worth_measuring_next([c("a", 0.7), c("b", 0.75), c("c", 0.74)])
+
+
+def test_unmeasured_speeds_are_inferred_and_the_latest_sized_run_gives_the_speeds():
+    names = list(sizing.FAMILY)
+    speeds = {names[0]: (3000.0, True)}
+    inferred = sizing.inferred_speed(names[1], speeds)
+    assert inferred == pytest.approx(3000 * curves.IMAGES_PER_S[names[1]] / curves.IMAGES_PER_S[names[0]])
+    record = {"candidates": [{"network": names[0], "images_per_s": 3000.0, "measured": True}], "elapsed_s": 12.0}
+    metas = [{"launched": 5, "budget_choice": record}, {"launched": 9, "budget_choice": {**record, "elapsed_s": 9.0}},
+             {"launched": 10}]
+    assert sizing.latest_speeds(metas) == ({names[0]: (3000.0, True)}, 9.0)
+    assert sizing.latest_speeds([{"launched": 1}]) is None
+
+
+def test_the_family_and_its_curves_agree():
+    assert set(curves.CURVES) == set(sizing.FAMILY) == set(curves.IMAGES_PER_S)
+    for points in curves.CURVES.values():
+        assert [e for e, _ in points] == sorted(e for e, _ in points) and all(0.1 < a < 1 for _, a in points)
