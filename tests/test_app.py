@@ -173,7 +173,25 @@ def test_train_page_fast_recipe_asks_for_a_time_budget(app):
     at.radio(key="recipe").set_value("fast").run()
     assert not at.exception
     assert any("Time budget" in n.label for n in at.number_input)
-    assert at.selectbox[0].value == "fast"
+    assert at.selectbox[0].value.startswith("sized to the budget") and "fast" in at.selectbox[0].options
+
+
+def test_train_page_predicts_the_sized_network_before_starting(app, tmp_path, monkeypatch):
+    """From the speeds the last sized run measured at its launch: the network, the accuracy, the budget."""
+    from cifar_core.model import recipes
+
+    monkeypatch.setenv("CIFAR_LAB_RUNS", str(tmp_path))
+    run_dir = runs.create_run(tmp_path, PRESETS["fast"], recipes.fast_config(TrainConfig(), False, 120, True),
+                              SYNTHETIC)
+    measured = [{"network": n, "images_per_s": v, "measured": True} for n, v in (("fast-w0.25", 4000.0),
+                                                                                 ("fast-w0.5", 2500.0))]
+    runs.update_run(run_dir, launched=time.time(), budget_choice={"candidates": measured, "elapsed_s": 12.0})
+    at = app("train")
+    at.radio(key="recipe").set_value("fast").run()
+    at.number_input(key="train_minutes").set_value(2.0).run()
+    said = next(i.value for i in at.info if "predicted" in i.value)
+    assert re.search(r"predicted: (about|at least) 0\.\d\d in 2 min with fast-w0\.(25|5) ", said), said
+    assert "only indicative" in said, "synthetic data: not what the curves were measured on"
 
 
 def test_train_page_reattaches_to_a_live_run_and_picks_up_new_metrics(app, tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import streamlit as st
 from cifar_core import data, hardware
 from cifar_core.analysis import caveats, charts
 from cifar_core.dashboard import cache, navigation, sidebar
-from cifar_core.model import preflight, recipes, specs
+from cifar_core.model import preflight, recipes, sizing, specs
 from cifar_core.model.config import (
     MAX_BATCH,
     MAX_EPOCHS,
@@ -19,9 +19,14 @@ from cifar_core.model.config import (
     TrainConfig,
 )
 from cifar_core.store import rundir, runs
+from cifar_core.studies import estimates, plans
 
 st.title("Train")
 POLL_S = 5.0  # the progress line's refresh (two small files); the curves are redrawn only when an epoch ends
+SIZED = "sized to the budget (fast, width picked at launch)"
+SIZED_HELP = ("Sized to the budget: the run measures the fast network's widths here in a few seconds and trains the "
+              "one predicted to reach the highest test accuracy in its budget.")
+PROBED = "train_probed_speeds"  # the family's speeds from the page's probe: ({name: (images/s, True)}, launch s)
 LAST = "train_last"  # the recipe last started, and per recipe its architecture and settings (the form's defaults)
 
 
@@ -102,11 +107,14 @@ def start_form() -> None:
                           + VALIDATION_LABELS[v])
     if validation == "test":
         st.warning(caveats.SEED_PROTOCOL + " Use it only to reproduce the seed study.")
+    budget_s = budget_field(d, source, problem) if recipe == "fast" else None
     with st.form("start", enter_to_submit=False):
-        names = list(choices)
-        default = last_arch if last_arch in names else ("fast" if recipe == "fast" else names[0])
-        arch = st.selectbox("Architecture", names, index=names.index(default), key=f"train_arch_{recipe}")
-        cfg = fast_fields(d) if recipe == "fast" else seed_fields(d)
+        names = [SIZED, *choices] if recipe == "fast" else list(choices)
+        default = last_arch if last_arch in names else names[0]
+        arch = st.selectbox("Architecture", names, index=names.index(default), key=f"train_arch_{recipe}",
+                            help=SIZED_HELP if recipe == "fast" else None)
+        cfg = recipes.fast_config(d, on_gpu=bool(hardware.nvidia_gpus()), time_budget=budget_s,
+                                  size_network=arch == SIZED) if recipe == "fast" else seed_fields(d)
         c6, c7, c8 = st.columns(3)
         subset = c6.number_input("Training subset (0 = all)", 0, 50000, d.subset or 0, step=500, key="train_subset")
         seed = c7.number_input("Seed", 0, 2**31 - 1, d.seed, key="train_seed")
@@ -117,7 +125,7 @@ def start_form() -> None:
     if submitted:
         cfg = replace(cfg, validation=validation, subset=int(subset) or None, seed=int(seed), precision=precision)
         st.session_state[LAST] = {**last, "recipe": recipe, recipe: (arch, cfg)}
-        start(choices[arch], cfg, source)
+        start(specs.FAST if arch == SIZED else choices[arch], cfg, source)
 
 
 def seed_fields(d: TrainConfig) -> TrainConfig:
@@ -132,11 +140,38 @@ def seed_fields(d: TrainConfig) -> TrainConfig:
                        augment=augment)
 
 
-def fast_fields(d: TrainConfig) -> TrainConfig:
+def budget_field(d: TrainConfig, source: str, problem: str | None) -> float:
+    """The time budget (outside the form, so the prediction below it follows each change) and what the sized
+    network is predicted to reach in it, from the speeds measured here."""
     minutes = st.number_input("Time budget (minutes, whole run)", 1.0, 24 * 60.0,
                               (d.time_budget or recipes.FAST_DEFAULT_BUDGET_S) / 60, step=1.0, key="train_minutes",
                               help="The number of epochs is fitted so the run ends within it.")
-    return recipes.fast_config(d, on_gpu=bool(hardware.nvidia_gpus()), time_budget=float(minutes) * 60)
+    budget_s = float(minutes) * 60
+    measured = st.session_state.get(PROBED) or sizing.latest_speeds([i.meta for i in runs.list_runs(cache.runs_dir())])
+    if problem:
+        return budget_s
+    if measured:
+        info = cache.data_summary(source)
+        sizes = TrainConfig().sizes(info["train_images"], info["test_images"])
+        choice = sizing.choose(measured[0], budget_s, measured[1], sizes, tta=True).to_dict()
+        where = "a speed probe" if st.session_state.get(PROBED) else "the last sized run's launch"
+        st.info(f"Sized to the budget, {sizing.prediction_text(choice)}: from the speeds {where} measured here. "
+                "The run measures them again at its launch, and may pick another width.")
+    else:
+        st.caption("No run here has measured this machine's speed of the fast network's widths yet: a run sized to "
+                   "the budget measures it at launch (a few seconds) and picks then.")
+    if not cache.read_only() and st.button("Measure this machine's speed (about 20 s)", key="train_probe"):
+        with st.spinner("Measuring the fast network's widths ..."):
+            planned = [plans.PlannedRun(name, spec, recipes.fast_config(TrainConfig(), False, budget_s))
+                       for name, spec in sizing.FAMILY.items()]
+            try:
+                found = estimates.probe_speeds(planned, list(sizing.FAMILY))
+            except runs.RunError as exc:
+                st.error(str(exc))
+                return budget_s
+        st.session_state[PROBED] = ({n: (s, True) for n, s in found.items()}, sizing.DEFAULT_LAUNCH_S)
+        st.rerun()
+    return budget_s
 
 
 def start(spec: specs.ArchitectureSpec, cfg: TrainConfig, source: str) -> None:
