@@ -29,6 +29,23 @@ BN_SETTLED = ("Batch-norm statistics settled: whether the averages a batch-norm 
 ACCURACY_GAP = ("Accuracy gap: training accuracy minus validation accuracy at the last epoch; the larger it is, the "
                 "more the model has memorised its training images rather than learned what carries over.")
 
+LABEL_ISSUES_TRUST = ("Likely label errors are judged by the models themselves (confident learning): an image is "
+                      "flagged when its given label disagrees with what the models are sure of. A model that is "
+                      "often confidently wrong flags its own mistakes too; published audits of CIFAR-10's test set "
+                      "put its real label errors near half a percent. Look at the images before you believe a flag.")
+SET_ASIDE = ("Accuracy with the flagged images set aside is optimistic by construction: the same models chose which "
+             "images to set aside. Read it as an upper bound, never as the model's accuracy.")
+
+
+def label_issues_weak(accuracy: float, flagged_share: float) -> str | None:
+    """Why a flagged share far above half a percent says more about the models than about the labels."""
+    if flagged_share <= 0.02:
+        return None
+    return (f"{flagged_share:.1%} of the images are flagged by models of {accuracy:.1%} accuracy: far more than the "
+            "half percent of real label errors audits found, so most flags here are the models' confident mistakes. "
+            "Averaging several stronger runs (a seed group, or runs picked on Compare) flags fewer and better.")
+
+
 GRAD_CAM_SCALE = ("Colours run from dark (no evidence) to light yellow (the strongest evidence in that map); each map "
                   "is scaled to its own strongest point, so compare colours within a map, not between images.")
 

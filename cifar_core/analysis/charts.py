@@ -361,7 +361,8 @@ def embedding_map(points: pd.DataFrame, pair: tuple[str, str], title: str = "", 
                alt.Tooltip("confidence:Q", format=".0%")]
     data = points.assign(mistake=points["wrong"].map({True: "wrong", False: "right"}))
     columns = ["x", "y", "position", "true", "predicted", "confidence", "mistake", "in_pair"]
-    base = alt.Chart(data[columns]).encode(
+    values = alt.Data(values=data[columns].to_dict("records"))  # inline values: 10,000 points pass Altair's row cap
+    base = alt.Chart(values).encode(
         x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None), tooltip=tooltip)
     dots = base.mark_point(size=14, filled=True, opacity=0.55).encode(
         color=alt.Color("true:N", scale=alt.Scale(scheme="tableau10"), legend=alt.Legend(title="true class")),

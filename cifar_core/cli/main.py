@@ -13,7 +13,7 @@ from cifar_core.cli.parser import build_parser
 from cifar_core.errors import LabError
 from cifar_core.store import runs
 
-WRITING_COMMANDS = ("train", "study", "import", "reproduce", "resume", "study-resume")
+WRITING_COMMANDS = ("train", "study", "import", "reproduce", "resume", "study-resume", "embed")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cifar_core.cli import mistakes
 from cifar_core.cli.architectures import cmd_arch
 from cifar_core.cli.options import add_executor_options, add_search_options, add_train_options
 from cifar_core.cli.results import (
@@ -120,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "0: before training)")
     p.add_argument("--json", action="store_true", help="every record as JSON")
     p.set_defaults(func=cmd_layers)
+
+    mistakes.add_commands(sub, common)
 
     p = sub.add_parser("compare", parents=[common], help="two runs: test accuracy with its 95%% interval, and "
                        "McNemar's exact test of whether one is really better")

@@ -277,3 +277,65 @@ def _calibration(run_dir: str, stamp: int, class_names: tuple[str, ...]):
 def calibration(run_dir: Path, class_names: list[str]):
     """A run's calibration summary (`calibration.summarize`), read again when its predictions change."""
     return _calibration(str(run_dir), _stamp(run_dir / rundir.PREDICTIONS), tuple(class_names))
+
+
+# --- model or label: embeddings, the map, neighbours, likely label errors ----------------------------------
+
+def _embedding_stamps(run_dir: Path) -> tuple[int, int, int]:
+    return tuple(_stamp(run_dir / name) for name in (rundir.EMBEDDINGS, rundir.MAP, rundir.PREDICTIONS))
+
+
+@st.cache_data(show_spinner="Placing the test images on the map ...", max_entries=8)
+def _map_points(run_dir: str, stamps: tuple, class_names: tuple[str, ...]) -> tuple[pd.DataFrame, str] | None:
+    from cifar_core.analysis import mistakes_map, projection
+    from cifar_core.store import embeddings
+
+    path = Path(run_dir)
+    held = embeddings.read(path)
+    if held is None:
+        return None
+    made = embeddings.read_map(path)
+    xy, method = made if made else (projection.project(held[0].vectors, "pca"), "pca")
+    return mistakes_map.frame(rundir.read_predictions(path), held[0], xy, list(class_names)), method
+
+
+def map_points(run_dir: Path, class_names: list[str]) -> tuple[pd.DataFrame, str] | None:
+    """(one row per test image: x, y, position, true, predicted, confidence, wrong; the projection it used), PCA
+    until the job has made the better map; None while the run has no embeddings. Raises DamagedRun."""
+    return _map_points(str(run_dir), _embedding_stamps(run_dir), tuple(class_names))
+
+
+@st.cache_resource(show_spinner="Indexing the training images ...", max_entries=4)
+def _neighbour_index(run_dir: str, stamp: int):
+    from cifar_core.analysis import neighbours
+    from cifar_core.store import embeddings
+
+    path = Path(run_dir)
+    train, held = embeddings.read_train(path), embeddings.read(path)
+    if train is None or held is None:
+        return None
+    return neighbours.Index(train.vectors, train.index, train.labels), held[0]
+
+
+def neighbour_index(run_dir: Path):
+    """(the training images' index, the test embeddings), or None until the job has made the training embeddings."""
+    return _neighbour_index(str(run_dir), _stamp(run_dir / rundir.TRAIN_EMBEDDINGS))
+
+
+@st.cache_data(show_spinner="Looking for likely label errors ...", max_entries=16)
+def _label_issues(run_dirs: tuple[str, ...], stamps: tuple) -> tuple[pd.DataFrame, str]:
+    import pandas as pd
+
+    from cifar_core.analysis import labelissues
+
+    infos = [runs.load_run(Path(p)) for p in run_dirs]
+    test, val, why = labelissues.judge(infos)
+    found = [labelissues.find(j) for j in (test, val) if j is not None]
+    return pd.concat(found, ignore_index=True), why
+
+
+def label_issues(run_dirs: list[Path]) -> tuple[pd.DataFrame, str]:
+    """Every test (and shared validation) image judged by the runs' averaged probabilities (labelissues.find), and
+    why validation was left out. Raises LabelIssuesError or DamagedRun."""
+    stamps = tuple(_embedding_stamps(p) for p in run_dirs)
+    return _label_issues(tuple(str(p) for p in run_dirs), stamps)

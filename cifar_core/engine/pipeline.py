@@ -15,21 +15,25 @@ EVAL_BATCH = 256
 
 
 def prepare_data(dataset: data_mod.Dataset, cfg: TrainConfig) -> dict[str, np.ndarray]:
-    """Train / validation / test arrays as the config asks: subset, then split or the seed's test protocol."""
-    x, y = data_mod.stratified_subset(dataset.x_train, dataset.y_train, cfg.subset or len(dataset.y_train),
-                                      cfg.seed)
+    """Train / validation / test arrays as the config asks: subset, then split or the seed's test protocol; with
+    each split's positions in the data set (`*_index`; `val_index` None where the test set validates)."""
+    size = cfg.subset or len(dataset.y_train)
+    x, y = data_mod.stratified_subset(dataset.x_train, dataset.y_train, size, cfg.seed)
+    train_index, _ = data_mod.stratified_subset(np.arange(len(dataset.y_train)), dataset.y_train, size, cfg.seed)
     x_test, y_test = dataset.x_test, dataset.y_test
     test_index = np.arange(len(y_test))
     if cfg.test_subset and cfg.test_subset < len(y_test):
         keep, _ = data_mod.stratified_indices(y_test, cfg.test_subset, cfg.seed)
         x_test, y_test, test_index = x_test[keep], y_test[keep], keep
+    val_index = None
     if cfg.validation == "test":
         x_val, y_val = x_test, y_test
     else:
-        size = min(cfg.validation_size, len(y) // 10)
-        x, y, x_val, y_val = data_mod.split_validation(x, y, size, cfg.seed)
-    return {"x_train": x, "y_train": y, "x_val": x_val, "y_val": y_val,
-            "x_test": x_test, "y_test": y_test, "test_index": test_index}
+        held = min(cfg.validation_size, len(y) // 10)
+        train_index, _, val_index, _ = data_mod.split_validation(train_index, y, held, cfg.seed)
+        x, y, x_val, y_val = data_mod.split_validation(x, y, held, cfg.seed)
+    return {"x_train": x, "y_train": y, "x_val": x_val, "y_val": y_val, "x_test": x_test, "y_test": y_test,
+            "train_index": train_index, "val_index": val_index, "test_index": test_index}
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None, augment: bool = False,

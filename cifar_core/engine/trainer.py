@@ -20,7 +20,7 @@ import numpy as np
 from cifar_core import data as data_mod
 from cifar_core import hardware
 from cifar_core.analysis import scores
-from cifar_core.engine import bncheck, runtime, sizer
+from cifar_core.engine import bncheck, embeddings, runtime, sizer
 from cifar_core.engine.callbacks import FitToBudget, Plan, StopFile, make_callbacks
 from cifar_core.engine.pipeline import EVAL_BATCH, make_dataset, prepare_data
 from cifar_core.model import specs
@@ -145,10 +145,10 @@ def predict(model, x: np.ndarray, tta: bool = False) -> np.ndarray:
 
 
 def evaluate_and_save(model, arrays: dict, class_names, run_dir: Path, tta: bool = False) -> dict:
-    """Test-set loss/accuracy, predictions.npz and report.json for the model as it is now (loss: mean
-    cross-entropy of the true class, the same however the run was trained)."""
+    """Test-set loss/accuracy, predictions.npz, embeddings.npz and report.json for the model as it is now (loss:
+    mean cross-entropy of the true class, the same however the run was trained)."""
     y = arrays["y_test"]
-    probs = predict(model, arrays["x_test"], tta)
+    probs = embeddings.record(run_dir, model, arrays, tta)
     scores.save_predictions(run_dir / rundir.PREDICTIONS, y, probs, arrays["test_index"])
     report = scores.build_report(y, probs.argmax(1), class_names)
     rundir.write_json_atomic(run_dir / rundir.REPORT, report)

@@ -8,7 +8,7 @@ from PIL import Image
 
 from cifar_core import data
 from cifar_core.analysis import caveats, charts, scores
-from cifar_core.dashboard import cache, links, sidebar
+from cifar_core.dashboard import cache, links, model_or_label, sidebar
 from cifar_core.engine import explain
 from cifar_core.store import rundir, runs
 
@@ -38,6 +38,29 @@ if not report:
 names = report["class_names"]
 for note in caveats.for_run(info.meta):
     st.warning(note)
+view = st.segmented_control("View", ["pairs", "map"], default="pairs", key="mis_view",
+                            format_func={"pairs": "By class pair", "map": "Map of what it sees"}.get)
+found = model_or_label.label_issues_ui(info, finished)
+flags = model_or_label.flag_notes(found, names)
+if found is not None:
+    judges = 1 + len(st.session_state.get(f"mis_judges_{run_id}", []))
+    st.caption(model_or_label.label_summary_line(found, judges), help=caveats.SET_ASIDE)
+    weak = caveats.label_issues_weak(float((found["given"] == found["suggested"]).mean()),
+                                     float(found["flagged"].mean()))
+    if weak:
+        st.caption(f":orange[{weak}]")
+
+
+def images() -> data.Dataset:
+    source = info.data.get("source", "")
+    try:
+        ds = cache.dataset(source)
+    except data.DataError as exc:
+        st.error(f"The test images of this run are not available: {exc}")
+        st.stop()
+    if ds.fingerprint != info.data.get("fingerprint"):
+        st.warning("The data at this run's source changed since it trained; images may not match its predictions.")
+    return ds
 
 
 def pick_clicked_cell(chart_key: str) -> None:
@@ -48,6 +71,12 @@ def pick_clicked_cell(chart_key: str) -> None:
 
 st.session_state.setdefault(links.TRUE_KEY, "cat" if "cat" in names else names[0])
 st.session_state.setdefault(links.PREDICTED_KEY, "dog" if "dog" in names else names[1])
+if view == "map":
+    ds = images()
+    pair = (st.session_state[links.TRUE_KEY], st.session_state[links.PREDICTED_KEY])
+    shown_positions = model_or_label.map_ui(info, names, preds, ds, pair, found)
+    model_or_label.neighbours_ui(info, ds, names, shown_positions, preds)
+    st.stop()
 
 left, right = st.columns([3, 2], gap="large")
 with left:
@@ -64,26 +93,22 @@ with right:
         st.button(f"{row.true} → {row.predicted}: {row.count}", key=f"top_{row.true}_{row.predicted}",
                   on_click=links.choose_pair, args=(row.true, row.predicted), width="stretch")
 
-c1, c2, c3 = st.columns([2, 2, 2])
+c1, c2, c3, c4 = st.columns([2, 2, 2, 2])
 true = c1.selectbox("True class", names, key=links.TRUE_KEY)
 predicted = c2.selectbox("Predicted as", names, key=links.PREDICTED_KEY)
 order = c3.radio("Sort", ["confident", "unsure"], horizontal=True,
                  format_func={"confident": "surest mistakes first", "unsure": "closest calls first"}.get)
+only_flagged = c4.checkbox("Only likely mislabeled", key="mis_only_flagged", disabled=found is None,
+                           help="Only the images the label check flags: their given label may be the mistake.")
 wrong = scores.misclassified(preds, names.index(true), names.index(predicted), order)
+if only_flagged and found is not None:
+    wrong = wrong[wrong["index"].isin(flags)].reset_index(drop=True)
 if true == predicted:
     st.info("Those are the correct predictions of the class; showing them sorted by confidence.")
 if wrong.empty:
-    st.success(f"No {true} image was predicted as {predicted}.")
+    st.success(f"No {true} image was predicted as {predicted}" + (" and flagged." if only_flagged else "."))
     st.stop()
-
-source = info.data.get("source", "")
-try:
-    ds = cache.dataset(source)
-except data.DataError as exc:
-    st.error(f"The test images of this run are not available: {exc}")
-    st.stop()
-if ds.fingerprint != info.data.get("fingerprint"):
-    st.warning("The data at this run's source changed since it trained; images may not match its predictions.")
+ds = images()
 
 
 def explain_ui() -> str | None:
@@ -136,7 +161,9 @@ def gallery_ui(shown, layer: str | None) -> None:
             image = Image.fromarray(picture).resize((picture.shape[1] * ZOOM, picture.shape[0] * ZOOM), Image.NEAREST)
             top = scores.top_k(np.asarray(preds["probs"][int(row.row)], dtype=np.float32), names, 3)
             col.image(image, width="stretch")
-            col.caption(f"test #{int(row.index)}  \n" + "  \n".join(f"{n}: {p:.1%}" for n, p in top))
+            badge = flags.get(int(row.index))
+            col.caption(f"test #{int(row.index)}  \n" + "  \n".join(f"{n}: {p:.1%}" for n, p in top)
+                        + (f"  \n:orange[{badge}]" if badge else ""))
 
 
 def feature_maps_ui(shown) -> None:
@@ -175,3 +202,4 @@ cam_layer = explain_ui()
 gallery_ui(shown, cam_layer)
 if cam_layer:
     feature_maps_ui(shown)
+model_or_label.neighbours_ui(info, ds, names, [int(i) for i in shown["index"]], preds)
