@@ -258,7 +258,7 @@ class FitToBudget(keras.callbacks.Callback):
             self.planner.epoch_done(self.last_batch - first_t, self.epoch_steps - first_steps,
                                     logs.get(VALIDATION_SECONDS))
         steps_done = epoch * self.plan.steps_per_epoch + self.epoch_steps
-        self.planner.busy = max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+        self.planner.busy = max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)) ** 0.5  # see budgetplan.FINISH_S
         if self.model.stop_training or (self.planned_steps is not None and steps_done >= self.planned_steps):
             self.model.stop_training = True  # the plan's last step, a cut epoch, or STOP
             return

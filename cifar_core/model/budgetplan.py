@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 MARGIN = 0.04  # the plan aims at 96% of the budget: the end lands within 92-100% with a few % of error either way
 INFERENCE_SHARE = 1 / 3  # an image predicted costs about a third of one trained (until a validation pass measured it)
 FINISH_S = 1.5  # after training: best weights loaded, batch-norm check, model.keras saved, reports (1.3 s measured
-# on 2 idle cores; 6.7 s with a load average of 7: it is scaled by the load, see BudgetPlanner.busy)
+# on 2 idle cores; 1.9 to 6.7 s with a load average of 7 to 10): scaled by the square root of the load per core
+# (BudgetPlanner.busy), a middle way between those
 RECENT_EPOCHS = 3  # the speed is the median over this many of the latest epochs
 
 
