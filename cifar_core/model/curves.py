@@ -20,8 +20,8 @@ TRAIN_IMAGES = 45_000  # an epoch of these curves
 CURVES: dict[str, tuple[tuple[float, float], ...]] = {  # network: ((epochs, test accuracy), ...)
     "fast-w0.25": ((2, 0.6356), (4, 0.6865)),
     "fast-w0.5": ((1, 0.6306), (2, 0.695), (4, 0.7501), (8, 0.7915)),
-    "fast-w0.75": ((2, 0.7304),),
-    "fast": ((4, 0.7921), (11, 0.8373)),  # issue 28's budgeted runs of 600 s and 1,800 s (float32, AVX2 EPYC)
+    "fast-w0.75": ((2, 0.7304), (4, 0.7804)),
+    "fast": ((2, 0.744), (4, 0.7921), (11, 0.8373)),  # 4 and 11: issue 28's budgeted runs (float32, AVX2 EPYC)
 }
 # engine/probe.py's model-only speeds (random images, no augmentation) on the idle machine above, 17:49
 IMAGES_PER_S = {"fast-w0.25": 5735, "fast-w0.5": 3673, "fast-w0.75": 2253, "fast": 888}
