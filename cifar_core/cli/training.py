@@ -21,8 +21,8 @@ def cmd_train(args) -> int:
     arch = args.arch or ("fast" if args.recipe == "fast" else "baseline")
     spec = specs.resolve(arch, specs.specs_dir(runs_dir(args)))
     cfg = config_from_args(args)
-    if cfg.recipe == "fast" and cfg.time_budget and not args.arch:  # the run measures and picks its network
-        cfg = replace(cfg, size_network=True)
+    if cfg.recipe == "fast" and cfg.time_budget and not args.arch and not args.seeds:
+        cfg = replace(cfg, size_network=True)  # the run measures and picks its network (seeds share the preset's)
     if args.name:
         runs.check_name(args.name)
     if plans.parse_seeds(args.seeds, cfg.seed):
