@@ -328,24 +328,27 @@ def parallel_coordinates_chart(long: pd.DataFrame, ends: pd.DataFrame, order: li
     y = alt.Y("position:Q", axis=None, scale=alt.Scale(domain=[-0.05, 1.05]))
     rules = alt.Chart(ends).mark_rule(color="#bbbbbb").encode(x=x, y=alt.Y("min(position):Q", axis=None),
                                                               y2="max(position):Q")
-    color = alt.Color("val acc:Q", title="validation accuracy", scale=alt.Scale(scheme="viridis"))
+    color = alt.Color("val acc:Q", title="validation accuracy", scale=alt.Scale(scheme="viridis"),
+                      legend=alt.Legend(type="gradient"))
     lines = alt.Chart(long).mark_line(opacity=0.8).encode(
         x=x, y=y, detail="trial:N", color=color,
         strokeDash=alt.StrokeDash("status:N", title="trial", sort=["completed", "pruned", "stopped"]))
     points = alt.Chart(long).mark_point(filled=True, size=40).encode(
-        x=x, y=y, color=color, tooltip=["trial", "param", "value", "status", alt.Tooltip("val acc:Q", format=".4f")])
+        x=x, y=y, color=alt.Color("val acc:Q", scale=alt.Scale(scheme="viridis"), legend=None),
+        tooltip=["trial", "param", "value", "status", alt.Tooltip("val acc:Q", format=".4f")])
     labels = alt.Chart(ends).mark_text(align="left", dx=6, color="#555555").encode(x=x, y=y, text="label:N")
     return (rules + lines + points + labels).properties(width=width, height=height,
                                                        title="Sampled settings, coloured by validation accuracy")
 
 
-def importance_chart(frame: pd.DataFrame, width: int = 360, height: int = 160) -> alt.Chart:
+def importance_chart(frame: pd.DataFrame, width: int = 360) -> alt.Chart:
     """How much of the completed trials' validation accuracy each setting explains (Optuna's fANOVA estimate)."""
     return alt.Chart(frame).mark_bar().encode(
-        x=alt.X("importance:Q", title="share of the variance explained", scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("param:N", sort="-x", title=None),
+        x=alt.X("importance:Q", title="share of the variance explained", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format=".0%", tickCount=5)),
+        y=alt.Y("param:N", sort="-x", title=None, axis=alt.Axis(labelLimit=0)),
         tooltip=["param", alt.Tooltip("importance:Q", format=".3f")],
-    ).properties(width=width, height=height, title="Importance of each setting")
+    ).properties(width=width, height=alt.Step(28), title="Importance of each setting", autosize=PAD)
 
 
 MAP_BRUSH = "region"  # the interval selection of the embedding map: the page reads its x and y ranges

@@ -148,7 +148,7 @@ def _charts(study_dir: Path, study: dict, trials) -> str | None:
     if importance.empty:
         st.caption("The importance of each setting appears once two trials have completed.")
     else:
-        st.vega_lite_chart(charts.importance_chart(importance).to_dict())
+        st.vega_lite_chart(charts.importance_chart(importance).to_dict(), width="content")
         st.caption("Optuna's fANOVA estimate from the completed trials: how much of their validation accuracy each "
                    "setting explains. With few trials it is rough.")
     points = event.selection.get(charts.POINT_SELECTION) if event and event.selection else None
