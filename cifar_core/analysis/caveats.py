@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from cifar_core.analysis import batchnorm
 from cifar_core.model.recipes import FAST_PLAN
+from cifar_core.store import rundir
 
 SEED_PROTOCOL = ("Validated and early-stopped on the test set (the seed notebook's protocol): "
                  "its test accuracy is optimistic.")
@@ -75,6 +76,12 @@ def _subset(n: int) -> str:
     return f"Trained on a stratified subset of {n:,} training images."
 
 
+def pruned(epoch: int, study: str) -> str:
+    """What a pruned trial's figures are: those of a run its search stopped early."""
+    return (f"Pruned by search {study} after epoch {epoch}: a weak trial (its validation accuracy below the earlier "
+            "trials' at that epoch), stopped early; its figures are those of a shortened run.")
+
+
 def for_run(meta: dict) -> list[str]:
     """What a reader of one run's figures must know: test-set validation, synthetic data, trained elsewhere,
     batch-norm statistics that had not settled."""
@@ -88,6 +95,8 @@ def for_run(meta: dict) -> list[str]:
         notes.append(SYNTHETIC)
     if batchnorm.unsettled(meta):
         notes.append(BN_UNSETTLED)
+    if meta.get("status") == rundir.PRUNED and meta.get(rundir.PRUNED_AT):
+        notes.append(pruned(meta[rundir.PRUNED_AT], meta.get("study", "?")))
     return notes
 
 

@@ -14,7 +14,7 @@ from cifar_core.dashboard import cache, navigation, sidebar
 from cifar_core.model import space, specs
 from cifar_core.model.config import ConfigError, TrainConfig
 from cifar_core.store import rundir, runs
-from cifar_core.studies import executors, records, search
+from cifar_core.studies import executors, records, report, search
 
 TRIAL_FORMATS = {search.VAL: st.column_config.NumberColumn(search.VAL, format="%.4f", help="best validation accuracy "
                                                            "of the trial (the search never reads the test set)"),
@@ -130,6 +130,8 @@ def panel(study_dir: Path) -> None:
         gain = search.gain_text(seeds)
         st.markdown(gain or "Whether the gain is real needs two finished seeds of each.")
     _open_buttons(run_id or clicked)
+    st.download_button("Download report (HTML, charts embedded)", lambda: report.html_report(study_dir),
+                       file_name=f"{study_dir.name}.html", mime="text/html", on_click="ignore", key="search_report")
 
 
 def _charts(study_dir: Path, study: dict, trials) -> str | None:

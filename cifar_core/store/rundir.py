@@ -50,6 +50,7 @@ RESUMABLE = ("interrupted", "failed")
 FINISHED = ("completed", "stopped", "pruned", "failed", "imported")
 CUT_SHORT = ("stopped", "pruned")  # ended before their plan: stopped by a user, or pruned by a search (weak trial)
 PRUNED = "pruned"
+PRUNED_AT = "pruned_after_epoch"  # run.json of a pruned run: the epoch after which its search asked it to stop
 IMPORTED = "imported"
 EXTERNAL_SPEC = {"name": "external"}  # the spec of an imported model whose layers no lab spec can describe
 DAMAGED = "damaged"

@@ -31,7 +31,7 @@ MAX_TRIALS = 500
 POLL_S = 0.5  # how often the driver reads its trials' epochs (a pruned trial stops within this)
 ROLE, TRIAL, BEST, PRESET = "role", "trial", "best", "preset"
 VAL = "val acc"  # the trials table's figure: the best validation accuracy of the run (never the test set)
-PRUNED_AT = "pruned_after_epoch"  # run.json: the epoch after which the search asked the trial to stop
+PRUNED_AT = rundir.PRUNED_AT
 
 
 class SearchError(LabError):
