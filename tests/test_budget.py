@@ -33,9 +33,11 @@ def simulate(budget_s: float, step_s: list[float], start_s: float = 8.0, spe: in
             if calls == 4 and not p.step_seconds:  # calibration from the first batches
                 p.calibrate((now - first[0]) / (done - first[1]))
                 plans.append(p.total_steps(now, done))
-            last_epoch = plans and -(-plans[-1] // spe) == epoch + 1
-            pace_now = (now - epoch_start) / (done - epoch * spe)
-            if plans and (done >= plans[-1] or (last_epoch and p.cut_now(now, done, plans[-1], pace_now))):
+            if plans and p.step_seconds and done < plans[-1]:  # shrink if this epoch is slow
+                shrunk = p.shrink(now, done, plans[-1], (now - epoch_start) / (done - epoch * spe))
+                if shrunk < plans[-1]:
+                    plans.append(shrunk)
+            if plans and done >= plans[-1]:
                 break
         last_batch = now
         now += 500 * predict_s  # the validation pass
@@ -69,11 +71,17 @@ def test_one_slow_epoch_is_not_taken_as_the_speed_and_the_run_still_ends_inside_
     assert plans[-1] >= steady_plans[-1] - 2 * 100 - 10, "but only about the two epochs' worth it lost"
 
 
-def test_a_slow_last_epoch_is_cut_so_the_run_ends_inside_its_budget():
-    steady_end, _, steady = simulate(120, [0.1])
+@pytest.mark.parametrize("slow_from_end", [1, 2])
+def test_slow_last_epochs_shrink_the_plan_so_the_run_ends_inside_its_budget(slow_from_end):
+    _, _, steady = simulate(120, [0.1])
     epochs = -(-steady[-1] // 100)
-    end, _, plans = simulate(120, [0.1] * (epochs - 1) + [0.2])  # the last epoch twice slower
-    assert end <= 120 and end >= 0.85 * 120, (end, plans)
+    end, _, plans = simulate(120, [0.1] * (epochs - slow_from_end) + [0.3])  # the last epochs three times slower
+    assert 0.92 * 120 <= end <= 120 and plans[-1] < steady[-1], (end, plans)
+
+
+def test_a_machine_that_stays_slow_shrinks_the_plan_at_the_next_epoch_end():
+    end, planner, plans = simulate(300, [0.1, 0.1, 0.3])  # three times slower from the third epoch on
+    assert 0.92 * 300 <= end <= 300 and plans[-1] < 0.5 * plans[0], (end, plans)
 
 
 def test_a_budget_shorter_than_one_epoch_trains_the_part_that_fits():

@@ -206,8 +206,8 @@ class FitToBudget(keras.callbacks.Callback):
     in steps, so the last epoch is cut where the time runs out; the one-cycle schedule is stretched or shrunk with
     the plan. An epoch's speed is timed from the end of its first call into TensorFlow (the first epoch's traces the
     graph) to its last; what lies between one epoch's last batch and the next one's start (validation, layer
-    records, backups) is timed as a cost per epoch. Within the last epoch the run stops early when that epoch runs
-    slower than planned. `clock` is the wall clock (a test may pass its own)."""
+    records, backups) is timed as a cost per epoch. Near the end, the plan shrinks within an epoch that runs
+    so much slower than planned that the plan would overrun. `clock` is the wall clock (a test may pass its own)."""
 
     async_safe = True
     CALIBRATION_CALLS = 3  # batch-end calls (executions) timed before the first estimate
@@ -244,10 +244,12 @@ class FitToBudget(keras.callbacks.Callback):
             self._apply(self.planner.total_steps(now, steps_done))
         if self.planned_steps is None:
             return
-        last_epoch = self.epoch + 1 >= self.plan.epochs
-        pace = (now - self.epoch_start) / max(self.epoch_steps, 1)
-        if steps_done >= self.planned_steps or (last_epoch and self.planner.cut_now(now, steps_done,
-                                                                                   self.planned_steps, pace)):
+        if steps_done < self.planned_steps and self.planner.step_seconds:  # shrink if this epoch is slow
+            pace = (now - self.epoch_start) / max(self.epoch_steps, 1)
+            shrunk = self.planner.shrink(now, steps_done, self.planned_steps, pace)
+            if shrunk < self.planned_steps:
+                self._apply(shrunk)
+        if steps_done >= self.planned_steps:
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):

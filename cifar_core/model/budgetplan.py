@@ -6,7 +6,7 @@ chunk of batches, where Keras can stop), and the one-cycle schedule is fitted to
 as the run ends. It is re-planned after every epoch from a robust speed (the median of the recent epochs, the first
 one left out once there are three others: it carries the tracing), so one slow epoch (another program on the machine)
 neither stretches the plan past the budget (its lost time is on the clock) nor shrinks it for the epochs after.
-Within the last epoch the run is also cut early when that epoch runs slower than planned.
+Near the end, the plan shrinks within an epoch that runs slower than planned.
 """
 
 from __future__ import annotations
@@ -85,8 +85,33 @@ class BudgetPlanner:
     def total_steps(self, now: float, steps_done: int) -> int:
         """The most steps (from the run's start, at least `steps_done`) whose training, the work after each epoch
         (validation, records), the test evaluation and finishing end by `end`, at the robust speed."""
-        step_s, predict_s = self.step_s(), self.predict_s()
-        left = self.end - now - predict_s * self.test_images * self.test_passes - self.finish_s * self.busy
+        return self._fit(now, steps_done, self.step_s(), self.end)
+
+    def shrink(self, now: float, steps_done: int, planned: int, pace_s: float) -> int:
+        """Within an epoch: the planned steps, fewer when at `pace_s` (seconds per step of this epoch so far, when
+        slower than the plan's) they and the work after them would end past 98% of the budget and what fits then
+        ends within this epoch or the next (a slow epoch further from the end is re-planned for at its end, from
+        the robust speed: the schedule is not shrunk for a passing slowness)."""
+        pace = max(pace_s, self.step_s())
+        limit = self.launched + self.budget_s * (1 - MARGIN / 2)
+        if self._end(now, steps_done, planned, pace) <= limit:
+            return planned
+        fits = self._fit(now, steps_done, pace, limit)
+        next_epoch_end = (steps_done // self.steps_per_epoch + 2) * self.steps_per_epoch
+        return min(planned, fits) if fits <= next_epoch_end else planned  # far from the end: re-planned at its end
+
+    def _after_training_s(self) -> float:
+        return self.predict_s() * self.test_images * self.test_passes + self.finish_s * self.busy
+
+    def _end(self, now: float, steps_done: int, planned: int, step_s: float) -> float:
+        """When a run at `step_s` a step that has done `steps_done` of `planned` steps writes its last file."""
+        epoch_ends = -(-planned // self.steps_per_epoch) - steps_done // self.steps_per_epoch
+        return now + (planned - steps_done) * step_s + epoch_ends * self.epoch_cost_s() + self._after_training_s()
+
+    def _fit(self, now: float, steps_done: int, step_s: float, end: float) -> int:
+        """The most steps (at least `steps_done`, at least 1) that end by `end` at `step_s` a step; an epoch that is
+        cut ends at a chunk's end (counted from the epoch's start)."""
+        left = end - now - self._after_training_s()
         per_epoch = self.epoch_cost_s()
         spe = self.steps_per_epoch
         epochs_done = steps_done // spe
@@ -98,22 +123,11 @@ class BudgetPlanner:
             if last_epoch_steps <= 0:
                 break
             if last_epoch_steps < spe:  # a cut epoch ends at a chunk's end
-                steps = (epochs - 1) * spe + max(last_epoch_steps // self.chunk * self.chunk, 0)
-                if steps <= (epochs - 1) * spe:
+                steps = (epochs - 1) * spe + last_epoch_steps // self.chunk * self.chunk
+                if steps <= max((epochs - 1) * spe, steps_done - 1):
                     break
             best = max(best, steps)
         return max(best, 1)
-
-    def cut_now(self, now: float, steps_done: int, planned: int, pace_s: float) -> bool:
-        """Within the last planned epoch: whether to stop now, because at `pace_s` (seconds per step of this epoch
-        so far, when slower than the plan's) the steps left, the last validation, the test evaluation and finishing
-        would end past 98% of the budget (a slow last epoch has no later re-plan to make up for it)."""
-        if steps_done >= planned:
-            return True
-        finish = (self.epoch_cost_s() + self.predict_s() * self.test_images * self.test_passes
-                  + self.finish_s * self.busy)
-        pace = max(pace_s, self.step_s())
-        return now + (planned - steps_done) * pace + finish > self.launched + self.budget_s * (1 - MARGIN / 2)
 
 
 def robust(per_epoch: list[float]) -> float:
