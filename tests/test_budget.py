@@ -158,3 +158,15 @@ def test_the_family_and_its_curves_agree():
     assert set(curves.CURVES) == set(sizing.FAMILY) == set(curves.IMAGES_PER_S)
     for points in curves.CURVES.values():
         assert [e for e, _ in points] == sorted(e for e, _ in points) and all(0.1 < a < 1 for _, a in points)
+
+
+def test_the_first_epochs_tracing_is_not_taken_for_the_cost_of_predicting():
+    """On a busy machine the first validation pass took 10 s (tracing) and predicted a 32 s test pass; it took 7."""
+    p = BudgetPlanner(0.0, 120, 351, 128, validation_images=5000, test_images=10_000, test_passes=2)
+    p.epoch_done(45.0, 316, validation_s=10.0)
+    p.between_epochs(12.0)
+    assert p.predict_s() == pytest.approx(45 / 316 / 128 * budgetplan.INFERENCE_SHARE)
+    assert p.epoch_cost_s() == pytest.approx(5000 * p.predict_s())
+    p.epoch_done(45.0, 316, validation_s=2.0)
+    p.between_epochs(3.0)
+    assert p.predict_s() == pytest.approx(2.0 / 5000) and p.epoch_cost_s() == 3.0

@@ -244,8 +244,9 @@ class FitToBudget(keras.callbacks.Callback):
             self._apply(self.planner.total_steps(now, steps_done))
         if self.planned_steps is None:
             return
-        if steps_done < self.planned_steps and self.planner.step_seconds:  # shrink if this epoch is slow
-            pace = (now - self.epoch_start) / max(self.epoch_steps, 1)
+        first_t, first_steps = self.first_call
+        if steps_done < self.planned_steps and self.planner.step_seconds and self.epoch_steps > first_steps:
+            pace = (now - first_t) / (self.epoch_steps - first_steps)  # this epoch's, shrunk if slow
             shrunk = self.planner.shrink(now, steps_done, self.planned_steps, pace)
             if shrunk < self.planned_steps:
                 self._apply(shrunk)

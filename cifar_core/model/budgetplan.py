@@ -41,6 +41,7 @@ class BudgetPlanner:
     step_seconds: list[float] = field(default_factory=list)  # per epoch: training seconds per step
     image_seconds: list[float] = field(default_factory=list)  # per epoch: validation seconds per image
     between_s: list[float] = field(default_factory=list)  # per epoch: from its last batch to the next one's start
+    between_calls: int = 0
     first_step_s: float | None = None  # from the first batches, until an epoch has been measured
 
     @property
@@ -66,15 +67,18 @@ class BudgetPlanner:
         self.first_step_s = seconds_per_step
 
     def epoch_done(self, train_s: float, steps: int, validation_s: float | None) -> None:
-        """An epoch's measured times: `train_s` for `steps` steps, `validation_s` for its validation pass."""
+        """An epoch's measured times: `train_s` for `steps` steps, `validation_s` for its validation pass (not
+        the first epoch's, which traces the prediction graph: 10 s against 2 on a busy machine)."""
         self.step_seconds.append(train_s / max(steps, 1))
-        if validation_s and self.validation_images:
+        if validation_s and self.validation_images and len(self.step_seconds) > 1:
             self.image_seconds.append(validation_s / self.validation_images)
 
     def between_epochs(self, seconds: float) -> None:
         """What one epoch cost beyond its steps: from its last batch to the next epoch's start (its validation pass,
-        metrics, best weights, layer records, backup)."""
-        self.between_s.append(seconds)
+        metrics, best weights, layer records, backup); the first epoch's is left out (it traces the graphs)."""
+        if self.between_calls:
+            self.between_s.append(seconds)
+        self.between_calls += 1
 
     def epoch_cost_s(self) -> float:
         """Seconds each epoch costs beyond its steps: as measured, else its validation pass."""
