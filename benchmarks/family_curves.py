@@ -2,14 +2,14 @@
 number of epochs E, one fast-recipe run of exactly E epochs (its one-cycle schedule fitted to E, as a budgeted run
 fits it) on the full training split, and its final test accuracy with test-time flips. Accuracy against epochs does
 not depend on the machine; its speed is measured at each launch. Prints each point as it lands (and appends it to
---out as a JSON line), then the table that cifar_core/model/curves.py holds.
+--out as a JSON line): the points cifar_core/model/curves.py holds.
 
     python benchmarks/family_curves.py [--data ../shared/data/cifar10-jpeg] [--points fast-w0.5:1,2,4 ...]
                                        [--batch N] [--probe-only]
 
---batch N trains with another batch (the peak learning rate scaled with it, as the recipe scales it): a recipe
-trial. --probe-only prints the launch probe's speed of each network (engine/sizer.py, best of --repeats), for
-curves.IMAGES_PER_S, and trains nothing.
+--batch N (with --subset N and --seed S) trains with another batch, the peak learning rate scaled with it as
+the recipe scales it: a recipe trial. --probe-only prints the launch probe's speed of each network
+(engine/sizer.py, best of --repeats), for curves.IMAGES_PER_S, and trains nothing.
 """
 
 from __future__ import annotations
@@ -66,13 +66,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="another batch size (a recipe trial)")
     parser.add_argument("--probe-only", action="store_true", help="print the launch probe's speeds, train nothing")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--subset", type=int, default=None, help="train on N stratified images (a recipe trial)")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     runtime.tensorflow()
     precision = runtime.configure(0, "auto")
     print(hardware.describe_machine(), f"precision {precision.policy}", flush=True)
     from cifar_core.engine.pipeline import prepare_data
 
-    base = recipes.fast_config(TrainConfig(layer_records=False), on_gpu=False)
+    base = recipes.fast_config(TrainConfig(layer_records=False, subset=args.subset, seed=args.seed), on_gpu=False)
     if args.batch:
         base = replace(base, batch_size=args.batch, learning_rate=recipes.FAST_PEAK_LR_PER_256 * args.batch / 256)
     arrays = prepare_data(data.load_dataset(args.data), base)
@@ -90,7 +92,8 @@ def main() -> None:
             point = run_point(arrays, name, e, base)
             print(json.dumps(point), flush=True)
             with args.out.open("a") as fh:
-                fh.write(json.dumps({**point, "precision": precision.policy, "batch": base.batch_size}) + "\n")
+                fh.write(json.dumps({**point, "precision": precision.policy, "batch": base.batch_size,
+                                     "subset": args.subset, "seed": args.seed}) + "\n")
 
 
 if __name__ == "__main__":
