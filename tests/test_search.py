@@ -132,6 +132,7 @@ def test_tiny_search_prunes_resumes_and_retrains_the_best(tiny_search):
         lines = rundir.read_metric_lines(runs_dir / row.run_id)
         assert lines[0]["epoch"] == 1 and not lines[0].get(rundir.PARTIAL), "its whole epoch is kept"
         assert (runs_dir / row.run_id / rundir.MODEL).exists(), "a pruned trial is a run like any other"
+        assert runs.load_run(runs_dir / row.run_id).meta["tags"] == [study_dir.name, "trial"]
     best = study["search"]["best"]
     done = trials[trials["status"] == "completed"]
     assert best["val_accuracy"] == pytest.approx(done["val acc"].max())

@@ -164,8 +164,12 @@ def cmd_studies(args) -> int:
             print(f"{s['id']:36s} damaged: {s['error']}")
             continue
         table = records.queue(Path(s["path"]))
-        print(f"{s['id']:36s} {s['kind']:13s} {records.status(s):11s} "
-              f"{records.finished_count(table)}/{len(table)} runs done")
+        done = f"{records.finished_count(table)}/{len(table)} runs done"
+        if s["kind"] == "search":
+            from cifar_core.studies import search
+
+            done += f" ({search.progress_text(s)})"
+        print(f"{s['id']:36s} {s['kind']:13s} {records.status(s):11s} {done}")
     return 0
 
 

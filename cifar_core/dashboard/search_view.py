@@ -99,7 +99,8 @@ def panel(study_dir: Path) -> None:
     info = study["search"]
     budget = f", time budget {runs.format_duration(info['time_budget'])}" if info.get("time_budget") else ""
     st.caption(f"Space: `{info['space']}` · {info['trials']} trials of {study['search']['arch']['name']}{budget} · "
-               f"pruner: {info['pruner']} · {runs.format_duration(info.get('elapsed_s') or 0)} searched")
+               f"pruner: {info['pruner']} · {runs.format_duration(info.get('elapsed_s') or 0)} searched · "
+               f"{search.progress_text(study)}")
     for note in caveats.for_study(study, records.finished_metas(study)):
         st.warning(note)
     trials = search.trials_table(study)

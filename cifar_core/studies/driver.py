@@ -63,7 +63,7 @@ def _run_here(study_dir: Path, study: dict, only: set[int] | None = None) -> str
             break
         print(f"[study] {entry['name']}: {run_dir.name}", flush=True)
         runs.wait(run_dir, timeout=7 * 24 * 3600, poll=POLL_S)
-    return _final_status(study_dir, "stopped" if (study_dir / rundir.STOP).exists() else "completed")
+    return final_status(study_dir, "stopped" if (study_dir / rundir.STOP).exists() else "completed")
 
 
 def _run_on_ray(study_dir: Path, study: dict, executor: Executor, only: set[int] | None = None) -> str:
@@ -73,7 +73,7 @@ def _run_on_ray(study_dir: Path, study: dict, executor: Executor, only: set[int]
     pending = [queued_for_ray(study_dir, study, i, entry) for i, entry in enumerate(study["runs"])
                if run_state(run_dir_of(study, entry)) not in HAS_RESULTS and (only is None or i in only)]
     connect_ray(study_dir, study, executor)
-    return _final_status(study_dir, ray_executor.run_study(executor, pending, (study_dir / rundir.STOP).exists))
+    return final_status(study_dir, ray_executor.run_study(executor, pending, (study_dir / rundir.STOP).exists))
 
 
 def connect_ray(study_dir: Path, study: dict, executor: Executor) -> dict:
@@ -87,7 +87,7 @@ def connect_ray(study_dir: Path, study: dict, executor: Executor) -> dict:
     return found
 
 
-def _final_status(study_dir: Path, final: str) -> str:
+def final_status(study_dir: Path, final: str) -> str:
     """`final`, except that a study which went through its runs while one of them ended without results (its
     trainer killed, its Ray node lost) is `interrupted`: study-resume continues that run."""
     study = read(study_dir)
@@ -130,7 +130,7 @@ def _new_run(study_dir: Path, study: dict, index: int, entry: dict, make) -> Pat
     run_dir = make(Path(study["runs_dir"]), specs.from_dict(entry["spec"]), TrainConfig.from_dict(entry["config"]),
                    study["data"], f"{study['id']}-{entry['name']}"[:80],
                    extra={"study": study["id"], "study_index": index, "labels": entry["labels"],
-                          **({"bn_momentum": entry["bn_momentum"]} if "bn_momentum" in entry else {})})
+                          **{k: entry[k] for k in ("bn_momentum", "tags") if k in entry}})
     set_run_id(study_dir, index, run_dir.name)
     return run_dir
 

@@ -197,7 +197,7 @@ def run(study_dir: Path, executor: Executor) -> str:
     if outcome != "completed":
         return outcome
     if not plan_seeds(study_dir, opt):
-        return driver._final_status(study_dir, "completed")
+        return driver.final_status(study_dir, "completed")
     study = records.read(study_dir)
     only = {i for i, e in enumerate(study["runs"]) if e["labels"].get(ROLE) != TRIAL}
     return driver.run_entries(study_dir, study, executor, only)
@@ -302,12 +302,13 @@ def _add_trial_entry(study_dir: Path, number: int, values: dict) -> int:
 
 
 def _entry(study: dict, name: str, spec: ArchitectureSpec, config: TrainConfig, labels: dict) -> dict:
-    """A planned run as study.json lists it, its batch-norm momentum lowered for short epochs as in every study."""
+    """A planned run as study.json lists it, its batch-norm momentum lowered for short epochs as in every study, and
+    tagged with the search and its role (trial, best, preset) for the Runs page's tag filter."""
     choice = plans.bn_momentum_choice(plans.PlannedRun(name, spec, config, labels), study["data"])
     if choice:
         config = replace(config, bn_momentum=choice["chosen"])
     return {"name": name, "spec": spec.to_dict(), "config": asdict(config), "labels": labels, "run_id": None,
-            **({"bn_momentum": choice} if choice else {})}
+            "tags": [study["id"], labels[ROLE]], **({"bn_momentum": choice} if choice else {})}
 
 
 def _launch(study_dir: Path, opt, number: int, executor: Executor) -> _Flight | None:
@@ -586,3 +587,13 @@ def summary_lines(study: dict) -> list[str]:
     if not seeds.empty:
         lines.append(gain_text(seeds) or "Whether the gain is real needs two finished seeds of each.")
     return lines
+
+
+def progress_text(study: dict) -> str:
+    """How far a search is, in a few words: trials finished of those asked for, how many pruned, the best so far."""
+    trials = trials_table(study)
+    done = trials[trials["status"].isin(rundir.HAS_RESULTS)]
+    completed = done[done["status"] == "completed"][VAL].dropna()
+    best = f"; best validation accuracy {completed.max():.4f}" if len(completed) else ""
+    pruned = int((done["status"] == rundir.PRUNED).sum())
+    return f"{len(done)} of {study['search']['trials']} trials finished, {pruned} pruned{best}"
