@@ -82,6 +82,7 @@ def test_a_fast_run_with_a_budget_ends_inside_it(tmp_path):
     assert meta["status"] == "completed" and meta["config"]["recipe"] == "fast"
     assert meta["spec"]["name"] == meta["budget_choice"]["network"] in sizing.FAMILY, "its network sized to the budget"
     assert meta["budget_choice"]["candidates"][0]["measured"], "the smallest network's speed measured at launch"
+    assert f"{meta['spec']['name']}, sized to the budget: predicted: " in out.stdout, "the CLI says the prediction"
     assert meta["finished"] - meta["launched"] <= budget, "from launch to the last file written"
     lines = rundir.read_metric_lines(run_dir)
     assert len(lines) == meta["planned_epochs"] >= 1, "it trains the epochs it planned, however few fit"

@@ -12,7 +12,7 @@ from cifar_core.cli.options import config_from_args, load_data, runs_dir
 from cifar_core.cli.output import epoch_line, print_outcome
 from cifar_core.cli.studies import follow_study, start_study
 from cifar_core.engine import importing
-from cifar_core.model import preflight, specs
+from cifar_core.model import preflight, sizing, specs
 from cifar_core.store import rundir, runs
 from cifar_core.studies import plans
 
@@ -48,6 +48,9 @@ def follow(run_dir: Path) -> int:
             while True:
                 info = runs.load_run(run_dir)
                 if info.meta.get("engine") and not engine_said:
+                    if isinstance(info.meta.get("budget_choice"), dict):
+                        progress.say(bars, f"{info.meta['spec']['name']}, sized to the budget: "
+                                     + sizing.prediction_text(info.meta["budget_choice"]))
                     progress.say(bars, runs.engine_text(info.meta["engine"]))
                     engine_said = True
                 lines = rundir.read_metric_lines(run_dir) if not info.damaged else []
