@@ -127,3 +127,17 @@ def test_architecture_train_compare_misclassified(server, finished_run):
         page.screenshot(path=str(SHOTS / "e2e-4-misclassified.png"))
         page.get_by_test_id("stImage").first.wait_for()
         page.get_by_text("test #").first.wait_for()
+
+        # The map of what the network sees: drag a region, and its images show with their probabilities.
+        page.get_by_text("Map of what it sees").click()
+        chart = page.locator(":is(canvas, svg.marks) >> visible=true").first  # vega draws on either
+        chart.wait_for(timeout=60_000)
+        box = chart.bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.05, box["y"] + box["height"] * 0.1)  # past the title
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.9, steps=6)
+        page.mouse.up()
+        page.get_by_text("images in the region").wait_for(timeout=60_000)
+        wait_rendered(page, "Misclassified images")
+        page.get_by_test_id("stImage").first.wait_for()
+        page.screenshot(path=str(SHOTS / "e2e-5-map.png"))

@@ -14,7 +14,7 @@ from cifar_core import data
 from cifar_core.analysis import compare
 from cifar_core.engine import importing
 from cifar_core.model import shapes, specs
-from cifar_core.store import rundir, runs
+from cifar_core.store import embeddings, rundir, runs
 
 DATA = data.synthetic_dataset()
 
@@ -111,6 +111,13 @@ def test_forcing_the_scale_and_the_saved_model_takes_0_to_255_like_every_run(see
     assert runs.load_run(run_dir).meta["imported"]["scale_probe"] == {}
     probs = predict(load_model(run_dir), DATA.x_test)
     assert np.allclose(probs, model.predict(DATA.x_test / 255.0, verbose=0), atol=1e-5)
+    # its embeddings are the input of the final Dense layer of the model inside the lab's rescaling
+    import keras
+
+    test, val = embeddings.read(run_dir)
+    inner = keras.Model(model.inputs, model.layers[-1].input)
+    expected = inner.predict(DATA.x_test / 255.0, verbose=0)
+    assert val is None and np.allclose(test.vectors.astype(np.float32), expected, rtol=1e-2, atol=1e-2)
 
 
 def test_auto_scale_probes_every_class_even_when_the_test_set_is_sorted_by_class():

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import cli
 
 from cifar_core.analysis import labelissues, mistakes_map, neighbours, projection
+from cifar_core.dashboard import model_or_label
 from cifar_core.store import embeddings, rundir
 
 
@@ -103,3 +105,51 @@ def test_cli_embeds_an_older_run_then_maps_finds_neighbours_and_label_issues(fin
     bad = cli("neighbours", run.name, "999999", runs_dir=runs_dir, check=False)
     assert bad.returncode == 2 and "has no test image #999999" in bad.stderr
     assert json.loads((run / rundir.RUN_JSON).read_text())["status"] == "completed"
+
+
+@pytest.fixture(scope="module")
+def ten_thousand(tmp_path_factory) -> tuple[Path, Path]:
+    """(runs folder, data folder): a real tiny run evaluated on 10,000 test images (CIFAR-10's test-set size)."""
+    from test_data import write_batches
+
+    from cifar_core import data
+
+    root = tmp_path_factory.mktemp("ten-thousand")
+    source = write_batches(root / "batches", data.synthetic_dataset(n_train=500, n_test=10_000, seed=5))
+    cli("train", "--arch", "baseline", "--data", str(source), "--epochs", "1", "--subset", "400",
+        "--name", "big-test", runs_dir=root / "runs")
+    return root / "runs", source
+
+
+def test_the_map_view_draws_10000_points_and_shows_a_region(ten_thousand, monkeypatch):
+    from conftest import APP, ROOT
+    from streamlit.testing.v1 import AppTest
+
+    runs_dir, source = ten_thousand
+    monkeypatch.setenv("CIFAR_LAB_RUNS", str(runs_dir))
+    monkeypatch.setenv("CIFAR_LAB_DATA", str(source))
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    at.switch_page("views/misclassified.py")
+    at.session_state["mis_view"] = "map"
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    points = [_rows(c.proto) for c in at.get("vega_lite_chart")]
+    assert 10_000 in points, f"the map's 10,000 points (the charts' data sets: {points})"
+    assert any("quick PCA placement" in c.value for c in at.caption)  # until the t-SNE map is made
+    assert any(b.label == "Make the t-SNE map" for b in at.button)
+    run_id = next(p.name for p in runs_dir.iterdir() if p.is_dir())
+    at.session_state[f"map_{run_id}"] = {"selection": {"region": {"x": [-1e9, 1e9], "y": [-1e9, 1e9]}}}
+    at.run()
+    assert any("**10,000** images in the region" in m.value for m in at.markdown)
+    assert len(at.get("image")) == model_or_label.MAX_SHOWN, "the region's first images, with their probabilities"
+
+
+
+def _rows(chart) -> int:
+    """How many rows a chart's data carries (Streamlit sends a spec's inline values as an Arrow table)."""
+    import pyarrow as pa
+
+    if chart.data.data:
+        return pa.ipc.open_stream(chart.data.data).read_all().num_rows
+    return max((len(layer.get("data", {}).get("values", [])) for layer in [json.loads(chart.spec)]), default=0)

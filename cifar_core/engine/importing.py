@@ -189,6 +189,7 @@ def _evaluate(run_dir: Path, model, scale: str, dataset: data_mod.Dataset) -> Pa
     lab_model = as_lab_model(model, scale)
     lab_model.save(run_dir / rundir.MODEL)
     _record_layers(run_dir, lab_model, dataset)
+    _record_embeddings(run_dir, lab_model, dataset)
     loss = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0)).mean())
     runs.update_run(run_dir, status=rundir.IMPORTED, error=None, params=int(model.count_params()), test_loss=loss,
                     test_accuracy=float((probs.argmax(1) == y).mean()), libraries=_versions(),
@@ -203,6 +204,18 @@ def _record_layers(run_dir: Path, model, dataset: data_mod.Dataset) -> None:
     keep = layerrecords.probe_indices(dataset.y_test, seed=0)
     record, _ = layerrecords.take(model, dataset.x_test[keep], dataset.y_test[keep], None, 0.0, 0)
     rundir.append_layer_record(run_dir, record)
+
+
+def _record_embeddings(run_dir: Path, model, dataset: data_mod.Dataset) -> None:
+    """The test images' embeddings (no validation split: the model may have trained on any training image)."""
+    from cifar_core.engine import embeddings
+    from cifar_core.store import embeddings as store
+
+    try:
+        vectors, _ = embeddings.outputs(model, dataset.x_test)
+    except embeddings.NoFeatureLayer:
+        return
+    store.write(run_dir, store.Embeddings(vectors, np.arange(len(dataset.y_test))))
 
 
 def import_in_subprocess(runs_dir: Path, content: bytes, file_name: str, source: str, name: str | None = None,

@@ -5,9 +5,9 @@ from functools import partial
 import numpy as np
 import streamlit as st
 
-from cifar_core.analysis import calibration, caveats, charts, figures, scores
+from cifar_core.analysis import calibration, caveats, charts, figures, labelissues, scores
 from cifar_core.analysis import layers as layer_stats
-from cifar_core.dashboard import cache, links, navigation, sidebar
+from cifar_core.dashboard import cache, links, model_or_label, navigation, sidebar
 from cifar_core.engine import importing
 from cifar_core.store import rundir, runs
 
@@ -105,6 +105,20 @@ def summary_ui() -> None:
     cols[2].metric("Best epoch", m.get("best_epoch") or "-")
     cols[3].metric("Parameters", f"{m['params']:,}" if m.get("params") else "-")
     cols[4].metric("Wall time", f"{m['wall_time']:.0f} s" if m.get("wall_time") else "-")
+    if info.has_results and not info.damaged:
+        label_issues_ui()
+
+
+def label_issues_ui() -> None:
+    """How many test images this run flags as likely mislabeled, and its accuracy with them set aside."""
+    try:
+        found, _ = cache.label_issues([info.path])
+    except (labelissues.LabelIssuesError, rundir.DamagedRun) as exc:
+        st.caption(f"No label check: {exc}")
+        return
+    test = found[found["split"] == "test"]
+    st.caption(model_or_label.label_summary_line(test, 1) + " See them on Misclassified.",
+               help=f"{caveats.LABEL_ISSUES_TRUST} {caveats.SET_ASIDE}")
 
 
 def results_ui() -> None:
