@@ -8,8 +8,8 @@ not depend on the machine; its speed is measured at each launch. Prints each poi
                                        [--batch N] [--probe-only]
 
 --batch N (with --subset N and --seed S) trains with another batch, the peak learning rate scaled with it as
-the recipe scales it: a recipe trial. --probe-only prints the launch probe's speed of each network
-(engine/sizer.py, best of --repeats), for curves.IMAGES_PER_S, and trains nothing.
+the recipe scales it; --ema M with a moving average of the weights: recipe trials. --probe-only prints the launch
+probe's speed of each network (engine/sizer.py, best of --repeats), for curves.IMAGES_PER_S, and trains nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar1
 DEFAULT_POINTS = ("fast-w0.25:2,4", "fast-w0.5:1,2,4,8", "fast-w0.75:2,4,8", "fast:2,4")
 
 
-def run_point(arrays: dict, name: str, epochs: int, cfg: TrainConfig) -> dict:
+def run_point(arrays: dict, name: str, epochs: int, cfg: TrainConfig, ema: float = 0.0) -> dict:
     """One run of `epochs` epochs of family network `name`: final test accuracy and steady training images/s."""
     import keras
 
@@ -41,6 +41,9 @@ def run_point(arrays: dict, name: str, epochs: int, cfg: TrainConfig) -> dict:
     steps = -(-len(arrays["y_train"]) // cfg.batch_size)
     lr = learning_rate(cfg, steps)
     model = compile_model(build_model(sizing.spec(name), bn_momentum=cfg.bn_momentum), cfg, steps, lr)
+    if ema:  # a moving average of the weights, copied into the model when fit ends (Keras's optimizer EMA)
+        model.optimizer.use_ema, model.optimizer.ema_momentum = True, ema
+        model.optimizer.ema_overwrite_frequency = None
     times: list[float] = []
 
     class Clock(keras.callbacks.Callback):
@@ -68,6 +71,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--subset", type=int, default=None, help="train on N stratified images (a recipe trial)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ema", type=float, default=0.0, help="train with a moving average of the weights of this "
+                        "momentum, taken as the final weights (a recipe trial)")
     args = parser.parse_args()
     runtime.tensorflow()
     precision = runtime.configure(0, "auto")
@@ -89,11 +94,11 @@ def main() -> None:
     for item in args.points:
         name, epochs = item.split(":")
         for e in (int(x) for x in epochs.split(",")):
-            point = run_point(arrays, name, e, base)
+            point = run_point(arrays, name, e, base, args.ema)
             print(json.dumps(point), flush=True)
             with args.out.open("a") as fh:
                 fh.write(json.dumps({**point, "precision": precision.policy, "batch": base.batch_size,
-                                     "subset": args.subset, "seed": args.seed}) + "\n")
+                                     "subset": args.subset, "seed": args.seed, "ema": args.ema}) + "\n")
 
 
 if __name__ == "__main__":
