@@ -215,7 +215,8 @@ def main() -> None:
     parser.add_argument("--budgets", default="60,120,600,1800",
                         help="the budget table's time budgets in seconds, one run each (comma-separated)")
     parser.add_argument("--seed-epochs", type=int, default=30, help="the seed recipe's epochs at most")
-    parser.add_argument("--rounds", type=int, default=4, help="rounds of plain Keras and engine epochs, alternated")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds of plain Keras and engine epochs, alternated (default 4; 2 with --quick)")
     parser.add_argument("--sections", default="throughput,seed,budgets",
                         help="which to run: throughput, seed (time to accuracy), budgets (the budget table)")
     parser.add_argument("--quick", action="store_true", help="20,000 images (stratified) and 2 rounds for the "
@@ -236,7 +237,7 @@ def main() -> None:
           f"validation, {len(arrays['y_test']):,} test; loaded in {time.monotonic() - t0:.1f} s "
           f"({time.monotonic() - PROCESS_START:.1f} s since the process started)")
     if "throughput" in sections:
-        throughput(tf, quick_arrays(arrays) if args.quick else arrays, rounds=2 if args.quick else args.rounds)
+        throughput(tf, quick_arrays(arrays) if args.quick else arrays, rounds=args.rounds or (2 if args.quick else 4))
     if "seed" in sections:
         seed_cfg = TrainConfig(epochs=5 if args.quick else args.seed_epochs)
         print("\n2. Time to test accuracy (training seconds, data already in memory)")
