@@ -57,6 +57,13 @@ class Dataset:
     def is_synthetic(self) -> bool:
         return self.kind == SYNTHETIC
 
+    def same_test_images(self, recorded: dict) -> bool:
+        """Whether these are the test images a run recorded (its run.json `data`): same files, or, where the files
+        were copied or touched since, the same pixels and labels."""
+        if self.fingerprint == recorded.get("fingerprint"):
+            return True
+        return bool(recorded.get("test_digest")) and self.test_digest() == recorded["test_digest"]
+
     def test_digest(self) -> str:
         """A hash of the test images and labels themselves: equal for the same test set wherever and whenever it
         was copied (the fingerprint also changes with file times, which is right for the decode cache only)."""

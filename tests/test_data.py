@@ -228,3 +228,11 @@ def test_subset_keeps_class_balance():
     ds = data.synthetic_dataset()
     _, y = data.stratified_subset(ds.x_train, ds.y_train, 300, seed=0)
     assert np.bincount(y).tolist() == [30] * 10
+
+
+def test_a_copied_or_touched_test_set_is_still_the_same_test_images(small):
+    recorded = small.describe()
+    assert small.same_test_images(recorded)
+    assert small.same_test_images({**recorded, "fingerprint": "touched-since"}), "same pixels, other file times"
+    assert not small.same_test_images({"fingerprint": "touched-since", "test_digest": "other-images"})
+    assert not small.same_test_images({"fingerprint": "touched-since"}), "an old run without a digest: can't tell"

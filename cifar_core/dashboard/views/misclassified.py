@@ -58,7 +58,7 @@ def images() -> data.Dataset:
     except data.DataError as exc:
         st.error(f"The test images of this run are not available: {exc}")
         st.stop()
-    if ds.fingerprint != info.data.get("fingerprint"):
+    if not ds.same_test_images(info.data):
         st.warning("The data at this run's source changed since it trained; images may not match its predictions.")
     return ds
 
