@@ -44,6 +44,8 @@ def add_commands(sub, common) -> None:
     p.add_argument("runs", nargs="+", help="run ids (or unique prefixes); several are averaged (a seed group)")
     p.add_argument("--out", type=Path, help="a CSV of every flagged image")
     p.add_argument("--show", type=int, default=12, help="flagged images printed, worst first (default 12)")
+    p.add_argument("--true", default="cat", help="also count this class's mistakes ... (default: cat)")
+    p.add_argument("--pred", default="dog", help="... taken for this one, and how many are flagged (default: dog)")
     p.set_defaults(func=cmd_label_issues)
 
 
@@ -155,6 +157,9 @@ def cmd_label_issues(args) -> int:
         split = found["split"].iloc[0]
         print(f"{split}: {s.flagged:,} of {s.images:,} images flagged by {who}; accuracy {s.accuracy:.4f}, "
               f"{s.accuracy_set_aside:.4f} with them set aside (an upper bound)")
+        if args.true in names and args.pred in names:
+            mistakes, flagged = labelissues.pair(found, names.index(args.true), names.index(args.pred))
+            print(f"{split}: {args.true} taken for {args.pred} {mistakes:,} times; {flagged:,} of them flagged")
         weak = caveats.label_issues_weak(s.accuracy, s.flagged / s.images)
         if weak:
             print(f"note: {weak}")
