@@ -336,7 +336,7 @@ def parallel_coordinates_chart(long: pd.DataFrame, ends: pd.DataFrame, order: li
     points = alt.Chart(long).mark_point(filled=True, size=40).encode(
         x=x, y=y, color=alt.Color("val acc:Q", scale=alt.Scale(scheme="viridis"), legend=None),
         tooltip=["trial", "param", "value", "status", alt.Tooltip("val acc:Q", format=".4f")])
-    labels = alt.Chart(ends).mark_text(align="left", dx=6, color="#555555").encode(x=x, y=y, text="label:N")
+    labels = alt.Chart(ends).mark_text(align="left", dx=7, dy=-8, color="#555555").encode(x=x, y=y, text="label:N")
     return (rules + lines + points + labels).properties(width=width, height=height,
                                                        title="Sampled settings, coloured by validation accuracy")
 

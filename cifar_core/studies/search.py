@@ -497,14 +497,13 @@ def axis_order(study: dict) -> list[str]:
 
 
 def axis_labels(study: dict):
-    """Each axis's ends as written in the space (low and high, or first and last choice), for the chart."""
+    """Each axis's marks as written in the space: a range's low and high, or every choice, for the chart."""
     import pandas as pd
 
     rows = []
     for p in space.parse(study["search"]["space"]).params:
-        ends = (p.choices[0], p.choices[-1]) if p.choices else (p.low, p.high)
-        rows += [{"param": p.axis, "position": float(pos), "label": space.word(v)} for pos, v in zip((0, 1), ends,
-                                                                                                     strict=True)]
+        marks = p.choices or (p.low, p.high)
+        rows += [{"param": p.axis, "position": p.position(v), "label": space.word(v)} for v in marks]
     return pd.DataFrame(rows)
 
 
