@@ -333,9 +333,8 @@ def parallel_coordinates_chart(long: pd.DataFrame, ends: pd.DataFrame, order: li
     lines = alt.Chart(long).mark_line(opacity=0.8).encode(
         x=x, y=y, detail="trial:N", color=color,
         strokeDash=alt.StrokeDash("status:N", title="trial", sort=["completed", "pruned", "stopped"]))
-    points = alt.Chart(long).mark_point(filled=True, size=40).encode(
-        x=x, y=y, color=alt.Color("val acc:Q", scale=alt.Scale(scheme="viridis"), legend=None),
-        tooltip=["trial", "param", "value", "status", alt.Tooltip("val acc:Q", format=".4f")])
+    points = alt.Chart(long).mark_point(filled=True, size=30, color="#444444", opacity=0.7).encode(
+        x=x, y=y, tooltip=["trial", "param", "value", "status", alt.Tooltip("val acc:Q", format=".4f")])
     labels = alt.Chart(ends).mark_text(align="left", dx=7, dy=-8, color="#555555").encode(x=x, y=y, text="label:N")
     return (rules + lines + points + labels).properties(width=width, height=height,
                                                        title="Sampled settings, coloured by validation accuracy")

@@ -469,8 +469,8 @@ def best_so_far(trials):
     the search would pick had it stopped there; pruned trials trained less and are never picked)."""
     done = trials[trials["status"].isin(rundir.HAS_RESULTS) & trials[VAL].notna()].sort_values("trial")
     completed = done[VAL].where(done["status"] == "completed")
-    return done.assign(**{"best so far": completed.astype(float).cummax()})[["trial", "status", VAL, "best so far",
-                                                                                 "run_id"]]
+    best = completed.astype(float).cummax().ffill()  # a pruned trial keeps the best before it
+    return done.assign(**{"best so far": best})[["trial", "status", VAL, "best so far", "run_id"]]
 
 
 def parallel_frame(study: dict, trials):
