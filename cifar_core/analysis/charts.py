@@ -321,7 +321,7 @@ def best_so_far_chart(frame: pd.DataFrame, width: int = 420, height: int = 260) 
 
 
 def parallel_coordinates_chart(long: pd.DataFrame, ends: pd.DataFrame, order: list[str], width: int = 560,
-                               height: int = 300) -> alt.LayerChart:
+                               height: int = 360) -> alt.LayerChart:
     """Each trial as a line across one axis per searched setting (its place between the space's ends, log axes in
     log), coloured by its validation accuracy; each axis is labelled with its ends as written in the space."""
     x = alt.X("param:N", sort=order, title=None, axis=alt.Axis(labelAngle=0, orient="top", labelFontWeight="bold"))
@@ -329,7 +329,7 @@ def parallel_coordinates_chart(long: pd.DataFrame, ends: pd.DataFrame, order: li
     rules = alt.Chart(ends).mark_rule(color="#bbbbbb").encode(x=x, y=alt.Y("min(position):Q", axis=None),
                                                               y2="max(position):Q")
     color = alt.Color("val acc:Q", title="validation accuracy", scale=alt.Scale(scheme="viridis"),
-                      legend=alt.Legend(type="gradient"))
+                      legend=alt.Legend(type="gradient", gradientLength=120))
     lines = alt.Chart(long).mark_line(opacity=0.8).encode(
         x=x, y=y, detail="trial:N", color=color,
         strokeDash=alt.StrokeDash("status:N", title="trial", sort=["completed", "pruned", "stopped"]))

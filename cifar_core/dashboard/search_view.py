@@ -136,23 +136,22 @@ def panel(study_dir: Path) -> None:
 
 
 def _charts(study_dir: Path, study: dict, trials) -> str | None:
-    """Best so far and parallel coordinates side by side, importance below; the run of a clicked point."""
+    """Parallel coordinates across the page, then best so far beside the importance; the run of a clicked point."""
     done = trials[trials[search.VAL].notna()]
     if done.empty:
         return None
-    c1, c2 = st.columns([2, 3])
-    event = c1.vega_lite_chart(charts.best_so_far_chart(search.best_so_far(trials), width=300).to_dict(),
-                               on_select="rerun",
-                               selection_mode=charts.POINT_SELECTION, key=f"best_{study_dir.name}")
-    c2.vega_lite_chart(charts.parallel_coordinates_chart(search.parallel_frame(study, trials),
+    st.vega_lite_chart(charts.parallel_coordinates_chart(search.parallel_frame(study, trials),
                                                          search.axis_labels(study), search.axis_order(study),
-                                                         width=440).to_dict())
+                                                         width=720).to_dict())
+    c1, c2 = st.columns(2)
+    event = c1.vega_lite_chart(charts.best_so_far_chart(search.best_so_far(trials), width=330).to_dict(),
+                               on_select="rerun", selection_mode=charts.POINT_SELECTION, key=f"best_{study_dir.name}")
     importance = importances(study_dir)
     if importance.empty:
-        st.caption("The importance of each setting appears once two trials have completed.")
+        c2.caption("The importance of each setting appears once two trials have completed.")
     else:
-        st.vega_lite_chart(charts.importance_chart(importance).to_dict(), width="content")
-        st.caption("Optuna's fANOVA estimate from the completed trials: how much of their validation accuracy each "
+        c2.vega_lite_chart(charts.importance_chart(importance, width=300).to_dict(), width="content")
+        c2.caption("Optuna's fANOVA estimate from the completed trials: how much of their validation accuracy each "
                    "setting explains. With few trials it is rough.")
     points = event.selection.get(charts.POINT_SELECTION) if event and event.selection else None
     return points[0].get("run_id") if points else None
