@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cifar_core.analysis import stats
@@ -93,7 +94,7 @@ def create(studies_dir: Path, runs_dir: Path, spec: ArchitectureSpec, config: Tr
     study_dir = studies_dir / runs.new_run_id(studies_dir, KIND)
     study_dir.mkdir()
     rundir.write_json_atomic(study_dir / records.STUDY_JSON, {
-        "id": study_dir.name, "kind": KIND, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "queued",
+        "id": study_dir.name, "kind": KIND, "created": datetime.now(UTC).isoformat(), "status": "queued",
         "data": data, "config": asdict(config), "runs_dir": str(runs_dir.resolve()), "seeds": None,
         "executor": asdict(executor), "runs": [],
         "search": {"arch": spec.to_dict(), "space": found.text(), "trials": settings.trials,
