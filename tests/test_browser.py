@@ -132,6 +132,7 @@ def test_architecture_train_compare_misclassified(server, finished_run):
         page.get_by_text("Map of what it sees").click()
         chart = page.locator(":is(canvas, svg.marks) >> visible=true").first  # vega draws on either
         chart.wait_for(timeout=60_000)
+        wait_rendered(page, "Misclassified images")  # the page has stopped moving: the drag lands where it aims
         box = chart.bounding_box()
         page.mouse.move(box["x"] + box["width"] * 0.05, box["y"] + box["height"] * 0.1)  # past the title
         page.mouse.down()
