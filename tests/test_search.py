@@ -89,7 +89,7 @@ TINY_SEARCH_GROUP = pytest.mark.xdist_group("tiny_search")
 TRIALS = 4
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # not module: xdist interleaves modules on a worker, and would build it twice
 def tiny_search(tmp_path_factory) -> tuple[Path, Path, str]:
     """A real search on synthetic data: four trials of two epochs, its driver killed while the second trial trains
     and the study resumed from the command line, then the best and the preset over 2 seeds."""
