@@ -17,7 +17,7 @@ from cifar_core import data
 from cifar_core.model import shapes, space, specs
 from cifar_core.model.config import TrainConfig
 from cifar_core.store import rundir, runs
-from cifar_core.studies import records, search
+from cifar_core.studies import records, search, search_results
 
 
 def test_space_parser_reads_ranges_log_scales_and_choices():
@@ -121,7 +121,7 @@ def test_tiny_search_prunes_resumes_and_retrains_the_best(tiny_search):
     opt = search.optuna_study(study_dir)
     assert [t.number for t in opt.trials] == list(range(TRIALS))
     assert not [t for t in opt.trials if t.state == optuna.trial.TrialState.RUNNING]
-    trials = search.trials_table(study)
+    trials = search_results.trials_table(study)
     assert list(trials["trial"]) == list(range(TRIALS)) and trials["run_id"].is_unique
     assert len({tuple(sorted(t.params.items())) for t in opt.trials}) == TRIALS, "the resumed sampler drew anew"
     assert len(runs.list_runs(runs_dir)) == TRIALS + 4, "each trial trained once, then 2 seeds of best and preset"
@@ -136,15 +136,15 @@ def test_tiny_search_prunes_resumes_and_retrains_the_best(tiny_search):
     best = study["search"]["best"]
     done = trials[trials["status"] == "completed"]
     assert best["val_accuracy"] == pytest.approx(done["val acc"].max())
-    seeds = search.seeds_table(study)
+    seeds = search_results.seeds_table(study)
     assert list(seeds["settings"]) == ["preset", "best"] * 2 and list(seeds["seed"]) == [1, 1, 2, 2]
     assert (seeds["status"] == "completed").all() and seeds["test acc"].notna().all()
     for run_id in seeds[seeds["settings"] == "best"]["run_id"]:
         cfg = runs.load_run(runs_dir / run_id).meta["config"]
         assert cfg["learning_rate"] == pytest.approx(best["params"]["lr"]) and cfg["validation"] == "split"
     assert "test acc" not in trials.columns, "a search never reads a trial's test accuracy"
-    summary = search.seeds_summary(seeds)
-    assert list(summary["seeds"]) == [2, 2] and search.gain_text(seeds).startswith("The best settings minus")
+    summary = search_results.seeds_summary(seeds)
+    assert list(summary["seeds"]) == [2, 2] and search_results.gain_text(seeds).startswith("The best settings minus")
     cli("study-report", study_dir.name, runs_dir=runs_dir)
     text = (study_dir / "report" / "report.md").read_text()
     assert "## Trials" in text and "## Seeds: the preset against the best settings" in text

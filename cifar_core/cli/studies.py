@@ -144,14 +144,14 @@ def _study_run_line(study: dict, entry: dict, row) -> str:
 def print_search(study: dict) -> None:
     """What a search found: its best settings, and the seeds table (preset against best, mean ± std on the test
     set) with whether the gain is real."""
-    from cifar_core.studies import report, search
+    from cifar_core.studies import report, search_results
 
-    print(search.best_text(study) or "No trial completed: nothing to retrain.")
-    seeds = search.seeds_table(study)
+    print(search_results.best_text(study) or "No trial completed: nothing to retrain.")
+    seeds = search_results.seeds_table(study)
     if not seeds.empty:
         print(report.markdown_table(seeds.drop(columns=["run_id"])))
-        print(report.markdown_table(search.seeds_summary(seeds)))
-        print(search.gain_text(seeds) or "The gain needs two finished seeds of each.")
+        print(report.markdown_table(search_results.seeds_summary(seeds)))
+        print(search_results.gain_text(seeds) or "The gain needs two finished seeds of each.")
 
 
 def cmd_studies(args) -> int:
@@ -166,9 +166,9 @@ def cmd_studies(args) -> int:
         table = records.queue(Path(s["path"]))
         done = f"{records.finished_count(table)}/{len(table)} runs done"
         if s["kind"] == "search":
-            from cifar_core.studies import search
+            from cifar_core.studies import search_results
 
-            done += f" ({search.progress_text(s)})"
+            done += f" ({search_results.progress_text(s)})"
         print(f"{s['id']:36s} {s['kind']:13s} {records.status(s):11s} {done}")
     return 0
 

@@ -14,7 +14,7 @@ from cifar_core.dashboard import cache, navigation, sidebar
 from cifar_core.model import space, specs
 from cifar_core.model.config import ConfigError, TrainConfig
 from cifar_core.store import rundir, runs
-from cifar_core.studies import executors, records, report, search
+from cifar_core.studies import executors, records, report, search, search_results
 
 TRIAL_FORMATS = {search.VAL: st.column_config.NumberColumn(search.VAL, format="%.4f", help="best validation accuracy "
                                                            "of the trial (the search never reads the test set)"),
@@ -84,7 +84,7 @@ def start(folder: Path, spec: specs.ArchitectureSpec, config: TrainConfig, setti
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _importances(study_dir: str, stamp: int):
-    return search.importances(Path(study_dir))
+    return search_results.importances(Path(study_dir))
 
 
 def importances(study_dir: Path):
@@ -100,14 +100,14 @@ def panel(study_dir: Path) -> None:
     budget = f", time budget {runs.format_duration(info['time_budget'])}" if info.get("time_budget") else ""
     st.caption(f"Space: `{info['space']}` · {info['trials']} trials of {study['search']['arch']['name']}{budget} · "
                f"pruner: {info['pruner']} · {runs.format_duration(info.get('elapsed_s') or 0)} searched · "
-               f"{search.progress_text(study)}")
+               f"{search_results.progress_text(study)}")
     for note in caveats.for_study(study, records.finished_metas(study)):
         st.warning(note)
-    trials = search.trials_table(study)
+    trials = search_results.trials_table(study)
     if trials.empty:
         st.info("Trials appear here as the search samples them.")
         return
-    st.markdown(search.best_text(study) or "No trial has completed yet.")
+    st.markdown(search_results.best_text(study) or "No trial has completed yet.")
     st.subheader("Trials")
     st.caption("Each trial is an ordinary run (open it below). Sorted by any column: click its header. The search "
                "reads validation accuracy only; a pruned trial stopped after the epoch shown, its epochs kept.")
@@ -115,12 +115,12 @@ def panel(study_dir: Path) -> None:
                           selection_mode="single-row", key=f"trials_{study_dir.name}", column_config=TRIAL_FORMATS)
     run_id = trials.iloc[picked.selection.rows[0]]["run_id"] if picked.selection.rows else None
     clicked = _charts(study_dir, study, trials)
-    seeds = search.seeds_table(study)
+    seeds = search_results.seeds_table(study)
     if not seeds.empty:
         st.subheader("Seeds: the preset against the best settings")
         st.caption("Both retrained over the same fresh seeds (not the seed the search used), then tested: the only "
                    "test-set figures of the search.")
-        st.dataframe(search.seeds_summary(seeds), hide_index=True, width="stretch",
+        st.dataframe(search_results.seeds_summary(seeds), hide_index=True, width="stretch",
                      column_config={c: st.column_config.NumberColumn(format="%.4f")
                                     for c in ("test acc mean", "test acc std", "min", "max")})
         chosen = st.dataframe(seeds.drop(columns=["run_id"]), hide_index=True, width="stretch", on_select="rerun",
@@ -128,7 +128,7 @@ def panel(study_dir: Path) -> None:
                               column_config={"test acc": st.column_config.NumberColumn(format="%.4f"),
                                              "best val acc": st.column_config.NumberColumn(format="%.4f")})
         run_id = seeds.iloc[chosen.selection.rows[0]]["run_id"] if chosen.selection.rows else run_id
-        gain = search.gain_text(seeds)
+        gain = search_results.gain_text(seeds)
         st.markdown(gain or "Whether the gain is real needs two finished seeds of each.")
     _open_buttons(run_id or clicked)
     st.download_button("Download report (HTML, charts embedded)", lambda: report.html_report(study_dir),
@@ -140,11 +140,11 @@ def _charts(study_dir: Path, study: dict, trials) -> str | None:
     done = trials[trials[search.VAL].notna()]
     if done.empty:
         return None
-    st.vega_lite_chart(charts.parallel_coordinates_chart(search.parallel_frame(study, trials),
-                                                         search.axis_labels(study), search.axis_order(study),
-                                                         width=720).to_dict())
+    frame = search_results.parallel_frame(study, trials)
+    st.vega_lite_chart(charts.parallel_coordinates_chart(frame, search_results.axis_labels(study),
+                                                         search_results.axis_order(study), width=720).to_dict())
     c1, c2 = st.columns(2)
-    event = c1.vega_lite_chart(charts.best_so_far_chart(search.best_so_far(trials), width=330).to_dict(),
+    event = c1.vega_lite_chart(charts.best_so_far_chart(search_results.best_so_far(trials), width=330).to_dict(),
                                on_select="rerun", selection_mode=charts.POINT_SELECTION, key=f"best_{study_dir.name}")
     importance = importances(study_dir)
     if importance.empty:

@@ -141,24 +141,25 @@ def markdown_table(df: pd.DataFrame) -> str:
 def search_sections(study_dir: Path) -> tuple[list[tuple[str, pd.DataFrame]], dict[str, alt.Chart]]:
     """A search's tables (its trials by validation accuracy, then the seeds: preset against best on the test set)
     and charts (best so far, parallel coordinates, importance)."""
-    from cifar_core.studies import search
+    from cifar_core.studies import search_results
 
     study = records.read(study_dir)
-    trials = search.trials_table(study)
-    seeds = search.seeds_table(study)
-    importance = search.importances(study_dir)
+    trials = search_results.trials_table(study)
+    seeds = search_results.seeds_table(study)
+    importance = search_results.importances(study_dir)
     shown = trials.drop(columns=["run_id"]).assign(**{k: trials[k].map(_sampled) for k in space_keys(study)})
     tables = [("Trials (validation accuracy; the search never reads the test set)", shown)]
     if not seeds.empty:
-        tables += [("Seeds: the preset against the best settings (test accuracy)", search.seeds_summary(seeds)),
+        tables += [("Seeds: the preset against the best settings (test accuracy)", search_results.seeds_summary(seeds)),
                    ("Seeds: each run", seeds.drop(columns=["run_id"]))]
     if not importance.empty:
         tables.append(("Importance of each setting (Optuna's fANOVA)", importance))
     chart_map = {}
     if trials["val acc"].notna().any():
-        chart_map["best_so_far"] = charts.best_so_far_chart(search.best_so_far(trials))
-        chart_map["parallel"] = charts.parallel_coordinates_chart(search.parallel_frame(study, trials),
-                                                                  search.axis_labels(study), search.axis_order(study))
+        chart_map["best_so_far"] = charts.best_so_far_chart(search_results.best_so_far(trials))
+        frame = search_results.parallel_frame(study, trials)
+        chart_map["parallel"] = charts.parallel_coordinates_chart(frame, search_results.axis_labels(study),
+                                                                  search_results.axis_order(study))
     if not importance.empty:
         chart_map["importance"] = charts.importance_chart(importance)
     return tables, chart_map
@@ -195,9 +196,9 @@ def _sections(study_dir: Path) -> tuple[dict, list[tuple[str, pd.DataFrame]], di
 def _caveats(study: dict) -> list[str]:
     notes = caveats.for_study(study, records.finished_metas(study))
     if study["kind"] == "search":
-        from cifar_core.studies import search
+        from cifar_core.studies import search_results
 
-        notes += search.summary_lines(study)
+        notes += search_results.summary_lines(study)
     return notes
 
 
