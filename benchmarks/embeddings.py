@@ -11,6 +11,7 @@ class, and scikit-learn's trustworthiness on 2,000 points), and times building t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import tempfile
 import time
@@ -20,6 +21,11 @@ import numpy as np
 
 from cifar_core import hardware
 from cifar_core.analysis import neighbours, projection
+
+
+def quiet(_description: str):
+    """No progress lines: the steps are timed here."""
+    return contextlib.nullcontext(lambda done, total: None)
 
 
 def main() -> None:
@@ -36,9 +42,9 @@ def main() -> None:
         run = Path(tmp) / args.run_dir.name
         shutil.copytree(args.run_dir, run, ignore=shutil.ignore_patterns("embeddings*.npz", "map.npz", "backup"))
         t0 = time.perf_counter()
-        engine_embeddings.make(run, train=False, say=lambda _: None)
+        engine_embeddings.make(run, train=False, counting=quiet)
         t1 = time.perf_counter()
-        engine_embeddings.make(run, train=True, say=lambda _: None)
+        engine_embeddings.make(run, train=True, counting=quiet)
         t2 = time.perf_counter()
         test, _ = store.read(run)
         train = store.read_train(run)

@@ -1,7 +1,7 @@
 """The 2-D map of a run's embeddings: a projection chosen by measuring speed and quality (benchmarks/embeddings.py).
 
-On 10,000 test embeddings of the full-data baseline, 2 busy AMD EPYC cores: PCA 0.5 s (same-class share of the
-10 nearest map neighbours 0.31, trustworthiness 0.80), openTSNE 53 s (0.55, 0.92), UMAP 55 s with its JIT
+On 10,000 test embeddings of the full-data baseline, 2 idle AMD EPYC cores: PCA under 0.1 s (same-class share
+of the 10 nearest map neighbours 0.31, trustworthiness 0.80), openTSNE 25 s (0.55, 0.92), UMAP 38 s with its JIT
 (0.53, 0.88). openTSNE keeps images among their neighbours best, so the map uses it; PCA is instant and is
 what the map shows until the t-SNE map is made. UMAP (not a dependency) is measured where it is installed.
 """
