@@ -153,3 +153,16 @@ def _rows(chart) -> int:
     if chart.data.data:
         return pa.ipc.open_stream(chart.data.data).read_all().num_rows
     return max((len(layer.get("data", {}).get("values", [])) for layer in [json.loads(chart.spec)]), default=0)
+
+
+def test_the_embeddings_benchmark_runs_on_a_run(finished_run):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    out = subprocess.run([sys.executable, "benchmarks/embeddings.py", str(finished_run), "--methods", "pca"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "CPU: " in out.stdout and "project pca" in out.stdout and "one 8-nearest query" in out.stdout
+    assert embeddings.read_map(finished_run) is None, "it works on a copy: the run itself is left as it was"
