@@ -56,10 +56,6 @@ def _finished(ref: str, args) -> runs.RunInfo:
     return info
 
 
-def _bar(description: str):
-    return progress.counting(description)
-
-
 def _ensure(info: runs.RunInfo, train: bool = False, map_: bool = False) -> None:
     """Make what the run lacks, here and now, with progress bars (embeddings of an older run, training
     embeddings, the map)."""
@@ -69,7 +65,7 @@ def _ensure(info: runs.RunInfo, train: bool = False, map_: bool = False) -> None
         from cifar_core.engine import embeddings as engine_embeddings
 
         try:
-            engine_embeddings.make(info.path, train, map_, counting=_bar)
+            engine_embeddings.make(info.path, train, map_, counting=progress.counting)
         except engine_embeddings.NoFeatureLayer as exc:
             raise runs.RunError(f"Run {info.run_id}: {exc}.") from None
 

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from cifar_core import data
 from cifar_core.analysis import caveats, charts
-from cifar_core.dashboard import cache, navigation, sidebar
+from cifar_core.dashboard import cache, launch, navigation, sidebar
 from cifar_core.model import space, specs
-from cifar_core.model.config import ConfigError, TrainConfig
+from cifar_core.model.config import TrainConfig
 from cifar_core.store import rundir, runs
 from cifar_core.studies import executors, records, report, search, search_results
 
@@ -67,19 +66,8 @@ def form(folder: Path, choices: dict[str, specs.ArchitectureSpec],
 def start(folder: Path, spec: specs.ArchitectureSpec, config: TrainConfig, settings: search.Settings,
           executor: executors.Executor) -> None:
     """Check everything, create and launch the search; a problem is shown and nothing is written."""
-    source = sidebar.current_source()
-    problem = sidebar.data_problem(source)
-    try:
-        if problem:
-            raise data.DataError(problem)
-        study_dir = search.create(folder, cache.runs_dir(), spec, config, cache.data_summary(source), settings,
-                                  executor)
-    except (ConfigError, data.DataError, runs.RunError, search.SearchError, space.SpaceError) as exc:
-        st.error(str(exc))
-        return
-    records.launch(study_dir)
-    st.session_state["study_id"] = study_dir.name
-    st.rerun()
+    launch.launch_study(lambda summary: search.create(folder, cache.runs_dir(), spec, config, summary, settings,
+                                                      executor))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from cifar_core import data
 from cifar_core.analysis import caveats, charts, stats
-from cifar_core.dashboard import cache, navigation, search_view, sidebar
+from cifar_core.dashboard import cache, launch, navigation, search_view, sidebar
 from cifar_core.model import specs
-from cifar_core.model.config import ConfigError, TrainConfig
+from cifar_core.model.config import TrainConfig
 from cifar_core.store import rundir, runs
 from cifar_core.studies import estimates, executors, plans, records, report
 
@@ -109,19 +108,8 @@ def momentum_ui(planned: list) -> None:
 def start(kind: str, cfg: TrainConfig, seeds: list[int] | None, spec: specs.ArchitectureSpec | None,
           executor: executors.Executor) -> None:
     """Check the data and every planned run, then launch the study; a problem is shown, nothing written."""
-    source = sidebar.current_source()
-    problem = sidebar.data_problem(source)
-    try:
-        if problem:
-            raise data.DataError(problem)
-        study_dir = records.create(folder, cache.runs_dir(), kind, cfg, cache.data_summary(source),
-                                   specs.saved_specs(cache.specs_folder()), seeds, spec, executor)
-    except (ConfigError, data.DataError, runs.RunError) as exc:
-        st.error(str(exc))
-        return
-    records.launch(study_dir)
-    st.session_state["study_id"] = study_dir.name
-    st.rerun()
+    launch.launch_study(lambda summary: records.create(folder, cache.runs_dir(), kind, cfg, summary,
+                                                       specs.saved_specs(cache.specs_folder()), seeds, spec, executor))
 
 
 def queue_panel(study_dir) -> None:
@@ -265,7 +253,7 @@ if not all_studies:
     st.stop()
 by_id = {s["id"]: s for s in all_studies}
 ids = list(by_id)
-chosen = st.session_state.get("study_id")
+chosen = st.session_state.get(launch.STUDY_KEY)
 study_id = st.selectbox("Study", ids, index=ids.index(chosen) if chosen in ids else 0,
                         format_func=lambda i: f"{i} ({records.status(by_id[i])})")
 study_dir = folder / study_id

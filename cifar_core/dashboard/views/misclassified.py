@@ -43,12 +43,7 @@ view = st.segmented_control("View", ["pairs", "map"], default="pairs", key="mis_
 found = model_or_label.label_issues_ui(info, finished)
 flags = model_or_label.flag_notes(found, names)
 if found is not None:
-    judges = 1 + len(st.session_state.get(f"mis_judges_{run_id}", []))
-    st.caption(model_or_label.label_summary_line(found, judges), help=caveats.SET_ASIDE)
-    weak = caveats.label_issues_weak(float((found["given"] == found["suggested"]).mean()),
-                                     float(found["flagged"].mean()))
-    if weak:
-        st.caption(f":orange[{weak}]")
+    model_or_label.label_summary_ui(found, 1 + len(st.session_state.get(f"mis_judges_{run_id}", [])))
 
 
 def images() -> data.Dataset:
