@@ -31,7 +31,7 @@ def mark(points: pd.DataFrame, pair: tuple[str, str], flagged: set[int] | None =
 
 
 def in_region(points: pd.DataFrame, region: dict | None) -> pd.DataFrame:
-    """The points inside a brushed region {'x': [lo, hi], 'y': [lo, hi]} (all of them when there is none)."""
+    """The points inside a brushed region {'x': [lo, hi], 'y': [lo, hi]} (none while no region is drawn)."""
     if not region or "x" not in region or "y" not in region:
         return points.iloc[0:0]
     (x0, x1), (y0, y1) = sorted(region["x"]), sorted(region["y"])

@@ -16,10 +16,6 @@ CHOSEN = "tsne"  # measured on 10,000 test embeddings on 2 cores: see benchmarks
 SEED = 0
 
 
-def best_method() -> str:
-    return CHOSEN
-
-
 TSNE_ITERATIONS = (250, 500)  # openTSNE's defaults: early exaggeration, then the main optimization
 PROGRESS_EVERY = 25
 FFT_FROM = 5_000  # openTSNE's FFT gradients pay a fixed grid cost: Barnes-Hut is faster below this many points

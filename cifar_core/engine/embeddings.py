@@ -87,9 +87,9 @@ def record(run_dir: Path, model, arrays: dict, tta: bool) -> np.ndarray:
     try:
         features = feature_model(model)
     except NoFeatureLayer:
-        probs = model.predict(make_dataset(arrays["x_test"], np.zeros(len(arrays["y_test"]), np.int64), EVAL_BATCH),
-                              verbose=0)
-        return np.asarray(probs, np.float32)
+        from cifar_core.engine.trainer import predict  # the plain evaluation, test-time flips included
+
+        return predict(model, arrays["x_test"], tta)
     test, probs = outputs(model, arrays["x_test"], tta, features)
     val = None
     if arrays.get("val_index") is not None:
@@ -138,7 +138,7 @@ def make(run_dir: Path, train: bool = False, map_: bool = False, counting=_lines
         store.write_train(run_dir, Embeddings(vectors, arrays["train_index"], arrays["y_train"]))
     if map_ and store.read_map(run_dir) is None:
         test, _ = store.read(run_dir)
-        method = projection.best_method()
+        method = projection.CHOSEN
         started = time.monotonic()
         with counting(f"mapping {len(test.index):,} test images to 2-D ({method})") as update:
             xy = projection.project(test.vectors, method, update)
