@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cifar_core import data, hardware
+from cifar_core import backends, data, hardware
 from cifar_core.model import recipes, space
 from cifar_core.model.config import OPTIMIZERS, PRECISIONS, RECIPES, VALIDATIONS, ConfigError, TrainConfig
 from cifar_core.store import runs
@@ -68,6 +68,9 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                    help="auto: mixed float16 on a GPU, mixed bfloat16 on a CPU with native bf16, else float32")
     p.add_argument("--gpus", type=int, default=d.gpus, metavar="N",
                    help="train one run on N GPUs of this machine (tf.distribute.MirroredStrategy; N >= 2)")
+    p.add_argument("--backend", choices=backends.CHOICES, default=backends.default(),
+                   help="Keras 3's backend (also $KERAS_BACKEND); auto: TensorFlow on a CPU, the fastest installed "
+                        "on a GPU")
     p.add_argument("--recipe", choices=RECIPES, default=d.recipe,
                    help="seed: the settings above; fast: the fast recipe's network and training plan")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
@@ -79,12 +82,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                       learning_rate=args.lr, patience=args.patience, seed=args.seed, validation=args.validation,
                       subset=args.subset, test_subset=args.test_subset, augment=args.augment,
-                      precision=args.precision, gpus=args.gpus)
+                      precision=args.precision, gpus=args.gpus, backend=args.backend)
     if args.recipe == "fast":
         cfg = recipes.fast_config(cfg, on_gpu=bool(hardware.nvidia_gpus()), time_budget=args.time_budget)
     elif args.time_budget:
         raise ConfigError("--time-budget needs --recipe fast (the seed recipe's length is its epochs and patience).")
-    return cfg.check()
+    cfg.check()
+    backends.for_run(cfg.backend, cfg.gpus)  # one that is not installed here is refused before any run exists
+    return cfg
 
 
 def runs_dir(args: argparse.Namespace) -> Path:

@@ -8,8 +8,8 @@ import numpy as np
 from cifar_core.analysis.batchnorm import CHECK_IMAGES, layer_gap, summary
 from cifar_core.engine import runtime
 
-runtime.tensorflow()
-import keras  # noqa: E402  (after runtime has imported TensorFlow quietly)
+runtime.keras()
+import keras  # noqa: E402  (after runtime has imported it quietly, on this process's backend)
 
 
 def check(model, x: np.ndarray, seed: int = 0) -> dict | None:
@@ -24,7 +24,7 @@ def check(model, x: np.ndarray, seed: int = 0) -> dict | None:
     gaps = {}
     for layer, seen in zip(layers, inputs if len(layers) > 1 else [inputs], strict=True):
         seen = np.asarray(seen, np.float64).reshape(-1, seen.shape[-1])
-        moving_mean, moving_var = (np.asarray(v.numpy(), np.float64)
+        moving_mean, moving_var = (np.asarray(keras.ops.convert_to_numpy(v), np.float64)
                                    for v in (layer.moving_mean, layer.moving_variance))
         gaps[layer.name] = layer_gap(moving_mean, moving_var, seen.mean(0), seen.var(0))
     return summary(gaps, len(pick))

@@ -15,8 +15,8 @@ from cifar_core.model import budgetplan
 from cifar_core.model.config import TrainConfig
 from cifar_core.store import rundir, runs
 
-tf = runtime.tensorflow()
-import keras  # noqa: E402  (after runtime has imported TensorFlow quietly)
+runtime.keras()
+import keras  # noqa: E402  (after runtime has imported it quietly, on this process's backend)
 
 PROGRESS_EVERY_S = 0.5
 

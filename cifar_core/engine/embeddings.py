@@ -24,8 +24,8 @@ from cifar_core.store import embeddings as store
 from cifar_core.store import rundir
 from cifar_core.store.embeddings import Embeddings
 
-runtime.tensorflow()
-import keras  # noqa: E402  (after runtime has imported TensorFlow quietly)
+runtime.keras()
+import keras  # noqa: E402  (after runtime has imported it quietly, on this process's backend)
 
 
 class NoFeatureLayer(ValueError):

@@ -1,6 +1,6 @@
 """Why a model decides as it does: Grad-CAM heat maps and the activations of its conv layers.
 
-Only the functions that run a model import TensorFlow (through the model they are given); the image helpers
+Only the functions that run a model import Keras (through the model they are given); the image helpers
 (colour map, overlay, tiles) are plain numpy, so pages that show results stay light.
 """
 
@@ -109,26 +109,29 @@ class GradCam:
 
     def __call__(self, images: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """Heat maps in [0, 1] with the images' height and width, one per (image, class) pair."""
-        from cifar_core.engine import runtime
+        import keras
 
-        tf = runtime.tensorflow()
+        from cifar_core.engine import autodiff
 
         if not len(images):
             return np.zeros((0, *images.shape[1:3]), dtype=np.float32)
-        x = tf.convert_to_tensor(images)
+        x = keras.ops.convert_to_tensor(images)
         for layer in self._before:
             x = layer(x, training=False)
-        features = x
-        with tf.GradientTape() as tape:
-            tape.watch(features)
+        chosen = keras.ops.convert_to_tensor(np.asarray(classes, np.int32)[:, None])
+
+        def class_scores(features):
             for layer in self._after:
-                x = layer(x, training=False)
-            scores = self._logits(tf.cast(x, tf.float32))
-            chosen = tf.gather(scores, tf.convert_to_tensor(classes, dtype=tf.int32), axis=1, batch_dims=1)
-        grads = tf.cast(tape.gradient(chosen, features), tf.float32)
-        weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-        cam = tf.nn.relu(tf.reduce_sum(weights * tf.cast(features, tf.float32), axis=-1, keepdims=True))
-        cam = tf.image.resize(cam, images.shape[1:3], method="bilinear")[..., 0].numpy()
+                features = layer(features, training=False)
+            scores = self._logits(keras.ops.cast(features, "float32"))
+            return keras.ops.take_along_axis(scores, chosen, axis=1)[:, 0]
+
+        _, grads = autodiff.input_gradient(class_scores, x)
+        features = keras.ops.cast(x, "float32")
+        weights = keras.ops.mean(keras.ops.cast(grads, "float32"), axis=(1, 2), keepdims=True)
+        cam = keras.ops.relu(keras.ops.sum(weights * features, axis=-1, keepdims=True))
+        cam = keras.ops.convert_to_numpy(keras.ops.image.resize(cam, images.shape[1:3], interpolation="bilinear"))
+        cam = cam[..., 0]
         peak = cam.reshape(len(cam), -1).max(axis=1)[:, None, None]
         return np.where(peak > 0, cam / np.where(peak > 0, peak, 1), 0).astype(np.float32)
 
@@ -161,7 +164,7 @@ def activations(model, image: np.ndarray, layers: list[str]) -> dict[str, np.nda
     for layer in model.layers:
         x = layer(x, training=False)
         if layer.name in layers:
-            found[layer.name] = np.asarray(x[0], dtype=np.float32)
+            found[layer.name] = keras.ops.convert_to_numpy(x[0]).astype(np.float32)
         if len(found) == len(layers):
             break
     return found

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from cifar_core.analysis import layers as layer_stats
-from cifar_core.engine import runtime
+from cifar_core.engine import autodiff, runtime
 from cifar_core.store import rundir
 
-tf = runtime.tensorflow()
-import keras  # noqa: E402  (after runtime has imported TensorFlow quietly)
+runtime.keras()
+import keras  # noqa: E402  (after runtime has imported it quietly, on this process's backend)
 
 PROBE_IMAGES = 256
 FIRST_EPOCH_AT = (0.1, 0.25, 0.5)  # shares of the first epoch with a record: most change happens there
@@ -63,15 +63,15 @@ def take(model, x: np.ndarray, y: np.ndarray, previous: dict | None, epoch: floa
     layers = flat_layers(model) if _is_sequential(model) else model.layers
     watched = _watched(layers)
     variables = [v for layer, _ in watched for v in layer.trainable_weights]
-    outputs, probs, loss, grads = _pass(model, layers, watched, variables)(tf.constant(x), tf.constant(y))
+    outputs, probs, loss, grads = _pass(model, layers, watched, variables)(x, y)
     grads = dict(zip([id(v) for v in variables], grads, strict=True))
     now = {layer.name: [np.array(w) for w in layer.get_weights()] for layer, _ in watched}
     entries = [_entry(order, layer, shown, outputs, grads, now, previous)
                for order, (layer, shown) in enumerate(watched)]
     first = next((layer for layer, _ in watched if type(layer).__name__ == "Conv2D"), None)
     filters = np.asarray(first.get_weights()[0], np.float32) if first is not None else None
-    record = {"epoch": round(float(epoch), 4), "step": int(step), "probe_loss": float(loss),
-              "probe_accuracy": float(np.mean(np.argmax(np.asarray(probs), 1) == y)), "layers": entries,
+    record = {"epoch": round(float(epoch), 4), "step": int(step), "probe_loss": float(_numpy(loss)),
+              "probe_accuracy": float(np.mean(np.argmax(_numpy(probs), 1) == y)), "layers": entries,
               "filters": {"shape": list(filters.shape), "values": np.round(filters.ravel(), 5).tolist()}
               if filters is not None else None}
     return record, now
@@ -81,28 +81,29 @@ _PASSES: dict[int, object] = {}  # one compiled probe pass per model: traced at 
 
 
 def _pass(model, layers: list, watched: list, variables: list):
-    """The forward and backward pass over the probe batch as one tf.function (eager, it took most of a record's
-    time): the shown layers' outputs, the probabilities, the loss and its gradient for every watched weight."""
+    """The forward and backward pass over the probe batch (one graph on TensorFlow: autodiff.compiled): the
+    shown layers' outputs, the probabilities, the loss and its gradient for every watched weight."""
     if id(model) not in _PASSES:
         shown = [s for _, s in watched if s is not None]
 
-        @tf.function
         def run(x, y):
-            with tf.GradientTape() as tape:
+            def loss_fn():
                 outputs, probs = _forward(model, layers, shown, x)
-                one_hot = tf.one_hot(y, probs.shape[-1])
-                loss = tf.reduce_mean(keras.losses.categorical_crossentropy(one_hot, tf.cast(probs, tf.float32)))
-            kept = {s.name: outputs[s.name] for s in shown}
-            return kept, probs, loss, tape.gradient(loss, variables)
+                one_hot = keras.ops.one_hot(y, probs.shape[-1])
+                loss = keras.ops.mean(keras.losses.categorical_crossentropy(one_hot, keras.ops.cast(probs, "float32")))
+                return loss, ({s.name: outputs[s.name] for s in shown}, probs)
+
+            loss, (kept, probs), grads = autodiff.weight_gradients(loss_fn, variables)
+            return kept, probs, loss, grads
 
         _PASSES.clear()  # a process records one model at a time: the trainer's, or one at import
-        _PASSES[id(model)] = run
+        _PASSES[id(model)] = autodiff.compiled(run)
     return _PASSES[id(model)]
 
 
 def _forward(model, layers: list, shown: list, x):
     """The probe batch through the model (inference mode), keeping the outputs of the `shown` layers."""
-    x = tf.cast(x, tf.float32)  # a lab model rescales 0-255 itself; others take floats too
+    x = keras.ops.cast(x, "float32")  # a lab model rescales 0-255 itself; others take floats too
     if _is_sequential(model):
         outputs, h = {}, x
         for layer in layers:
@@ -121,13 +122,17 @@ def _entry(order: int, layer, shown, outputs: dict, grads: dict, now: dict, prev
     weights = now[layer.name]
     trainable = [g for g in (grads.get(id(v)) for v in layer.trainable_weights) if g is not None]
     entry = {"name": layer.name, "kind": kind, "order": order,
-             "act": layer_stats.activation_stats(np.asarray(outputs[shown.name])) if shown is not None else None,
-             "grad_norm": layer_stats.norm([np.asarray(g) for g in trainable]) if trainable else None,
-             "weight_norm": layer_stats.norm([np.asarray(w) for w in layer.trainable_weights]),
+             "act": layer_stats.activation_stats(_numpy(outputs[shown.name])) if shown is not None else None,
+             "grad_norm": layer_stats.norm([_numpy(g) for g in trainable]) if trainable else None,
+             "weight_norm": layer_stats.norm([_numpy(w) for w in layer.trainable_weights]),
              "update": layer_stats.relative_change(weights, (previous or {}).get(layer.name))}
     if kind == "BatchNormalization":
         entry["bn"] = _bn_drift(layer, weights, (previous or {}).get(layer.name))
     return entry
+
+
+def _numpy(x) -> np.ndarray:
+    return keras.ops.convert_to_numpy(x)
 
 
 def _bn_drift(layer, now: list[np.ndarray], before: list[np.ndarray] | None) -> dict:

@@ -7,8 +7,8 @@ from cifar_core.model.config import TrainConfig
 from cifar_core.model.shapes import INPUT_SIZE, NUM_CLASSES
 from cifar_core.model.specs import ArchitectureSpec, check
 
-runtime.tensorflow()
-import keras  # noqa: E402  (after runtime has imported TensorFlow quietly)
+runtime.keras()
+import keras  # noqa: E402  (after runtime has imported it quietly, on this process's backend)
 from keras import layers  # noqa: E402
 
 
@@ -62,6 +62,13 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         down = self.peak * keras.ops.maximum(total - step, 0.0) / keras.ops.maximum(total - rise, 1.0)
         return keras.ops.where(step < rise, up, down)
 
+    def attach(self, optimizer) -> None:
+        """Make `total_steps` one of the optimizer's variables: a JAX train step then takes it as state and reads
+        what FitToBudget assigns (a variable of its own would be baked into the compiled step as a constant)."""
+        value = float(keras.ops.convert_to_numpy(self.total_steps))
+        self.total_steps = optimizer.add_variable((), keras.initializers.Constant(value), "float32",
+                                                  name="total_steps")
+
     def get_config(self) -> dict:
         return {"peak": self.peak, "total_steps": int(keras.ops.convert_to_numpy(self.total_steps)),
                 "warmup": self.warmup}
@@ -89,18 +96,30 @@ def make_optimizer(cfg: TrainConfig, lr):
 
 
 def steps_per_execution(cfg: TrainConfig, steps_per_epoch: int) -> int:
-    """Batches per call into TensorFlow: enough to hide Python's per-call overhead, few enough that progress,
-    the ETA and STOP still react within a couple of seconds (about ten calls per epoch, at most 64 batches)."""
+    """Batches per call into the backend: enough to hide Python's per-call overhead, few enough that progress,
+    the ETA and STOP still react within a couple of seconds (about ten calls per epoch, at most 64 batches).
+    Keras's PyTorch trainer runs one batch per call."""
+    if keras.backend.backend() == "torch":
+        return 1
     return cfg.steps_per_execution or max(1, min(64, steps_per_epoch // 10))
+
+
+def jit_compile(on_gpu: bool) -> bool | str:
+    """XLA for TensorFlow where it helps (a GPU); JAX always compiles with XLA; PyTorch's compile is left to Keras
+    ("auto": off)."""
+    return on_gpu if keras.backend.backend() == "tensorflow" else "auto"
 
 
 def compile_model(model, cfg: TrainConfig, steps_per_epoch: int, lr=None, on_gpu: bool = False):
     """The seed's loss (categorical cross-entropy on one-hot labels, optionally smoothed) with the config's
     optimizer and learning rate or schedule (`lr`, default from the config); several batches per execution;
-    XLA where it helps (a GPU)."""
+    XLA where it helps."""
     lr = learning_rate(cfg, steps_per_epoch) if lr is None else lr
-    model.compile(optimizer=make_optimizer(cfg, lr),
+    optimizer = make_optimizer(cfg, lr)
+    if isinstance(lr, OneCycle):
+        lr.attach(optimizer)
+    model.compile(optimizer=optimizer,
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
                   metrics=["accuracy"], steps_per_execution=steps_per_execution(cfg, steps_per_epoch),
-                  jit_compile=on_gpu)
+                  jit_compile=jit_compile(on_gpu))
     return model

@@ -1,5 +1,6 @@
-"""The input pipeline: train / validation / test arrays as a config asks, and tf.data batches of uint8 images
-(scaling, flips and shifts run in the graph)."""
+"""The input pipeline: train / validation / test arrays as a config asks, and batches of uint8 images with one-hot
+labels: tf.data where TensorFlow is the backend (flips and shifts run in its graph), a Keras PyDataset of NumPy
+batches on JAX and PyTorch (which need no TensorFlow installed)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from cifar_core import data as data_mod
 from cifar_core.engine import runtime
 from cifar_core.model.config import TrainConfig
 
-tf = runtime.tensorflow()
+keras = runtime.keras()
 
 EVAL_BATCH = 256
 
@@ -38,9 +39,17 @@ def prepare_data(dataset: data_mod.Dataset, cfg: TrainConfig) -> dict[str, np.nd
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None, augment: bool = False,
                  translate: int = 4, num_classes: int = 10):
-    """Batches of uint8 images (the model's Rescaling layer casts them) and one-hot labels, shuffled when a seed
-    is given. Augmentation runs on whole batches in the pipeline's one thread, so it never takes the cores
-    from the convolutions: it costs a fraction of a millisecond per batch."""
+    """Batches of uint8 images (the model's Rescaling layer casts them) and one-hot labels, shuffled each epoch when
+    a seed is given, flipped and shifted when `augment`; on this process's backend's fastest path."""
+    if runtime.backend() == "tensorflow":
+        return _tf_dataset(x, y, batch_size, seed, augment, translate, num_classes)
+    return ArrayBatches(x, y, batch_size, seed, augment, translate, num_classes)
+
+
+def _tf_dataset(x, y, batch_size, seed, augment, translate, num_classes):
+    """tf.data batches. Augmentation runs on whole batches in the pipeline's one thread, so it never takes the
+    cores from the convolutions: it costs a fraction of a millisecond per batch."""
+    tf = runtime.tensorflow()
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if seed is not None:
         ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
@@ -55,7 +64,8 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None
 
 def flip_and_shift(images, pad: int):
     """Each image flipped left-right with probability 1/2 and shifted by up to `pad` pixels each way
-    (reflect padding); the crops are exact (crop_and_resize samples whole pixels)."""
+    (reflect padding), in TensorFlow's graph; the crops are exact (crop_and_resize samples whole pixels)."""
+    tf = runtime.tensorflow()
     images = tf.image.random_flip_left_right(images)
     if not pad:
         return images
@@ -64,3 +74,49 @@ def flip_and_shift(images, pad: int):
     corner = tf.cast(tf.random.uniform((n, 2), 0, 2 * pad + 1, dtype=tf.int32), tf.float32)
     boxes = tf.concat([corner, corner + size - 1], axis=1) / (size + 2 * pad - 1)
     return tf.image.crop_and_resize(padded, boxes, tf.range(n), (size, size))
+
+
+def flip_and_shift_arrays(images: np.ndarray, pad: int, rng: np.random.Generator) -> np.ndarray:
+    """flip_and_shift in NumPy, for backends without tf.data: the same flips and reflect-padded shifts."""
+    n, size = len(images), images.shape[1]
+    flip = rng.random(n) < 0.5
+    images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)
+    if not pad:
+        return images
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    rows = rng.integers(0, 2 * pad + 1, n)[:, None] + np.arange(size)
+    cols = rng.integers(0, 2 * pad + 1, n)[:, None] + np.arange(size)
+    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    """The NumPy input path: batches cut from the arrays in an order drawn anew from the seed each epoch,
+    augmented by flip_and_shift_arrays."""
+
+    def __init__(self, x, y, batch_size, seed, augment, translate, num_classes):
+        super().__init__()
+        self.x, self.y, self.batch_size = x, np.asarray(y), batch_size
+        self.seed, self.augment, self.translate = seed, augment, translate
+        self.eye = np.eye(num_classes, dtype=np.float32)
+        self.epoch = 0
+        self.order = self._order()
+
+    def _order(self) -> np.ndarray:
+        if self.seed is None:
+            return np.arange(len(self.y))
+        return np.random.default_rng((self.seed, self.epoch)).permutation(len(self.y))
+
+    def __len__(self) -> int:
+        return -(-len(self.y) // self.batch_size)
+
+    def __getitem__(self, index: int):
+        pick = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        images = self.x[pick]
+        if self.augment:
+            rng = np.random.default_rng((self.seed or 0, self.epoch, index))
+            images = flip_and_shift_arrays(images, self.translate, rng)
+        return images, self.eye[self.y[pick]]
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = self._order()

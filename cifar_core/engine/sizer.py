@@ -13,8 +13,8 @@ from cifar_core.model.config import TrainConfig
 from cifar_core.model.specs import ArchitectureSpec
 from cifar_core.store import runs
 
-runtime.tensorflow()
-import keras  # noqa: E402  (after runtime has imported TensorFlow quietly)
+runtime.keras()
+import keras  # noqa: E402  (after runtime has imported it quietly, on this process's backend)
 
 # The probe of each network: one call of 2 batches to trace, 2 timed (about a second each on 2 cores, most of it
 # building and tracing the model). Probing stops once it has taken PROBE_SHARE of the budget: the networks not

@@ -27,8 +27,7 @@ from cifar_core.model import specs
 from cifar_core.model.config import TrainConfig
 from cifar_core.store import rundir, runs
 
-tf = runtime.tensorflow()
-import keras  # noqa: E402  (after runtime has imported TensorFlow quietly)
+runtime.keras()
 
 RESERVE_BYTES = 1 << 20
 
@@ -40,8 +39,8 @@ STOPPED_BEFORE_AN_EPOCH = ("Stopped before its first epoch ended: no trained wei
 def library_versions() -> dict[str, str]:
     import sklearn
 
-    return {"python": sys.version.split()[0], "tensorflow": tf.__version__, "keras": keras.__version__,
-            "numpy": np.__version__, "scikit-learn": sklearn.__version__}
+    return {"python": sys.version.split()[0], **runtime.versions(), "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__}
 
 
 def resume_epoch(run_dir: Path) -> int:
@@ -68,7 +67,7 @@ def train_run(run_dir: Path) -> dict:
         spec = sizer.size_run(run_dir, cfg, arrays, sizes, float(meta.get("launched") or time.time()))
     steps_per_epoch = -(-sizes["train"] // cfg.batch_size)
     plan = Plan(meta.get("planned_epochs") or cfg.epochs, steps_per_epoch)
-    on_gpu = bool(runtime.gpu_names(tf))
+    on_gpu = bool(runtime.gpu_names())
     lr = learning_rate(replace(cfg, epochs=plan.epochs), steps_per_epoch)
     strategy = runtime.distribution(cfg.gpus)
     with strategy.scope():
@@ -76,9 +75,10 @@ def train_run(run_dir: Path) -> dict:
                               lr, on_gpu)
     runs.update_run(run_dir, params=int(model.count_params()), data={**meta["data"], **dataset.describe()},
                     libraries=library_versions(), sizes=sizes,
-                    devices=[d.name for d in tf.config.list_logical_devices()],
-                    engine={"precision": precision.policy, "precision_reason": precision.reason,
-                            "steps_per_execution": model.steps_per_execution, "xla": on_gpu,
+                    devices=runtime.devices(),
+                    engine={"backend": runtime.backend(), "backend_reason": runtime.backend_reason(),
+                            "precision": precision.policy, "precision_reason": precision.reason,
+                            "steps_per_execution": model.steps_per_execution, "xla": bool(model.jit_compile),
                             "replicas": strategy.num_replicas_in_sync, "machine": hardware.describe_machine()})
     if meta.get("training_done"):
         print("[cifar-lab] training had finished; evaluating the best weights again", flush=True)
@@ -91,7 +91,7 @@ def train_run(run_dir: Path) -> dict:
         earlier_s = sum(m["seconds"] for m in history)
         print(f"[cifar-lab] training {spec.name} on {sizes['train']} images (from epoch {len(history) + 1}, "
               f"{plan.epochs if not cfg.time_budget else 'as many as fit ' + str(cfg.time_budget) + ' s'}; "
-              f"{precision.policy}, {model.steps_per_execution} batches per step)", flush=True)
+              f"{runtime.backend()}, {precision.policy}, {model.steps_per_execution} batches per step)", flush=True)
         budget = None
         if cfg.time_budget and not history:
             budget = FitToBudget(plan, cfg.time_budget, float(meta.get("launched") or time.time()), cfg.batch_size,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cifar_core.backends import CHOICES as BACKENDS
 from cifar_core.errors import LabError
 from cifar_core.model.jsonfields import typed_fields
 
@@ -45,7 +46,8 @@ class TrainConfig:
     augment: bool = False
     # The engine: how the hardware is used. It never changes what is trained, only how fast.
     precision: str = "auto"  # auto: mixed float16 on a GPU, mixed bfloat16 on CPUs with native bf16, else float32
-    steps_per_execution: int = 0  # batches per call into TensorFlow; 0 picks it from the batches per epoch
+    steps_per_execution: int = 0  # batches per call into the backend; 0 picks it from the batches per epoch
+    backend: str = "auto"  # Keras 3's: tensorflow, jax or torch; auto picks the fastest installed (backends.py)
     # The training plan beyond the seed's: the fast recipe (recipes.py) sets these.
     recipe: str = "seed"
     time_budget: float | None = None  # seconds for the whole run; the number of epochs is fitted to it
@@ -81,7 +83,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < MIN_SUBSET:
                 out.append(f"{name.replace('_', '-')} must be at least {MIN_SUBSET} images (got {value:,}).")
-        for name, allowed in (("precision", PRECISIONS), ("schedule", SCHEDULES), ("recipe", RECIPES)):
+        for name, allowed in (("precision", PRECISIONS), ("schedule", SCHEDULES), ("recipe", RECIPES),
+                              ("backend", BACKENDS)):
             if getattr(self, name) not in allowed:
                 out.append(f"{name} must be one of {', '.join(allowed)} (got {getattr(self, name)!r}).")
         if not 0 <= self.steps_per_execution <= 1000:

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cifar_core import settings
+from cifar_core import backends, settings
 from cifar_core.errors import LabError
 from cifar_core.model.config import TrainConfig
 from cifar_core.model.specs import ArchitectureSpec
@@ -289,7 +289,10 @@ def spawn_trainer(run_dir: Path, threads: int | None = None, preexec_fn=None) ->
     """Start the trainer as its own process in a new session, its output to log.txt, and record its pid.
     `threads` caps TensorFlow's threads (runs sharing a machine); `preexec_fn` runs in the child before exec."""
     (run_dir / rundir.STOP).unlink(missing_ok=True)
-    env = {**settings.environment(), **({settings.THREADS: str(threads)} if threads else {})}
+    config = rundir.read_run_json(run_dir).get("config") or {}
+    choice = backends.for_run(config.get("backend", "auto"), int(config.get("gpus") or 0))
+    env = {**settings.environment(), **backends.environment(choice),
+           **({settings.THREADS: str(threads)} if threads else {})}
     with open(run_dir / rundir.LOG, "a") as log:
         proc = subprocess.Popen([sys.executable, "-m", "cifar_core.engine.trainer", str(run_dir)],
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -499,9 +502,10 @@ def stopping_text(meta: dict) -> str:
 
 
 def engine_text(engine: dict) -> str:
-    """What the engine chose for a run, in one line: precision, batches per step, devices."""
+    """What the engine chose for a run, in one line: backend, precision, batches per step, devices."""
     xla = ", XLA" if engine.get("xla") else ""
-    return (f"engine: {engine.get('precision')} ({engine.get('precision_reason')}), "
+    backend = f"{engine['backend']} ({engine.get('backend_reason')}), " if engine.get("backend") else ""
+    return (f"engine: {backend}{engine.get('precision')} ({engine.get('precision_reason')}), "
             f"{engine.get('steps_per_execution')} batches per step, {engine.get('replicas', 1)} replica(s){xla}; "
             f"{engine.get('machine', '')}")
 

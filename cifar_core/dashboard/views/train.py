@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from cifar_core import data, hardware
+from cifar_core import backends, data, hardware
 from cifar_core.analysis import caveats, charts
 from cifar_core.dashboard import cache, navigation, sidebar
 from cifar_core.model import preflight, recipes, sizing, specs
@@ -115,17 +115,28 @@ def start_form() -> None:
                             help=SIZED_HELP if recipe == "fast" else None)
         cfg = recipes.fast_config(d, on_gpu=bool(hardware.nvidia_gpus()), time_budget=budget_s,
                                   size_network=arch == SIZED) if recipe == "fast" else seed_fields(d)
-        c6, c7, c8 = st.columns(3)
+        c6, c7, c8, c9 = st.columns(4)
         subset = c6.number_input("Training subset (0 = all)", 0, 50000, d.subset or 0, step=500, key="train_subset")
         seed = c7.number_input("Seed", 0, 2**31 - 1, d.seed, key="train_seed")
         precision = c8.selectbox("Precision", PRECISIONS, index=PRECISIONS.index(d.precision), key="train_precision",
                                  help="auto: mixed float16 on a GPU, mixed bfloat16 on a CPU with native bf16, "
                                       "float32 otherwise")
+        backend = backend_field(c9, d)
         submitted = st.form_submit_button("Start training", type="primary", disabled=bool(problem))
     if submitted:
-        cfg = replace(cfg, validation=validation, subset=int(subset) or None, seed=int(seed), precision=precision)
+        cfg = replace(cfg, validation=validation, subset=int(subset) or None, seed=int(seed), precision=precision,
+                      backend=backend)
         st.session_state[LAST] = {**last, "recipe": recipe, recipe: (arch, cfg)}
         start(specs.FAST if arch == SIZED else choices[arch], cfg, source)
+
+
+def backend_field(column, d: TrainConfig) -> str:
+    """Keras's backend: auto, or one installed here (its choice named in the help)."""
+    options = ["auto", *backends.installed()]
+    auto = backends.for_run("auto")
+    return column.selectbox("Backend", options, index=options.index(d.backend) if d.backend in options else 0,
+                            key="train_backend", format_func=lambda b: f"auto ({auto.name})" if b == "auto" else b,
+                            help=f"Keras 3 runs the same model on TensorFlow, JAX or PyTorch. {auto.reason}.")
 
 
 def seed_fields(d: TrainConfig) -> TrainConfig:

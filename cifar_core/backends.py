@@ -1,0 +1,88 @@
+"""Which Keras 3 backend (TensorFlow, JAX or PyTorch) a process trains and explains with, and why.
+
+Keras reads its backend once, from $KERAS_BACKEND, when it is first imported, so the choice is made before that:
+by the process that starts a trainer (from run.json) or by engine/runtime.py for any other process. Pure
+arithmetic on what is installed and which GPUs the driver reports; nothing here imports a backend.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+
+from cifar_core import hardware
+from cifar_core.errors import LabError
+
+ENV = "KERAS_BACKEND"  # Keras's own variable; the lab sets it for the processes it starts
+REASON_ENV = "CIFAR_LAB_BACKEND_REASON"  # why: beside it, for the trainer's run.json
+BACKENDS = ("tensorflow", "jax", "torch")
+CHOICES = ("auto", *BACKENDS)
+MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+EXTRAS = {"tensorflow": "pip install tensorflow", "jax": "pip install 'cifar-lab[jax]'",
+          "torch": "pip install 'cifar-lab[torch]'"}
+# On a CPU TensorFlow is fastest (2 AMD EPYC cores, Keras 3.15, same model and batch: JAX trains the fast net at
+# 0.65-0.73x and the seed baseline at 0.49-0.53x TensorFlow's images/s; benchmarks/backends.py).
+CPU_ORDER = ("tensorflow", "jax", "torch")
+# On a GPU: not yet measured by this lab (benchmarks/gpu_check.sh prints images/s per installed backend; put the
+# fastest first once a card has been measured). XLA-compiled JAX first, as Keras's own benchmarks find it fastest.
+GPU_ORDER = ("jax", "tensorflow", "torch")
+MULTI_GPU = "tensorflow"  # --gpus N (tf.distribute.MirroredStrategy) exists on this backend only
+
+
+class BackendError(LabError):
+    """A backend that cannot run here; the message says what is installed and how to get the one asked for."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    reason: str
+
+
+def installed() -> list[str]:
+    """The backends whose package this Python can import, in BACKENDS order."""
+    return [name for name in BACKENDS if importlib.util.find_spec(MODULES[name]) is not None]
+
+
+def choose(requested: str, available: list[str], gpus: list[str], multi_gpu: bool = False) -> Backend:
+    """`auto`: the fastest installed backend for this hardware (CPU_ORDER or GPU_ORDER; TensorFlow for a run on
+    several GPUs). An explicit choice is kept where it is installed, else refused with what to install."""
+    if requested not in CHOICES:
+        raise BackendError(f"backend must be one of {', '.join(CHOICES)} (got {requested!r}).")
+    if not available:
+        raise BackendError("No Keras backend is installed: pip install tensorflow (or jax, or torch).")
+    if requested != "auto":
+        if requested not in available:
+            raise BackendError(f"The {requested} backend is not installed here (installed: {', '.join(available)}): "
+                               f"{EXTRAS[requested]}, or use --backend auto.")
+        if multi_gpu and requested != MULTI_GPU:
+            raise BackendError(f"Training one run on several GPUs (--gpus) needs the {MULTI_GPU} backend; "
+                               f"use --backend {MULTI_GPU}, or train on one GPU with {requested}.")
+        return Backend(requested, f"asked for {requested}")
+    if multi_gpu and MULTI_GPU in available:
+        return Backend(MULTI_GPU, f"auto: several GPUs (--gpus) train with {MULTI_GPU}'s MirroredStrategy")
+    order = GPU_ORDER if gpus else CPU_ORDER
+    name = next(n for n in order if n in available)
+    where = f"GPU ({gpus[0]})" if gpus else "CPU"
+    return Backend(name, f"auto: the first installed of {', '.join(order)} on a {where}")
+
+
+def current() -> str | None:
+    """The backend this process's environment names, if any."""
+    return os.environ.get(ENV) or None
+
+
+def default() -> str:
+    """What --backend means when not given: $KERAS_BACKEND where it is set, else auto."""
+    return current() or "auto"
+
+
+def for_run(requested: str, gpus: int = 0) -> Backend:
+    """The backend a run of this machine trains with (`gpus`: the run's --gpus)."""
+    return choose(requested, installed(), hardware.nvidia_gpus(), multi_gpu=gpus >= 2)
+
+
+def environment(choice: Backend) -> dict[str, str]:
+    """The variables that make a started process use `choice`."""
+    return {ENV: choice.name, REASON_ENV: choice.reason}
