@@ -1,4 +1,4 @@
-"""Have a trained model's batch-norm statistics settled? The TensorFlow half of analysis/batchnorm.py: the
+"""Have a trained model's batch-norm statistics settled? The Keras half of analysis/batchnorm.py: the
 statistics its batch-norm layers really receive, on training images passed through the model as at test time."""
 
 from __future__ import annotations

@@ -204,7 +204,7 @@ class FitToBudget(keras.callbacks.Callback):
     """Fits the run's length to its time budget (model/budgetplan.py does the arithmetic): a first plan from the
     speed of the first batches, then one after each epoch from a robust speed (the median of the recent epochs),
     in steps, so the last epoch is cut where the time runs out; the one-cycle schedule is stretched or shrunk with
-    the plan. An epoch's speed is timed from the end of its first call into TensorFlow (the first epoch's traces the
+    the plan. An epoch's speed is timed from the end of its first call into the backend (the first epoch's traces the
     graph) to its last; what lies between one epoch's last batch and the next one's start (validation, layer
     records, backups) is timed as a cost per epoch. Near the end, the plan shrinks within an epoch that runs
     so much slower than planned that the plan would overrun. `clock` is the wall clock (a test may pass its own)."""

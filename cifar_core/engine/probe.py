@@ -27,7 +27,7 @@ TIMED_BATCHES = 12
 def measure(spec: specs.ArchitectureSpec, cfg: TrainConfig, images: tuple[np.ndarray, np.ndarray] | None = None,
             warmup: int = WARMUP_BATCHES, timed: int = TIMED_BATCHES, per_call: int = 1) -> float:
     """Training images per second of `spec` with the config's batch size, optimizer and precision, `per_call`
-    batches per call into TensorFlow, timed over `timed` calls after `warmup`: on random images (the speed of a
+    batches per call into the backend, timed over `timed` calls after `warmup`: on random images (the speed of a
     convolution does not depend on what the pixels show), or on `images` (a run's training images and labels,
     repeated when too few) through the run's input pipeline, its augmentation included."""
     import keras
@@ -36,9 +36,9 @@ def measure(spec: specs.ArchitectureSpec, cfg: TrainConfig, images: tuple[np.nda
     from cifar_core.engine.pipeline import make_dataset
 
     cfg = replace(cfg, steps_per_execution=per_call)
-    steps = (warmup + timed) * per_call
-    model = compile_model(build_model(spec, bn_momentum=cfg.bn_momentum), cfg, steps_per_epoch=steps)
-    n = steps * cfg.batch_size
+    model = compile_model(build_model(spec, bn_momentum=cfg.bn_momentum), cfg, (warmup + timed) * per_call)
+    per_call = model.steps_per_execution  # 1 on PyTorch, whatever was asked
+    n = (warmup + timed) * per_call * cfg.batch_size
     marks: list[float] = []
 
     class Timer(keras.callbacks.Callback):
