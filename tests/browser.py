@@ -75,6 +75,16 @@ def launch_browser():
             browser.close()
 
 
+def visible_box(locator, timeout_s: float = 60) -> dict:
+    """The element's box once it is on screen: a chart redrawn by a late rerun is replaced, and between the two
+    there is none (bounding_box() answers None)."""
+    deadline = time.monotonic() + timeout_s
+    while (box := locator.bounding_box()) is None:
+        assert time.monotonic() < deadline, f"{locator} never stayed on screen"
+        locator.wait_for(state="visible", timeout=timeout_s * 1000)
+    return box
+
+
 def wait_rendered(page, heading: str, timeout: float = 60_000, settle_ms: int = 1500) -> None:
     """Wait for the page's title, for Streamlit to finish running the script and for its images;
     then `settle_ms` more for charts to finish drawing (screenshots need it, timings pass 0)."""

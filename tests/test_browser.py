@@ -12,7 +12,7 @@ import re
 import shutil
 
 import pytest
-from browser import chromium_missing, launch_browser, serve_app, wait_rendered
+from browser import chromium_missing, launch_browser, serve_app, visible_box, wait_rendered
 from conftest import ROOT
 from playwright.sync_api import expect
 
@@ -133,7 +133,7 @@ def test_architecture_train_compare_misclassified(server, finished_run):
         chart = page.locator(":is(canvas, svg.marks) >> visible=true").first  # vega draws on either
         chart.wait_for(timeout=60_000)
         wait_rendered(page, "Misclassified images")  # the page has stopped moving: the drag lands where it aims
-        box = chart.bounding_box()
+        box = visible_box(chart)
         page.mouse.move(box["x"] + box["width"] * 0.05, box["y"] + box["height"] * 0.1)  # past the title
         page.mouse.down()
         page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.9, steps=6)
