@@ -168,7 +168,7 @@ def budget_table(source: str, budgets: list[float], runs_dir: Path) -> None:
               f"{before}; after: {other_work()}", flush=True)
 
 
-def time_to_accuracy(tf, arrays: dict, name: str, spec: specs.ArchitectureSpec, cfg: TrainConfig) -> dict:
+def time_to_accuracy(arrays: dict, name: str, spec: specs.ArchitectureSpec, cfg: TrainConfig) -> dict:
     """Train one recipe in this process; test accuracy after each epoch with the clock stopped."""
     import keras
 
@@ -183,7 +183,7 @@ def time_to_accuracy(tf, arrays: dict, name: str, spec: specs.ArchitectureSpec, 
     plan = callbacks.Plan(cfg.epochs, steps)
     lr = learning_rate(cfg, steps)
     model = compile_model(build_model(spec, bn_momentum=cfg.bn_momentum), cfg, steps, lr,
-                          bool(runtime.gpu_names(tf)))
+                          bool(runtime.gpu_names()))
     reached, curve = {}, []
 
     class TestEachEpoch(keras.callbacks.Callback):
@@ -241,7 +241,7 @@ def main() -> None:
     if "seed" in sections:
         seed_cfg = TrainConfig(epochs=5 if args.quick else args.seed_epochs)
         print("\n2. Time to test accuracy (training seconds, data already in memory)")
-        result = time_to_accuracy(tf, arrays, "seed", specs.PRESETS["baseline"], seed_cfg)
+        result = time_to_accuracy(arrays, "seed", specs.PRESETS["baseline"], seed_cfg)
         print(f"\n  {'recipe':24s}" + "".join(f"  >= {t:.2f}" for t in THRESHOLDS) + "   final acc  epochs  seconds")
         cells = "".join(f"  {result['reached'].get(t) or float('nan'):7.0f}" for t in THRESHOLDS)
         last = result["curve"][-1]

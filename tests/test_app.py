@@ -366,12 +366,16 @@ def test_train_form_never_submits_on_enter_and_comes_back_with_the_last_settings
     at.number_input(key="train_epochs").set_value(1)
     at.number_input(key="train_subset").set_value(500)
     at.number_input(key="train_patience").set_value(0)
+    assert at.selectbox(key="train_backend").options[:2] == ["auto (tensorflow)", "tensorflow"]
+    at.selectbox(key="train_backend").set_value("tensorflow")
     next(b for b in at.button if b.label == "Start training").click().run()
     assert not at.exception and not at.error
     [run] = runs.list_runs(tmp_path)
+    assert run.meta["config"]["backend"] == "tensorflow"
     assert runs.wait(run.path, timeout=300) == "completed", (run.path / "log.txt").read_text()
     at.run()
     assert "completed: test accuracy" in texts(at), "the finished run's summary, above the form again"
     assert at.number_input(key="train_epochs").value == 1
     assert at.number_input(key="train_subset").value == 500
     assert at.number_input(key="train_patience").value == 0
+    assert at.selectbox(key="train_backend").value == "tensorflow"
