@@ -8,8 +8,10 @@ not depend on the machine; its speed is measured at each launch. Prints each poi
                                        [--batch N] [--probe-only]
 
 --batch N (with --subset N and --seed S) trains with another batch, the peak learning rate scaled with it as
-the recipe scales it; --ema M with a moving average of the weights: recipe trials. --probe-only prints the launch
-probe's speed of each network (engine/sizer.py, best of --repeats), for curves.IMAGES_PER_S, and trains nothing.
+the recipe scales it; --ema M with a moving average of the weights; --whiten, --dirac, --no-bn-scale,
+--lookahead B and --resize SIZE:EPOCHS with benchmarks/recipe_trials.py's changes: recipe trials.
+--probe-only prints the launch probe's speed of each network (engine/sizer.py, best of --repeats), for
+curves.IMAGES_PER_S, and trains nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import recipe_trials  # benchmarks/recipe_trials.py, beside this script
+
 from cifar_core import data, hardware
 from cifar_core.engine import runtime
 from cifar_core.model import recipes, sizing
@@ -29,18 +33,23 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar1
 DEFAULT_POINTS = ("fast-w0.25:2,4", "fast-w0.5:1,2,4,8", "fast-w0.75:2,4,8", "fast:2,4")
 
 
-def run_point(arrays: dict, name: str, epochs: int, cfg: TrainConfig, ema: float = 0.0) -> dict:
+def run_point(arrays: dict, name: str, epochs: int, cfg: TrainConfig, ema: float = 0.0,
+              trial: recipe_trials.Trial | None = None) -> dict:
     """One run of `epochs` epochs of family network `name`: final test accuracy and steady training images/s."""
     import keras
 
     from cifar_core.engine import pipeline, trainer
-    from cifar_core.engine.models import build_model, compile_model, learning_rate
+    from cifar_core.engine.models import compile_model, learning_rate
+    from cifar_core.engine.whitening import fit_to_data
 
     cfg = replace(cfg, epochs=epochs, time_budget=None)
+    trial = trial or recipe_trials.Trial()
     keras.utils.set_random_seed(cfg.seed)
     steps = -(-len(arrays["y_train"]) // cfg.batch_size)
     lr = learning_rate(cfg, steps)
-    model = compile_model(build_model(sizing.spec(name), bn_momentum=cfg.bn_momentum), cfg, steps, lr)
+    model = recipe_trials.build(sizing.spec(name), cfg.bn_momentum, trial)
+    fit_to_data(model, arrays["x_train"], cfg.seed)
+    model = compile_model(model, cfg, steps, lr)
     if ema:  # a moving average of the weights, copied into the model when fit ends (Keras's optimizer EMA)
         model.optimizer.use_ema, model.optimizer.ema_momentum = True, ema
         model.optimizer.ema_overwrite_frequency = None
@@ -53,11 +62,20 @@ def run_point(arrays: dict, name: str, epochs: int, cfg: TrainConfig, ema: float
         def on_epoch_end(self, epoch, logs=None):
             times.append(time.perf_counter() - self.t0)
 
-    model.fit(pipeline.make_dataset(arrays["x_train"], arrays["y_train"], cfg.batch_size, cfg.seed, cfg.augment,
-                                    cfg.translate), epochs=epochs, verbose=0, shuffle=False, callbacks=[Clock()])
+    callbacks = [Clock()]
+    if trial.lookahead:
+        callbacks.append(recipe_trials.lookahead_callback(trial.lookahead, epochs * steps))
+    train = pipeline.make_dataset(arrays["x_train"], arrays["y_train"], cfg.batch_size, cfg.seed, cfg.augment,
+                                  cfg.translate)
+    size, small_epochs = trial.resize
+    if small_epochs:  # the first epochs at a lower resolution: the same schedule (its step count carries on)
+        model.fit(recipe_trials.resized(train, size), epochs=min(small_epochs, epochs), verbose=0, shuffle=False,
+                  callbacks=callbacks)
+    if epochs > small_epochs:
+        model.fit(train, epochs=epochs, initial_epoch=small_epochs, verbose=0, shuffle=False, callbacks=callbacks)
     acc = float((trainer.predict(model, arrays["x_test"], cfg.tta).argmax(1) == arrays["y_test"]).mean())
     steady = sorted(times[1:] or times)[len(times[1:] or times) // 2]
-    return {"network": name, "epochs": epochs, "test_accuracy": round(acc, 4),
+    return {"network": name, "epochs": epochs, "test_accuracy": round(acc, 4), **trial.changed(),
             "images_per_s": round(len(arrays["y_train"]) / steady), "epoch_seconds": [round(t, 1) for t in times]}
 
 
@@ -73,7 +91,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ema", type=float, default=0.0, help="train with a moving average of the weights of this "
                         "momentum, taken as the final weights (a recipe trial)")
+    parser.add_argument("--whiten", choices=("frozen", "trainable", "linear"), default="",
+                        help="a 2x2 patch-whitening first layer set from the training images (a recipe trial)")
+    parser.add_argument("--dirac", action="store_true", help="convs start as the identity (a recipe trial)")
+    parser.add_argument("--no-bn-scale", action="store_true", help="batch norm without a scale (a recipe trial)")
+    parser.add_argument("--lookahead", type=float, default=0.0, metavar="BASE",
+                        help="airbench's lookahead with this decay base, e.g. 0.95 (a recipe trial)")
+    parser.add_argument("--resize", default="", metavar="SIZE:EPOCHS",
+                        help="the first EPOCHS epochs at SIZE x SIZE (a recipe trial)")
     args = parser.parse_args()
+    trial = recipe_trials.Trial(whiten=args.whiten, dirac=args.dirac, bn_scale=not args.no_bn_scale,
+                                lookahead=args.lookahead,
+                                resize=tuple(int(v) for v in args.resize.split(":")) if args.resize else (0, 0))
     runtime.tensorflow()
     precision = runtime.configure(0, "auto")
     print(hardware.describe_machine(), f"precision {precision.policy}", flush=True)
@@ -94,7 +123,7 @@ def main() -> None:
     for item in args.points:
         name, epochs = item.split(":")
         for e in (int(x) for x in epochs.split(",")):
-            point = run_point(arrays, name, e, base, args.ema)
+            point = run_point(arrays, name, e, base, args.ema, trial)
             print(json.dumps(point), flush=True)
             with args.out.open("a") as fh:
                 fh.write(json.dumps({**point, "precision": precision.policy, "batch": base.batch_size,

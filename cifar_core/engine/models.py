@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from cifar_core.engine import runtime
+from cifar_core.engine import runtime, whitening
+from cifar_core.engine.whitening import fit_to_data  # noqa: F401  (for the trainer: sets a whitening stem)
 from cifar_core.model.config import TrainConfig
 from cifar_core.model.shapes import INPUT_SIZE, NUM_CLASSES
 from cifar_core.model.specs import ArchitectureSpec, check
@@ -13,11 +14,17 @@ from keras import layers  # noqa: E402
 
 
 def build_model(spec: ArchitectureSpec, num_classes: int = NUM_CLASSES, bn_momentum: float = 0.99):
-    """A keras.Sequential for 32x32x3 uint8-range input; rescaling to [0, 1] is the first layer."""
+    """A keras.Sequential for 32x32x3 uint8-range input; rescaling to [0, 1] is the first layer, then the spec's
+    stem (a whitening layer that whitening.fit_to_data sets from the training images), then its blocks."""
     check(spec)
     model = keras.Sequential(name=spec.name.replace(".", "_"))
     model.add(keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="image"))
     model.add(layers.Rescaling(1 / 255, name="rescale"))
+    if spec.stem == "whiten":  # a frozen 2x2 patch-whitening conv (engine/whitening.py), set by fit_to_data
+        stem = layers.Conv2D(whitening.filters(), whitening.PATCH, name=whitening.WHITEN, trainable=False)
+        model.add(stem)
+        stem.set_weights(list(whitening.patch_identity()))
+        model.add(layers.ReLU(name=f"{whitening.WHITEN}_relu"))
     for b, block in enumerate(spec.blocks, start=1):
         for c in range(1, block.convs + 1):
             tag = f"block{b}_{c}" if block.convs > 1 else f"block{b}"

@@ -17,6 +17,7 @@ NUM_CLASSES = 10
 FLOAT_BYTES = 4
 # Weights, their gradients and Adam's two moment estimates: four floats per parameter while training.
 TRAINING_COPIES_PER_PARAM = 4
+WHITEN_PATCH = 2  # engine/whitening.PATCH
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,11 @@ class Layer:
 def layers(spec: ArchitectureSpec, num_classes: int = NUM_CLASSES) -> list[Layer]:
     """The layers `models.build_model(spec)` creates, in order, with shapes and parameter counts."""
     out = [Layer("rescale", "Rescaling", (INPUT_SIZE, INPUT_SIZE, 3), 0)]
-    size, channels = INPUT_SIZE, 3
+    size, channels = stem_size(spec), 3
+    if spec.stem == "whiten":  # engine/whitening.py: 2x2 valid conv, each patch direction and its negative
+        channels = 2 * WHITEN_PATCH * WHITEN_PATCH * channels
+        out.append(Layer("whiten", "Conv2D", (size, size, channels), WHITEN_PATCH ** 2 * 3 * channels + channels))
+        out.append(Layer("whiten_relu", "ReLU", (size, size, channels), 0))
     for b, block in enumerate(spec.blocks, start=1):
         for c in range(1, block.convs + 1):
             tag = f"block{b}_{c}" if block.convs > 1 else f"block{b}"
@@ -68,6 +73,11 @@ def layers(spec: ArchitectureSpec, num_classes: int = NUM_CLASSES) -> list[Layer
             out.append(Layer(f"dense{d}_dropout", "Dropout", (units,), 0))
     out.append(Layer("predictions", "Dense", (num_classes,), features * num_classes + num_classes))
     return out
+
+
+def stem_size(spec: ArchitectureSpec) -> int:
+    """The feature maps' side after the spec's stem (a whitening stem's valid 2x2 conv takes one pixel)."""
+    return INPUT_SIZE - (WHITEN_PATCH - 1 if getattr(spec, "stem", "") == "whiten" else 0)
 
 
 def param_count(spec: ArchitectureSpec, num_classes: int = NUM_CLASSES) -> int:

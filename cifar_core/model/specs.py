@@ -13,9 +13,9 @@ from pathlib import Path
 from cifar_core.errors import LabError
 from cifar_core.model import shapes
 from cifar_core.model.jsonfields import FieldError, typed_fields
-from cifar_core.model.shapes import INPUT_SIZE
 
 POOLS = ("max", "avg", "none")
+STEMS = ("", "whiten")  # before the first block: nothing, or a frozen 2x2 patch-whitening conv + ReLU
 HEAD_POOLS = ("flatten", "global_avg")
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
 MIB = 2**20
@@ -76,9 +76,16 @@ class ArchitectureSpec:
     blocks: tuple[ConvBlock, ...]
     head: Head = field(default_factory=Head)
     description: str = ""
+    # "whiten": a frozen 2x2 convolution + ReLU before the first block that whitens the image's patches, set from
+    # the training images before training (engine/whitening.py; after cifar10-airbench); 24 channels at 31x31.
+    stem: str = ""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As JSON-ready dict; without `stem` when there is none (so specs from before it read the same)."""
+        out = asdict(self)
+        if not self.stem:
+            del out["stem"]
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -160,7 +167,9 @@ def validate(spec: ArchitectureSpec) -> list[str]:
         problems.append("Add at least one conv block: a CNN needs a convolution.")
     if len(spec.blocks) > LIMITS.blocks:
         problems.append(f"{len(spec.blocks)} blocks is more than the limit of {LIMITS.blocks}.")
-    size = INPUT_SIZE
+    if spec.stem not in STEMS:
+        problems.append(f"Stem must be one of {', '.join(repr(s) for s in STEMS)} (got {spec.stem!r}).")
+    size = shapes.stem_size(spec)
     for i, block in enumerate(spec.blocks, start=1):
         problems += _block_problems(f"Block {i}", block, size)
         if block.pool in POOLS and block.pool != "none":
@@ -239,10 +248,10 @@ def from_dict(data: dict) -> ArchitectureSpec:
         raise SpecError(["'head' must be an object like {\"pooling\": \"flatten\", \"dense\": [128]}."])
     _check_keys(head_raw, Head, "head", required=set())
     head = Head(**_typed(head_raw, Head, "head"))
-    name, description = data["name"], data.get("description", "")
-    if not isinstance(name, str) or not isinstance(description, str):
-        raise SpecError(["'name' and 'description' must be strings."])
-    return ArchitectureSpec(name, tuple(blocks), head, description)
+    name, description, stem = data["name"], data.get("description", ""), data.get("stem", "")
+    if not all(isinstance(v, str) for v in (name, description, stem)):
+        raise SpecError(["'name', 'description' and 'stem' must be strings."])
+    return ArchitectureSpec(name, tuple(blocks), head, description, stem)
 
 
 def _typed(raw: dict, cls, where: str) -> dict:

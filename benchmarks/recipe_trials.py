@@ -1,0 +1,118 @@
+"""The fast recipe's trial changes, for benchmarks/family_curves.py (accuracy at equal epochs) and
+benchmarks/recipe_speed.py (images/s, A against B in one process): each a switch of `Trial`, applied to the
+family network as it is built, trained and fed. What a trial gave is noted in cifar_core/model/recipes.py."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass
+from functools import partial
+
+
+@dataclass(frozen=True)
+class Trial:
+    whiten: str = ""  # airbench's 2x2 patch whitening, 24 outputs (+/-) then ReLU: "frozen" (its weights fixed),
+    # "trainable" (only its start set from the data); "linear": 12 outputs (no negatives), no ReLU, frozen
+    dirac: bool = False  # each conv's first in-channels filters start as the identity (airbench)
+    bn_scale: bool = True  # False: batch norm without its trained scale (airbench's: weight frozen at 1)
+    lookahead: float = 0.0  # airbench's lookahead: slow weights pulled toward the fast ones, decay base**k * t**3
+    resize: tuple[int, int] = (0, 0)  # (size, epochs): the first `epochs` epochs at size x size (bilinear)
+    channels_first: bool = False  # the network in NCHW (the images transposed by its first layer)
+
+    def changed(self) -> dict:
+        """The switches that differ from the recipe (empty for the baseline)."""
+        base = asdict(Trial())
+        return {k: v for k, v in asdict(self).items() if v != base[k]}
+
+
+@contextlib.contextmanager
+def _patched(module, **values):
+    saved = {k: getattr(module, k) for k in values}
+    for k, v in values.items():
+        setattr(module, k, v)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(module, k, v)
+
+
+def build(spec, bn_momentum: float, trial: Trial):
+    """The family network `spec` as models.build_model builds it, with the trial's changes."""
+    import keras
+
+    from cifar_core.engine import models, whitening
+
+    bn = partial(keras.layers.BatchNormalization, scale=trial.bn_scale, axis=1 if trial.channels_first else -1)
+    with _patched(models.layers, BatchNormalization=bn):
+        model = models.build_model(spec, bn_momentum=bn_momentum)
+    if not (trial.channels_first or trial.whiten or trial.resize[0]):
+        built = model
+    else:  # fresh layers from the same configs around the change, the built ones' weights where shapes allow
+        fresh = []
+        for layer in model.layers:
+            config = layer.get_config()
+            if trial.channels_first and "data_format" in config:
+                config["data_format"] = "channels_first"
+            fresh.append(type(layer).from_config(config))
+        stem = []
+        if trial.channels_first:
+            stem.append(keras.layers.Permute((3, 1, 2), name="to_nchw"))
+        if trial.whiten:  # a 2x2 valid conv, set by whitening.fit_to_data; "linear": 12 outputs, no ReLU
+            width = whitening.filters() // (2 if trial.whiten == "linear" else 1)
+            stem.append(keras.layers.Conv2D(width, whitening.PATCH, name=whitening.WHITEN,
+                                            trainable=trial.whiten == "trainable"))
+            if trial.whiten != "linear":
+                stem.append(keras.layers.ReLU(name="whiten_relu"))
+        size = None if trial.resize[0] else 32
+        built = keras.Sequential([keras.Input((size, size, 3), name="image"), fresh[0], *stem, *fresh[1:]],
+                                 name=model.name)
+        for old, new in zip(model.layers, fresh, strict=True):
+            weights = old.get_weights()
+            if [w.shape for w in weights] == [w.shape for w in new.get_weights()]:
+                new.set_weights(weights)
+    model = built
+    if trial.dirac:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Conv2D):
+                kernel = keras.ops.convert_to_numpy(layer.kernel)
+                kh, kw, cin, cout = kernel.shape
+                for o in range(min(cin, cout)):
+                    kernel[..., o] = 0
+                    kernel[kh // 2, kw // 2, o, o] = 1
+                layer.kernel.assign(kernel)
+    return model
+
+
+def resized(dataset, size: int):
+    """The training batches at size x size (bilinear, antialiased), for progressive resizing."""
+    import tensorflow as tf
+
+    return dataset.map(lambda x, y: (tf.image.resize(tf.cast(x, tf.float32), (size, size), antialias=True), y))
+
+
+def lookahead_callback(base: float, total_steps: int):
+    """airbench's lookahead: at each call into the backend (every `steps_per_execution` batches, k of them) the
+    slow weights move toward the fast ones by 1 - base**k * (step / total)**3 and the fast ones are set to them;
+    at the end the model keeps the slow weights."""
+    import keras
+
+    class Lookahead(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.slow = [keras.ops.convert_to_numpy(v) for v in self.model.weights]
+            self.last = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            decay = base ** (step - self.last) * min(step / total_steps, 1.0) ** 3
+            self.last = step
+            for v, slow in zip(self.model.weights, self.slow, strict=True):
+                slow += (1 - decay) * (keras.ops.convert_to_numpy(v) - slow)
+                v.assign(slow)
+
+        def on_train_end(self, logs=None):
+            for v, slow in zip(self.model.weights, self.slow, strict=True):
+                v.assign(slow)
+
+    return Lookahead()
+
