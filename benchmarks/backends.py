@@ -3,9 +3,10 @@ augmentation) and the seed baseline (batch 32), each through the run's own input
 NumPy batches elsewhere). A backend is fixed per process, so each measurement is a process of its own, the
 backends taking turns for --rounds rounds (A B C A B C ...): a slow minute of a shared machine lands on one round,
 not on one backend. Prints every round, then the median and spread of each, and each backend's ratio to
-TensorFlow's per round.
+TensorFlow's per round. --save keeps each backend's median fast-net speed for this machine, and `--backend auto`
+then takes the fastest (cifar_core/backends.py).
 
-    python benchmarks/backends.py [--rounds 3] [--precision auto|float32] [--backends tensorflow,jax,torch]
+    python benchmarks/backends.py [--rounds 3] [--precision auto|float32] [--backends tensorflow,jax,torch] [--save]
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def main() -> int:
     parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"))
     parser.add_argument("--backends", default=",".join(backends.installed()))
     parser.add_argument("--timed", type=int, default=12, help="calls of 8 batches timed per measurement")
+    parser.add_argument("--save", action="store_true", help="keep the medians for --backend auto on this machine")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -80,6 +82,9 @@ def main() -> int:
                 ratios = [r[net] / t[net] for r, t in zip(found[name], found["tensorflow"], strict=True)]
                 cells.append(f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})".rjust(24))
         print(f"{name:<12}" + "".join(cells))
+    if args.save:
+        backends.save_speeds({n: statistics.median(r["fast"] for r in rows) for n, rows in found.items()})
+        print(f"\nsaved: --backend auto now picks {backends.for_run('auto').name} here")
     return 0
 
 

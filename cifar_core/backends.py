@@ -8,10 +8,11 @@ arithmetic on what is installed and which GPUs the driver reports; nothing here 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from dataclasses import dataclass
 
-from cifar_core import hardware
+from cifar_core import hardware, settings
 from cifar_core.errors import LabError
 
 ENV = "KERAS_BACKEND"  # Keras's own variable; the lab sets it for the processes it starts
@@ -24,9 +25,10 @@ EXTRAS = {"tensorflow": "pip install tensorflow", "jax": "pip install 'cifar-lab
 # On a CPU TensorFlow is fastest (2 AMD EPYC cores, Keras 3.15, same model and batch: JAX trains the fast net at
 # 0.65-0.73x and the seed baseline at 0.49-0.53x TensorFlow's images/s; benchmarks/backends.py).
 CPU_ORDER = ("tensorflow", "jax", "torch")
-# On a GPU: not yet measured by this lab (benchmarks/gpu_check.sh prints images/s per installed backend; put the
-# fastest first once a card has been measured). XLA-compiled JAX first, as Keras's own benchmarks find it fastest.
+# On a GPU, until this machine's backends have been measured (SPEEDS_FILE): not yet measured on a card by this lab;
+# XLA-compiled JAX first, as Keras's own benchmarks find it fastest.
 GPU_ORDER = ("jax", "tensorflow", "torch")
+SPEEDS_FILE = "backend-speeds.json"  # in the cache folder: images/s per backend, per machine, as last measured
 MULTI_GPU = "tensorflow"  # --gpus N (tf.distribute.MirroredStrategy) exists on this backend only
 
 
@@ -45,9 +47,11 @@ def installed() -> list[str]:
     return [name for name in BACKENDS if importlib.util.find_spec(MODULES[name]) is not None]
 
 
-def choose(requested: str, available: list[str], gpus: list[str], multi_gpu: bool = False) -> Backend:
-    """`auto`: the fastest installed backend for this hardware (CPU_ORDER or GPU_ORDER; TensorFlow for a run on
-    several GPUs). An explicit choice is kept where it is installed, else refused with what to install."""
+def choose(requested: str, available: list[str], gpus: list[str], multi_gpu: bool = False,
+           measured: dict[str, float] | None = None) -> Backend:
+    """`auto`: the installed backend measured fastest on this machine (`measured`: images/s), else the first
+    installed of CPU_ORDER or GPU_ORDER; TensorFlow for a run on several GPUs. An explicit choice is kept where it
+    is installed, else refused with what to install."""
     if requested not in CHOICES:
         raise BackendError(f"backend must be one of {', '.join(CHOICES)} (got {requested!r}).")
     if not available:
@@ -62,10 +66,39 @@ def choose(requested: str, available: list[str], gpus: list[str], multi_gpu: boo
         return Backend(requested, f"asked for {requested}")
     if multi_gpu and MULTI_GPU in available:
         return Backend(MULTI_GPU, f"auto: several GPUs (--gpus) train with {MULTI_GPU}'s MirroredStrategy")
+    speeds = {n: v for n, v in (measured or {}).items() if n in available}
+    if speeds:
+        name = max(speeds, key=speeds.get)
+        shown = ", ".join(f"{n} {v:,.0f}" for n, v in sorted(speeds.items(), key=lambda kv: -kv[1]))
+        return Backend(name, f"auto: the fastest measured on this machine (fast net images/s: {shown})")
     order = GPU_ORDER if gpus else CPU_ORDER
     name = next(n for n in order if n in available)
     where = f"GPU ({gpus[0]})" if gpus else "CPU"
-    return Backend(name, f"auto: the first installed of {', '.join(order)} on a {where}")
+    return Backend(name, f"auto: the first installed of {', '.join(order)} on a {where} (not measured here: "
+                         "python benchmarks/backends.py --save)")
+
+
+def measured_speeds() -> dict[str, float]:
+    """This machine's images/s per backend as last saved (save_speeds), or none."""
+    try:
+        found = json.loads((settings.cache_dir() / SPEEDS_FILE).read_text())
+        return {str(k): float(v) for k, v in found.get(hardware.describe_machine(), {}).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def save_speeds(speeds: dict[str, float]) -> None:
+    """Keep this machine's measured images/s per backend (the fast net's), for `auto` to choose by."""
+    path = settings.cache_dir() / SPEEDS_FILE
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        found = {}
+    found[hardware.describe_machine()] = speeds
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(found, indent=1))
+    tmp.replace(path)
 
 
 def current() -> str | None:
@@ -80,7 +113,7 @@ def default() -> str:
 
 def for_run(requested: str, gpus: int = 0) -> Backend:
     """The backend a run of this machine trains with (`gpus`: the run's --gpus)."""
-    return choose(requested, installed(), hardware.nvidia_gpus(), multi_gpu=gpus >= 2)
+    return choose(requested, installed(), hardware.nvidia_gpus(), multi_gpu=gpus >= 2, measured=measured_speeds())
 
 
 def environment(choice: Backend) -> dict[str, str]:

@@ -31,6 +31,17 @@ def test_auto_picks_tensorflow_on_a_cpu_and_the_gpu_order_on_a_gpu():
     assert backends.choose("jax", ["tensorflow", "jax"], []).reason == "asked for jax"
 
 
+def test_auto_takes_the_fastest_measured_on_this_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIFAR_LAB_CACHE", str(tmp_path))
+    assert backends.measured_speeds() == {}
+    backends.save_speeds({"tensorflow": 900.0, "jax": 1500.0, "torch": 2000.0})
+    measured = backends.measured_speeds()
+    chosen = backends.choose("auto", ["tensorflow", "jax"], ["H200"], measured=measured)
+    assert chosen.name == "jax", "the fastest of those installed (torch is not)"
+    assert "jax 1,500, tensorflow 900" in chosen.reason
+    assert backends.choose("tensorflow", ["tensorflow", "jax"], [], measured=measured).name == "tensorflow"
+
+
 def test_a_backend_that_cannot_run_is_refused_with_what_to_do():
     with pytest.raises(backends.BackendError, match=r"torch backend is not installed here .*cifar-lab\[torch\]"):
         backends.choose("torch", ["tensorflow"], [])
