@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, wait_for_epochs
+from conftest import ROOT, SYNTHETIC, wait_for_epochs
 
 from cifar_core import backends
 from cifar_core.model.config import TrainConfig
@@ -50,6 +50,18 @@ def test_a_backend_that_cannot_run_is_refused_with_what_to_do():
     with pytest.raises(backends.BackendError, match="backend must be one of auto, tensorflow, jax, torch"):
         backends.choose("mxnet", ["tensorflow"], [])
     assert "backend must be one of" in " ".join(TrainConfig(backend="theano").problems())
+
+
+def test_a_run_whose_backend_is_missing_here_fails_with_the_reason_and_stays_resumable(tmp_path, monkeypatch):
+    from cifar_core.model.specs import PRESETS
+
+    run_dir = runs.create_run(tmp_path, PRESETS["baseline"], TrainConfig(backend="torch"), SYNTHETIC)
+    monkeypatch.setattr(backends, "installed", lambda: ["tensorflow"])
+    with pytest.raises(backends.BackendError, match="torch backend is not installed here"):
+        runs.launch(run_dir)
+    run = runs.load_run(run_dir)
+    assert run.status == "failed" and "pip install 'cifar-lab[torch]'" in run.meta["error"]
+    assert run.status in rundir.RESUMABLE
 
 
 def test_the_numpy_batches_flip_and_shift_like_the_graph_does():

@@ -290,7 +290,11 @@ def spawn_trainer(run_dir: Path, threads: int | None = None, preexec_fn=None) ->
     `threads` caps TensorFlow's threads (runs sharing a machine); `preexec_fn` runs in the child before exec."""
     (run_dir / rundir.STOP).unlink(missing_ok=True)
     config = rundir.read_run_json(run_dir).get("config") or {}
-    choice = backends.for_run(config.get("backend", "auto"), int(config.get("gpus") or 0))
+    try:
+        choice = backends.for_run(config.get("backend", "auto"), int(config.get("gpus") or 0))
+    except backends.BackendError as exc:  # e.g. resumed on a machine without its backend: say so on the run
+        update_run(run_dir, status="failed", error=str(exc))
+        raise
     env = {**settings.environment(), **backends.environment(choice),
            **({settings.THREADS: str(threads)} if threads else {})}
     with open(run_dir / rundir.LOG, "a") as log:
