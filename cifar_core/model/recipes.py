@@ -2,7 +2,8 @@
 
 `seed` is the original study's plan (Adam 1e-3, batch 32, early stopping) and leaves the spec as it is.
 `fast` gets the best model out of the time there is, after the public CIFAR-10 speed records
-(KellerJordan/cifar10-airbench): a VGG-style network with batch norm, flip + translate augmentation, label
+(KellerJordan/cifar10-airbench): a VGG-style network with batch norm behind a patch-whitening first layer set from
+the training images (specs.FAST's stem, engine/whitening.py), flip + translate augmentation, label
 smoothing, SGD with Nesterov momentum and decoupled weight decay, a one-cycle schedule whose length is fitted
 to the time budget, a batch as large as the device likes, and test-time flip averaging.
 """
@@ -34,6 +35,24 @@ FAST_BATCH = {"cpu": 128, "gpu": 1024}  # CPUs are fastest at small batches (cac
 # batch 256 with the learning rate scaled reached 1.0-1.9 points less test accuracy at equal epochs (0.6625/0.6708
 # against 0.6813/0.6807) and no measurable gain in images/s (the launch probe: 2,050/1,808 against 2,035/1,904
 # for fast-w0.5, a busy machine), so 128 stays.
+# Tried from the speed records on 2 CPU cores and not kept (besides FAST_PLAN's and FAST_BATCH's notes), each at
+# equal epochs against the recipe in the same session: benchmarks/family_curves.py --subset 20000 --points
+# fast-w0.5:4 --seed S [trial flag], seeds 0-3, recipe 0.6813/0.6807/0.6901/0.6718 (mean 0.681), with the whitening
+# stem (specs.FAST) 0.6944/0.7146/0.6951/0.7136 (mean 0.704); speeds by benchmarks/recipe_speed.py (A and B
+# alternated in one process, median of the per-round ratios), a machine shared with other work:
+# - lookahead (airbench's: every call into the backend the slow weights move toward the fast ones by
+#   1 - 0.95**k * (step/total)**3, the fast ones are reset to them, the model ends on the slow ones; --lookahead
+#   0.95): 0.6757/0.6820/0.6833/0.6755 (mean 0.679, -0.2 points);
+# - identity ("dirac") init of each conv's first in-channels filters (--dirac): 0.6942/0.6812/0.6882/0.6856 (mean
+#   0.687, +0.6, within the seeds' spread), and with the stem 0.7069/0.7009/0.7049/0.7029 (mean 0.704, +0.0);
+# - batch norm without its scale, as airbench's (--no-bn-scale): 0.6782/0.6811/0.6850/0.6755 (mean 0.680, -0.1);
+# - progressive resizing: 24x24 images train 1.48x (fast-w0.5; rounds 1.26-1.74x) and 1.67x (fast; 1.25-1.88x) as
+#   many images/s; 5 epochs with the first 3 at 24x24 (bilinear; about the work of 4 at 32x32), stem on
+#   (--whiten frozen --resize 24:3): 0.7065/0.7108/0.7022/0.7183 (mean 0.709, +0.5 against the stem's 4 epochs),
+#   within the seeds' spread and the speed ratio's uncertainty, where keeping it would need a variable input size,
+#   a pipeline that changes per epoch and a planner whose epochs change length;
+# - channel order: the network in NCHW (channels_first, images transposed by its first layer) trains 0.36x the
+#   images/s of NHWC (rounds 0.33-0.39x) with TensorFlow's oneDNN on this CPU: NHWC stays.
 FAST_PEAK_LR_PER_256 = 0.2  # peak learning rate, scaled linearly with the batch size
 FAST_EPOCHS = 10  # when no time budget is given
 FAST_DEFAULT_BUDGET_S = 600
@@ -51,6 +70,7 @@ def fast_config(base: TrainConfig, on_gpu: bool, time_budget: float | None = Non
 
 DESCRIPTIONS = {
     "seed": "The seed study's plan: Adam 1e-3, batch 32, up to 30 epochs, early stopping with patience 5.",
-    "fast": "The fast recipe: SGD with Nesterov momentum, a one-cycle schedule fitted to the time budget, label "
-            "smoothing, weight decay, flip + translate augmentation, a large batch and test-time flips.",
+    "fast": "The fast recipe: a network whose first layer whitens the image's patches (set from the training "
+            "images), SGD with Nesterov momentum, a one-cycle schedule fitted to the time budget, label smoothing, "
+            "weight decay, flip + translate augmentation, a large batch and test-time flips.",
 }

@@ -136,15 +136,27 @@ BATCHNORM_AFTER_RELU = replace(
 BATCHNORM_DROPOUT = replace(BATCHNORM.with_dropout(0.25), name="batchnorm-dropout",
                             description="Batchnorm preset with 0.25 dropout after every block and in the head.")
 
-# The fast recipe's network (recipes.py): three stages of two 3x3 conv + batch norm + ReLU layers, each stage
+# The fast recipe's network (recipes.py): a whitening stem (a frozen 2x2 conv set from the training images'
+# patches, engine/whitening.py), then three stages of two 3x3 conv + batch norm + ReLU layers, each stage
 # pooling after its first conv (as airbench does) so its second conv runs at half the resolution. Widths
 # 32/64/128 keep an epoch of 45,000 images near a minute and a half on two CPU cores.
+# The stem, tried on 2 CPU cores as recipes.py's other trials (family_curves.py --subset 20000 --points fast-w0.5:4,
+# seeds 0-3, against 0.6813/0.6807/0.6901/0.6718 without it, mean 0.681): frozen (--whiten frozen, kept)
+# 0.6944/0.7146/0.6951/0.7136, mean 0.704, +2.3 points; on the full training split, seed 0, fast-w0.5 reached
+# 0.7662 in 4 epochs against 0.7501 without it (+1.6; 1 epoch +3.9, 2 +2.4, 8 +1.0; fast 2 epochs +3.7: curves.py);
+# its images/s 1.14x without it for fast-w0.5 (5 alternated rounds 0.80-1.47x) and 1.04x for fast (0.76-1.19x),
+# no measurable cost (benchmarks/recipe_speed.py, a shared machine). Trainable from the same start (--whiten
+# trainable): mean 0.710 but 0.96x/0.92x the speed; 12 outputs without negatives or ReLU (--whiten linear): mean
+# 0.702 at 1.26x. The first try (a custom layer whose bias trained) reached a mean of 0.711; a plain frozen Conv2D
+# opens in safe mode where a custom layer would not (engine/modelfiles.py).
 FAST = ArchitectureSpec(
     "fast",
     tuple(ConvBlock(width, 3, 1, True, pool) for width in (32, 64, 128) for pool in ("max", "none")),
     Head("global_avg", (), 0.0),
-    "Fast recipe network: 3 stages of 2 conv-BN-ReLU layers (32, 64, 128 channels), pooling after the first "
-    "conv of each stage, global average pooling, one linear layer.",
+    "Fast recipe network: a patch-whitening stem set from the training images, 3 stages of 2 conv-BN-ReLU "
+    "layers (32, 64, 128 channels), pooling after the first conv of each stage, global average pooling, one "
+    "linear layer.",
+    stem="whiten",
 )
 SEED_PRESETS = (BASELINE, DEEPER, BATCHNORM, BATCHNORM_DROPOUT)
 PRESETS: dict[str, ArchitectureSpec] = {s.name: s for s in (*SEED_PRESETS, BATCHNORM_AFTER_RELU, FAST)}
