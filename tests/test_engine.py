@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import SYNTHETIC, cli, wait_for_epochs
 
@@ -88,6 +89,10 @@ def test_a_fast_run_with_a_budget_ends_inside_it(tmp_path):
     assert len(lines) == meta["planned_epochs"] >= 1, "it trains the epochs it planned, however few fit"
     assert meta["engine"]["precision"] in ("float32", "mixed_bfloat16", "mixed_float16")
     assert (run_dir / rundir.MODEL).exists() and (run_dir / rundir.REPORT).exists()
+    from cifar_core.engine import trainer, whitening
+
+    stem = trainer.load_model(run_dir).get_layer(whitening.WHITEN)
+    assert not np.allclose(stem.get_weights()[0], whitening.patch_identity()[0]), "the stem was set from the data"
     if len(lines) >= 2:  # how many fit depends on the load: one did beside a full-data trainer and the suite
         assert lines[-1]["loss"] < lines[0]["loss"], "it learnt"
         lrs = [m["lr"] for m in lines]

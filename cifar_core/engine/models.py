@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from cifar_core.engine import runtime, whitening
-from cifar_core.engine.whitening import fit_to_data  # noqa: F401  (for the trainer: sets a whitening stem)
 from cifar_core.model.config import TrainConfig
 from cifar_core.model.shapes import INPUT_SIZE, NUM_CLASSES
 from cifar_core.model.specs import ArchitectureSpec, check

@@ -20,7 +20,7 @@ import numpy as np
 from cifar_core import data as data_mod
 from cifar_core import hardware
 from cifar_core.analysis import scores
-from cifar_core.engine import bncheck, embeddings, runtime, sizer
+from cifar_core.engine import bncheck, embeddings, runtime, sizer, whitening
 from cifar_core.engine.callbacks import FitToBudget, Plan, StopFile, make_callbacks
 from cifar_core.engine.pipeline import EVAL_BATCH, make_dataset, prepare_data
 from cifar_core.model import specs
@@ -73,6 +73,7 @@ def train_run(run_dir: Path) -> dict:
     with strategy.scope():
         model = compile_model(build_model(spec, len(dataset.class_names), cfg.bn_momentum), cfg, steps_per_epoch,
                               lr, on_gpu)
+        whitening.fit_to_data(model, arrays["x_train"], cfg.seed)  # a whitening stem, from these images
     runs.update_run(run_dir, params=int(model.count_params()), data={**meta["data"], **dataset.describe()},
                     libraries=library_versions(), sizes=sizes,
                     devices=runtime.devices(),
