@@ -53,7 +53,7 @@ def measure(spec: specs.ArchitectureSpec, cfg: TrainConfig, images: tuple[np.nda
     else:
         take = np.arange(n) % len(images[1])
         model.fit(make_dataset(images[0][take], images[1][take], cfg.batch_size, None, cfg.augment, cfg.translate),
-                  epochs=1, verbose=0, callbacks=[Timer()])
+                  epochs=1, verbose=0, shuffle=False, callbacks=[Timer()])
     return timed * per_call * cfg.batch_size / (marks[-1] - marks[warmup - 1])
 
 
