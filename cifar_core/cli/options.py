@@ -69,8 +69,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpus", type=int, default=d.gpus, metavar="N",
                    help="train one run on N GPUs of this machine (tf.distribute.MirroredStrategy; N >= 2)")
     p.add_argument("--backend", choices=backends.CHOICES, default=backends.default(),
-                   help="Keras 3's backend (also $KERAS_BACKEND); auto: TensorFlow on a CPU, the fastest installed "
-                        "on a GPU")
+                   help="Keras 3's backend (also $KERAS_BACKEND); auto: the one measured fastest on this machine "
+                        "(benchmarks/backends.py --save), else TensorFlow on a CPU and JAX first on a GPU")
     p.add_argument("--recipe", choices=RECIPES, default=d.recipe,
                    help="seed: the settings above; fast: the fast recipe's network and training plan")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
