@@ -19,12 +19,12 @@ ENV = "KERAS_BACKEND"  # Keras's own variable; the lab sets it for the processes
 REASON_ENV = "CIFAR_LAB_BACKEND_REASON"  # why: beside it, for the trainer's run.json
 BACKENDS = ("tensorflow", "jax", "torch")
 CHOICES = ("auto", *BACKENDS)
-MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 EXTRAS = {"tensorflow": "pip install tensorflow", "jax": "pip install 'cifar-lab[jax]'",
           "torch": "pip install 'cifar-lab[torch]'"}
-# On a CPU TensorFlow is fastest (2 AMD EPYC cores, Keras 3.15, same model and batch: JAX trains the fast net at
-# 0.65-0.73x and the seed baseline at 0.49-0.53x TensorFlow's images/s; benchmarks/backends.py).
-CPU_ORDER = ("tensorflow", "jax", "torch")
+# On a CPU, by benchmarks/backends.py on 2 AMD EPYC cores (avx512_bf16, Keras 3.15, mixed bfloat16, each through
+# its own input pipeline, medians of 3 rounds): PyTorch trains the fast net at 0.61x and the seed baseline at 0.52x
+# TensorFlow's images/s, JAX at 0.31x and 0.22x (float32: 0.52x/0.45x and 0.37x/0.33x).
+CPU_ORDER = ("tensorflow", "torch", "jax")
 # On a GPU, until this machine's backends have been measured (SPEEDS_FILE): not yet measured on a card by this lab;
 # XLA-compiled JAX first, as Keras's own benchmarks find it fastest.
 GPU_ORDER = ("jax", "tensorflow", "torch")
@@ -44,7 +44,7 @@ class Backend:
 
 def installed() -> list[str]:
     """The backends whose package this Python can import, in BACKENDS order."""
-    return [name for name in BACKENDS if importlib.util.find_spec(MODULES[name]) is not None]
+    return [name for name in BACKENDS if importlib.util.find_spec(name) is not None]  # each is its module's name
 
 
 def choose(requested: str, available: list[str], gpus: list[str], multi_gpu: bool = False,

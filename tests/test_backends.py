@@ -24,7 +24,8 @@ OTHERS = [b for b in backends.BACKENDS if b != "tensorflow"]
 
 def test_auto_picks_tensorflow_on_a_cpu_and_the_gpu_order_on_a_gpu():
     assert backends.choose("auto", ["tensorflow", "jax"], []).name == "tensorflow"
-    assert backends.choose("auto", ["jax", "torch"], []).name == "jax", "a machine without TensorFlow"
+    assert backends.choose("auto", ["jax", "torch"], []).name == "torch", "no TensorFlow: the next fastest on CPUs"
+    assert backends.choose("auto", ["jax"], []).name == "jax"
     on_gpu = backends.choose("auto", ["tensorflow", "jax", "torch"], ["NVIDIA H100"])
     assert on_gpu.name == backends.GPU_ORDER[0] and "H100" in on_gpu.reason
     assert backends.choose("auto", ["tensorflow", "jax"], ["H100"], multi_gpu=True).name == "tensorflow"

@@ -104,9 +104,7 @@ def devices() -> list[str]:
 def versions() -> dict[str, str]:
     """The backend's version, and Keras's, for run.json."""
     name = backend()
-    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[name]
-    return {name: sys.modules[module].__version__ if module in sys.modules else __import__(module).__version__,
-            "keras": keras().__version__}
+    return {name: __import__(name).__version__, "keras": keras().__version__}
 
 
 def configure(seed: int, precision: str = "float32") -> hardware.Precision:
