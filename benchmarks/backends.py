@@ -33,7 +33,7 @@ def measure(precision: str, timed: int) -> dict[str, float]:
     from cifar_core.engine import probe, runtime
 
     runtime.configure(0, precision)
-    fast = recipes.fast_config(TrainConfig(precision=precision), on_gpu=False)
+    fast = recipes.fast_config(TrainConfig(precision=precision), on_gpu=bool(runtime.gpu_names()))
     plans = {"fast": (specs.FAST, fast), "baseline": (specs.PRESETS["baseline"], TrainConfig(precision=precision))}
     rng = np.random.default_rng(0)
     images = (rng.integers(0, 256, (4096, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 4096))

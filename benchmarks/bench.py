@@ -87,7 +87,7 @@ def throughput(tf, arrays: dict, rounds: int) -> None:
     import keras
     import numpy as np
 
-    from cifar_core.engine import pipeline, trainer
+    from cifar_core.engine import pipeline
     from cifar_core.engine.models import build_model, compile_model
 
     x, y, x_test, y_test = arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
@@ -115,7 +115,7 @@ def throughput(tf, arrays: dict, rounds: int) -> None:
         print(f"  round {r + 1}: plain {rates['plain'][-1]:6.0f} images/s, engine {rates['engine'][-1]:6.0f} images/s,"
               f" engine/plain x{rates['engine'][-1] / rates['plain'][-1]:.2f}  ({other_work()})", flush=True)
     accuracy = {"plain": (plain.predict(x_test / 255.0, verbose=0).argmax(1) == y_test).mean(),
-                "engine": (trainer.predict(ours, x_test).argmax(1) == y_test).mean()}
+                "engine": (pipeline.predict(ours, x_test).argmax(1) == y_test).mean()}
     for name, label in (("plain", "plain Keras fit, float arrays"),
                         ("engine", f"cifar-lab engine ({ours.steps_per_execution} batches per step, uint8)")):
         rate = statistics.median(rates[name])
@@ -172,7 +172,7 @@ def time_to_accuracy(arrays: dict, name: str, spec: specs.ArchitectureSpec, cfg:
     """Train one recipe in this process; test accuracy after each epoch with the clock stopped."""
     import keras
 
-    from cifar_core.engine import callbacks, pipeline, trainer
+    from cifar_core.engine import callbacks, pipeline
     from cifar_core.engine.models import build_model, compile_model, learning_rate
 
     keras.utils.set_random_seed(cfg.seed)
@@ -190,7 +190,7 @@ def time_to_accuracy(arrays: dict, name: str, spec: specs.ArchitectureSpec, cfg:
         def on_epoch_end(self, epoch, logs=None):
             nonlocal paused
             t0 = time.monotonic()
-            acc = float((trainer.predict(self.model, arrays["x_test"], cfg.tta).argmax(1) == arrays["y_test"]).mean())
+            acc = float((pipeline.predict(self.model, arrays["x_test"], cfg.tta).argmax(1) == arrays["y_test"]).mean())
             paused += time.monotonic() - t0
             elapsed = t0 - started - paused
             curve.append((epoch + 1, elapsed, acc))

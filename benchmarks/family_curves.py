@@ -38,7 +38,7 @@ def run_point(arrays: dict, name: str, epochs: int, cfg: TrainConfig, ema: float
     """One run of `epochs` epochs of family network `name`: final test accuracy and steady training images/s."""
     import keras
 
-    from cifar_core.engine import pipeline, trainer
+    from cifar_core.engine import pipeline
     from cifar_core.engine.models import compile_model, learning_rate
     from cifar_core.engine.whitening import fit_to_data
 
@@ -73,7 +73,7 @@ def run_point(arrays: dict, name: str, epochs: int, cfg: TrainConfig, ema: float
                   callbacks=callbacks)
     if epochs > small_epochs:
         model.fit(train, epochs=epochs, initial_epoch=small_epochs, verbose=0, shuffle=False, callbacks=callbacks)
-    acc = float((trainer.predict(model, arrays["x_test"], cfg.tta).argmax(1) == arrays["y_test"]).mean())
+    acc = float((pipeline.predict(model, arrays["x_test"], cfg.tta).argmax(1) == arrays["y_test"]).mean())
     steady = sorted(times[1:] or times)[len(times[1:] or times) // 2]
     return {"network": name, "epochs": epochs, "test_accuracy": round(acc, 4), **trial.changed(),
             "images_per_s": round(len(arrays["y_train"]) / steady), "epoch_seconds": [round(t, 1) for t in times]}

@@ -20,8 +20,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -74,7 +72,8 @@ def time_to_accuracy(data_path: str, which: str, epochs: int, subset: int | None
 
         def on_epoch_end(self, epoch, logs=None):
             now = time.perf_counter()
-            accuracy = test_accuracy(self.model, arrays, cfg.tta)
+            accuracy = float((pipeline.predict(self.model, arrays["x_test"], cfg.tta).argmax(1)
+                              == arrays["y_test"]).mean())
             self.evaluating += time.perf_counter() - now
             rows.append({"epoch": epoch + 1, "seconds": round(now - self.start - self.evaluating, 2),
                          "test_accuracy": round(accuracy, 4)})
@@ -85,18 +84,6 @@ def time_to_accuracy(data_path: str, which: str, epochs: int, subset: int | None
                                   cfg.translate)
     model.fit(train, epochs=cfg.epochs, verbose=0, shuffle=False, callbacks=[Clock()])
     return rows
-
-
-def test_accuracy(model, arrays: dict, tta: bool) -> float:
-    """Test accuracy, with test-time flips when the recipe uses them (the trainer's evaluation, without its files)."""
-    from cifar_core.engine import pipeline
-
-    x, y = arrays["x_test"], arrays["y_test"]
-    probs = model.predict(pipeline.make_dataset(x, np.zeros(len(x), np.int64), pipeline.EVAL_BATCH), verbose=0)
-    if tta:
-        flipped = pipeline.make_dataset(x[:, :, ::-1], np.zeros(len(x), np.int64), pipeline.EVAL_BATCH)
-        probs = probs + model.predict(flipped, verbose=0)
-    return float((probs.argmax(1) == y).mean())
 
 
 def child(backend: str, *args: str) -> dict | list:

@@ -104,7 +104,8 @@ def test_a_model_with_a_rescaling_layer_takes_0_to_255(keras, tmp_path):
 
 
 def test_forcing_the_scale_and_the_saved_model_takes_0_to_255_like_every_run(seed_model, tmp_path):
-    from cifar_core.engine.trainer import load_model, predict
+    from cifar_core.engine.pipeline import predict
+    from cifar_core.engine.trainer import load_model
 
     model, _, path = seed_model
     run_dir = importing.import_model(tmp_path / "runs", path, "synthetic", name="forced", scale="1")

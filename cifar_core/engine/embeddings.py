@@ -18,7 +18,7 @@ import numpy as np
 from cifar_core import data as data_mod
 from cifar_core.analysis import projection
 from cifar_core.engine import runtime
-from cifar_core.engine.pipeline import EVAL_BATCH, make_dataset, prepare_data
+from cifar_core.engine.pipeline import EVAL_BATCH, make_dataset, predict, prepare_data
 from cifar_core.model.config import TrainConfig
 from cifar_core.store import embeddings as store
 from cifar_core.store import rundir
@@ -87,7 +87,6 @@ def record(run_dir: Path, model, arrays: dict, tta: bool) -> np.ndarray:
     try:
         features = feature_model(model)
     except NoFeatureLayer:
-        from cifar_core.engine.trainer import predict  # the plain evaluation, test-time flips included
 
         return predict(model, arrays["x_test"], tta)
     test, probs = outputs(model, arrays["x_test"], tta, features)

@@ -46,6 +46,15 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None
     return ArrayBatches(x, y, batch_size, seed, augment, translate, num_classes)
 
 
+def predict(model, x: np.ndarray, tta: bool = False) -> np.ndarray:
+    """Class probabilities for uint8 images; with `tta`, averaged with those of the mirrored images."""
+    probs = model.predict(make_dataset(x, np.zeros(len(x), np.int64), EVAL_BATCH), verbose=0)
+    if tta:
+        probs = (probs + model.predict(make_dataset(x[:, :, ::-1], np.zeros(len(x), np.int64), EVAL_BATCH),
+                                       verbose=0)) / 2
+    return probs.astype(np.float32)
+
+
 def _tf_dataset(x, y, batch_size, seed, augment, translate, num_classes):
     """tf.data batches. Augmentation runs on whole batches in the pipeline's one thread, so it never takes the
     cores from the convolutions: it costs a fraction of a millisecond per batch."""

@@ -22,7 +22,7 @@ from cifar_core import hardware
 from cifar_core.analysis import scores
 from cifar_core.engine import bncheck, embeddings, runtime, sizer, whitening
 from cifar_core.engine.callbacks import FitToBudget, Plan, StopFile, make_callbacks
-from cifar_core.engine.pipeline import EVAL_BATCH, make_dataset, prepare_data
+from cifar_core.engine.pipeline import make_dataset, prepare_data
 from cifar_core.model import specs
 from cifar_core.model.config import TrainConfig
 from cifar_core.store import rundir, runs
@@ -134,15 +134,6 @@ def _nothing_trained(run_dir: Path) -> dict:
     (run_dir / rundir.PROGRESS).unlink(missing_ok=True)
     print(f"[cifar-lab] {STOPPED_BEFORE_AN_EPOCH}", flush=True)
     return runs.update_run(run_dir, status="failed", error=STOPPED_BEFORE_AN_EPOCH)
-
-
-def predict(model, x: np.ndarray, tta: bool = False) -> np.ndarray:
-    """Class probabilities for uint8 images; with `tta`, averaged with those of the mirrored images."""
-    probs = model.predict(make_dataset(x, np.zeros(len(x), np.int64), EVAL_BATCH), verbose=0)
-    if tta:
-        probs = (probs + model.predict(make_dataset(x[:, :, ::-1], np.zeros(len(x), np.int64), EVAL_BATCH),
-                                       verbose=0)) / 2
-    return probs.astype(np.float32)
 
 
 def evaluate_and_save(model, arrays: dict, class_names, run_dir: Path, tta: bool = False) -> dict:
