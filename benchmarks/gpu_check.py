@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
           f"Keras backends installed: {', '.join(installed) or 'none'}", flush=True)
     found = {name: child(name, "speeds", *(["--quick"] if args.quick else [])) for name in installed}
     chosen = max(found, key=lambda name: found[name]["fast"])
-    backends.save_speeds({name: s["fast"] for name, s in found.items()})  # --backend auto takes `chosen` here now
+    if not args.quick:  # --backend auto takes `chosen` here from now on (a quick check measures too little)
+        backends.save_speeds({name: s["fast"] for name, s in found.items()})
     extra = ["--data", args.data, *(["--quick"] if args.quick else [])]
     fast = child(chosen, "fast", str(args.fast_epochs), *extra)
     baseline = child(chosen, "baseline", str(args.baseline_epochs), *extra)

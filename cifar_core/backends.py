@@ -49,7 +49,8 @@ def installed() -> list[str]:
 
 def choose(requested: str, available: list[str], gpus: list[str], multi_gpu: bool = False,
            measured: dict[str, float] | None = None) -> Backend:
-    """`auto`: the installed backend measured fastest on this machine (`measured`: images/s), else the first
+    """`auto`: the installed backend measured fastest on this machine (`measured`: images/s, of every installed
+    backend; another environment may have measured fewer), else the first
     installed of CPU_ORDER or GPU_ORDER; TensorFlow for a run on several GPUs. An explicit choice is kept where it
     is installed, else refused with what to install."""
     if requested not in CHOICES:
@@ -67,7 +68,7 @@ def choose(requested: str, available: list[str], gpus: list[str], multi_gpu: boo
     if multi_gpu and MULTI_GPU in available:
         return Backend(MULTI_GPU, f"auto: several GPUs (--gpus) train with {MULTI_GPU}'s MirroredStrategy")
     speeds = {n: v for n, v in (measured or {}).items() if n in available}
-    if speeds:
+    if speeds and len(speeds) == len(available):  # a measurement that left out an installed backend cannot rank it
         name = max(speeds, key=speeds.get)
         shown = ", ".join(f"{n} {v:,.0f}" for n, v in sorted(speeds.items(), key=lambda kv: -kv[1]))
         return Backend(name, f"auto: the fastest measured on this machine (fast net images/s: {shown})")

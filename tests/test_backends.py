@@ -41,6 +41,8 @@ def test_auto_takes_the_fastest_measured_on_this_machine(tmp_path, monkeypatch):
     assert chosen.name == "jax", "the fastest of those installed (torch is not)"
     assert "jax 1,500, tensorflow 900" in chosen.reason
     assert backends.choose("tensorflow", ["tensorflow", "jax"], [], measured=measured).name == "tensorflow"
+    only_jax = backends.choose("auto", ["tensorflow", "jax"], [], measured={"jax": 321.0})
+    assert only_jax.name == "tensorflow", "a measurement without TensorFlow (another venv's) does not rank it"
 
 
 def test_a_backend_that_cannot_run_is_refused_with_what_to_do():
