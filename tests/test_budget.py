@@ -4,6 +4,8 @@ arithmetic on given times: no training, no real slowness."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from cifar_core.model import budgetplan, curves, sizing
@@ -133,13 +135,14 @@ def test_the_network_predicted_best_in_the_budget_is_chosen(monkeypatch):
     assert not subset.comparable and "only indicative" in sizing.prediction_text(subset.to_dict())
 
 
-def test_larger_networks_are_measured_until_one_predicts_less_than_a_smaller_one():
-    def c(name, acc):
-        return sizing.Candidate(name, 1.0, True, 1.0, acc, False)
+def test_larger_networks_are_measured_until_one_surely_predicts_less_than_a_smaller_one():
+    def c(name, acc, past_curve=False):
+        return sizing.Candidate(name, 1.0, True, 1.0, acc, past_curve)
 
     assert sizing.worth_measuring_next([c("a", 0.7)])
     assert sizing.worth_measuring_next([c("a", 0.7), c("b", 0.75)])
     assert not sizing.worth_measuring_next([c("a", 0.7), c("b", 0.75), c("c", 0.74)])
+    assert sizing.worth_measuring_next([c("a", 0.7), c("b", 0.75), c("c", 0.74, past_curve=True)]), "a lower bound"
 
 
 def test_unmeasured_speeds_are_inferred_and_the_latest_sized_run_gives_the_speeds():
@@ -158,6 +161,11 @@ def test_the_family_and_its_curves_agree():
     assert set(curves.CURVES) == set(sizing.FAMILY) == set(curves.IMAGES_PER_S)
     for points in curves.CURVES.values():
         assert [e for e, _ in points] == sorted(e for e, _ in points) and all(0.1 < a < 1 for _, a in points)
+    widest_first = [dict(curves.CURVES[name]) for name in reversed(sizing.FAMILY)]
+    for wider, narrower in itertools.pairwise(widest_first):
+        assert all(wider[e] > narrower[e] for e in set(wider) & set(narrower)), "a wider network learns more per epoch"
+    speeds = [curves.IMAGES_PER_S[name] for name in sizing.FAMILY]
+    assert speeds == sorted(speeds, reverse=True), "the family runs smallest (fastest) first"
 
 
 def test_the_first_epochs_tracing_is_not_taken_for_the_cost_of_predicting():

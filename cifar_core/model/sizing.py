@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 from cifar_core.model import budgetplan, curves, specs
 
-WIDTHS = (0.25, 0.5, 0.75, 1.0)  # the budget family: filters of specs.FAST times each (fast-w0.25 .. fast)
+WIDTHS = (0.25, 0.5, 0.75, 1.0, 2.0, 3.0)  # the budget family: filters of specs.FAST times each (fast-w0.25 .. fast-w3)
 FAMILY: dict[str, specs.ArchitectureSpec] = {s.name: s for s in (specs.FAST.with_width(w) for w in WIDTHS)}
 CHANCE = 0.1  # test accuracy before any training (ten classes)
 DEFAULT_LAUNCH_S = 15.0  # launch to choice (process, TensorFlow, data, probe) before any sized run measured it
@@ -123,8 +123,9 @@ def inferred_speed(network: str, speeds: dict[str, tuple[float, bool]]) -> float
 
 def worth_measuring_next(found: list[Candidate]) -> bool:
     """Whether to measure the next (larger, slower) network: not once one predicted less than the best so far
-    (the family's curves rise with width less than its speed falls, so the larger ones would predict less still)."""
-    return len(found) < 2 or found[-1].predicted >= max(c.predicted for c in found[:-1])
+    (the family's curves rise with width less than its speed falls, so the larger ones would predict less still),
+    unless that prediction was its curve's last point, a lower bound (a wider network may still do better)."""
+    return len(found) < 2 or found[-1].past_curve or found[-1].predicted >= max(c.predicted for c in found[:-1])
 
 
 def prediction_text(choice: dict) -> str:

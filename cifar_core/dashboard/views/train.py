@@ -171,7 +171,7 @@ def budget_field(d: TrainConfig, source: str, problem: str | None) -> float:
     else:
         st.caption("No run here has measured this machine's speed of the fast network's widths yet: a run sized to "
                    "the budget measures it at launch (a few seconds) and picks then.")
-    if not cache.read_only() and st.button("Measure this machine's speed (about 20 s)", key="train_probe"):
+    if not cache.read_only() and st.button("Measure this machine's speed (about 30 s)", key="train_probe"):
         with st.spinner("Measuring the fast network's widths ..."):
             planned = [plans.PlannedRun(name, spec, recipes.fast_config(TrainConfig(), False, budget_s))
                        for name, spec in sizing.FAMILY.items()]
