@@ -135,6 +135,26 @@ def test_the_network_predicted_best_in_the_budget_is_chosen(monkeypatch):
     assert not subset.comparable and "only indicative" in sizing.prediction_text(subset.to_dict())
 
 
+def test_the_prediction_counts_on_the_share_of_the_probed_speed_the_last_sized_run_sustained(monkeypatch):
+    """A sized 1,800 s run probed fast-w3 at 333 images/s, sustained 227, and fell short of 'at least 0.88'."""
+    monkeypatch.setattr(curves, "CURVES", CURVES)
+    choice = {"network": "big", "candidates": [{"network": "small", "images_per_s": 4000.0, "measured": True},
+                                               {"network": "big", "images_per_s": 1000.0, "measured": True}]}
+    lines = [{"epoch": 1, "images_per_s": 300.0}, {"epoch": 2, "images_per_s": 700.0},
+             {"epoch": 3, "images_per_s": 600.0}, {"epoch": 4, "images_per_s": 640.0, "partial": True}]
+    assert sizing.sustained_share(choice, lines) == 0.64, "the median after the first epoch, over big's probe"
+    assert sizing.sustained_share(choice, lines[:1]) is None and sizing.sustained_share(None, lines) is None
+    metas = [{"launched": 1, "sustained_share": 0.9}, {"launched": 3, "sustained_share": 0.64}, {"launched": 4}]
+    assert sizing.latest_share(metas) == 0.64 and sizing.latest_share([{"launched": 1}]) == 1.0
+    assert sizing.latest_share([{"launched": 1, "sustained_share": 0.01}]) == sizing.SHARE_BOUNDS[0], "a fault"
+    speeds = {"small": (4000.0, True), "big": (1000.0, True)}
+    full, slowed = (sizing.choose(speeds, 400, 20, FULL, True, share) for share in (1.0, 0.64))
+    assert slowed.candidates[1].epochs == pytest.approx(full.candidates[1].epochs * 0.64, rel=0.02)
+    assert slowed.candidates[1].images_per_s == 1000.0, "the probe's figure is recorded as measured"
+    assert "64% of the probed speed" in sizing.prediction_text(slowed.to_dict())
+    assert "probed speed" not in sizing.prediction_text(full.to_dict())
+
+
 def test_larger_networks_are_measured_until_one_surely_predicts_less_than_a_smaller_one():
     def c(name, acc, past_curve=False):
         return sizing.Candidate(name, 1.0, True, 1.0, acc, past_curve)

@@ -87,6 +87,7 @@ def test_a_fast_run_with_a_budget_ends_inside_it(tmp_path):
     assert meta["finished"] - meta["launched"] <= budget, "from launch to the last file written"
     lines = rundir.read_metric_lines(run_dir)
     assert len(lines) == meta["planned_epochs"] >= 1, "it trains the epochs it planned, however few fit"
+    assert (0 < meta.get("sustained_share", 0) < 5) == (len(lines) > 1), "the share of its probed speed it sustained"
     assert meta["engine"]["precision"] in ("float32", "mixed_bfloat16", "mixed_float16")
     assert (run_dir / rundir.MODEL).exists() and (run_dir / rundir.REPORT).exists()
     from cifar_core.engine import trainer, whitening

@@ -29,10 +29,10 @@ def speed(spec: ArchitectureSpec, cfg: TrainConfig, arrays: dict) -> float:
     return probe.measure(spec, cfg, (arrays["x_train"], arrays["y_train"]), **PROBE)
 
 
-def choose(cfg: TrainConfig, arrays: dict, sizes: dict[str, int], launched: float) -> sizing.Choice:
+def choose(cfg: TrainConfig, arrays: dict, sizes: dict[str, int], launched: float, share: float = 1.0) -> sizing.Choice:
     """Measure the family smallest first, while the probe has time and a larger network may still predict
     better than a smaller one (sizing.worth_measuring_next), infer the others' speeds, then pick the one
-    predicted best in the budget left now."""
+    predicted best in the budget left now, each sustaining `share` of its probed speed (sizing.latest_share)."""
     speeds: dict[str, tuple[float, bool]] = {}
     found: list[sizing.Candidate] = []
     probe_start = time.time()
@@ -42,16 +42,18 @@ def choose(cfg: TrainConfig, arrays: dict, sizes: dict[str, int], launched: floa
             speeds[name] = (sizing.inferred_speed(name, speeds), False)
         else:
             speeds[name] = (speed(spec, cfg, arrays), True)
-        found.append(sizing.candidate(name, *speeds[name], cfg.time_budget, time.time() - launched, sizes, cfg.tta))
+        found.append(sizing.candidate(name, *speeds[name], cfg.time_budget, time.time() - launched, sizes, cfg.tta,
+                                      share))
     elapsed = time.time() - launched
     keras.utils.clear_session()
     keras.utils.set_random_seed(cfg.seed)  # the run's weights as they would be without the probe
-    return sizing.choose(speeds, cfg.time_budget, elapsed, sizes, cfg.tta)
+    return sizing.choose(speeds, cfg.time_budget, elapsed, sizes, cfg.tta, share)
 
 
 def size_run(run_dir: Path, cfg: TrainConfig, arrays: dict, sizes: dict[str, int], launched: float) -> ArchitectureSpec:
     """Choose the run's network, record it and the prediction in run.json (`spec`, `budget_choice`), say it."""
-    choice = choose(cfg, arrays, sizes, launched)
+    share = sizing.latest_share([info.meta for info in runs.list_runs(run_dir.parent)])
+    choice = choose(cfg, arrays, sizes, launched, share)
     record = choice.to_dict()
     network = sizing.spec(choice.network)
     runs.update_run(run_dir, spec=network.to_dict(), budget_choice=record)

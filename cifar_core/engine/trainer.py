@@ -23,7 +23,7 @@ from cifar_core.analysis import scores
 from cifar_core.engine import bncheck, embeddings, runtime, sizer, whitening
 from cifar_core.engine.callbacks import FitToBudget, Plan, StopFile, make_callbacks
 from cifar_core.engine.pipeline import make_dataset, prepare_data
-from cifar_core.model import specs
+from cifar_core.model import sizing, specs
 from cifar_core.model.config import TrainConfig
 from cifar_core.store import rundir, runs
 
@@ -114,10 +114,11 @@ def train_run(run_dir: Path) -> dict:
     model.save(str(run_dir / rundir.MODEL))
     best = max(lines, key=lambda m: m["val_accuracy"]) if lines else {}
     results = evaluate_and_save(model, arrays, dataset.class_names, run_dir, cfg.tta)
+    share = sizing.sustained_share(meta.get("budget_choice"), lines)
     final = runs.update_run(run_dir, status="stopped" if meta["stop_requested"] else "completed",
                             best_epoch=best.get("epoch"), best_val_accuracy=best.get("val_accuracy"),
                             epochs_run=len(lines), wall_time=earlier_s + time.monotonic() - started,
-                            finished=time.time(), **results)
+                            finished=time.time(), **results, **({"sustained_share": share} if share else {}))
     print(f"[cifar-lab] {final['status']}: test accuracy {results['test_accuracy']:.4f}, "
           f"best epoch {best.get('epoch')}", flush=True)
     return final

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import statistics
 from dataclasses import asdict, dataclass
 
 from cifar_core.model import budgetplan, curves, specs
@@ -16,6 +17,10 @@ FAMILY: dict[str, specs.ArchitectureSpec] = {s.name: s for s in (specs.FAST.with
 CHANCE = 0.1  # test accuracy before any training (ten classes)
 DEFAULT_LAUNCH_S = 15.0  # launch to choice (process, TensorFlow, data, probe) before any sized run measured it
 TRACE_S = 3.0  # the first epoch's graph tracing, on top of its steps (measured: 2-3 s for the family on 2 cores)
+# The probe times a few batches in a burst; whole epochs carry the callbacks' work and whatever else the machine does
+# meanwhile. A sized 1,800 s run of fast-w3 probed 333 images/s and sustained 227 (68%): the prediction scales the
+# probe by the share the latest sized run here sustained, within these bounds (outside them: a fault, not a speed).
+SHARE_BOUNDS = (0.3, 1.0)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class Choice:
     elapsed_s: float  # seconds from launch to the choice: process, TensorFlow, data and the probe
     candidates: tuple[Candidate, ...]
     comparable: bool  # the run's data is what the curves were measured on (the full CIFAR-10 training split)
+    sustained_share: float = 1.0  # the share of the probed speeds the prediction counts on (latest_share)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "curves": curves.SOURCE}
@@ -77,26 +83,51 @@ def train_seconds(budget_s: float, elapsed_s: float, images_per_s: float, sizes:
 
 
 def candidate(network: str, images_per_s: float, measured: bool, budget_s: float, elapsed_s: float,
-              sizes: dict[str, int], tta: bool) -> Candidate:
-    """What `network`, training `images_per_s` here, is predicted to reach in the rest of the budget: the images
-    it can see (an epoch being the training images and a validation pass) counted in epochs of the curves' data."""
-    seconds = max(train_seconds(budget_s, elapsed_s, images_per_s, sizes, tta), 0.0)
+              sizes: dict[str, int], tta: bool, share: float = 1.0) -> Candidate:
+    """What `network`, probed at `images_per_s` here and sustaining `share` of that, is predicted to reach in the
+    rest of the budget: the images it can see (an epoch being the training images and a validation pass) counted in
+    epochs of the curves' data."""
+    speed = images_per_s * share
+    seconds = max(train_seconds(budget_s, elapsed_s, speed, sizes, tta), 0.0)
     epoch_work = sizes["train"] + sizes["validation"] * budgetplan.INFERENCE_SHARE
-    seen = seconds * images_per_s / epoch_work * sizes["train"]
+    seen = seconds * speed / epoch_work * sizes["train"]
     epochs = seen / curves.TRAIN_IMAGES
     accuracy, past = curve_accuracy(curves.CURVES[network], epochs)
     return Candidate(network, images_per_s, measured, epochs, accuracy, past)
 
 
 def choose(speeds: dict[str, tuple[float, bool]], budget_s: float, elapsed_s: float, sizes: dict[str, int],
-           tta: bool) -> Choice:
-    """Of the networks with a speed here ((images/s, measured?) by name), the one predicted to reach the highest
-    test accuracy in what is left of the budget `elapsed_s` after launch (the faster one on a tie)."""
-    found = [candidate(name, speed, measured, budget_s, elapsed_s, sizes, tta)
+           tta: bool, share: float = 1.0) -> Choice:
+    """Of the networks with a probed speed here ((images/s, measured?) by name), the one predicted to reach the
+    highest test accuracy in what is left of the budget `elapsed_s` after launch (the faster one on a tie), each
+    sustaining `share` of its probed speed."""
+    found = [candidate(name, speed, measured, budget_s, elapsed_s, sizes, tta, share)
              for name, (speed, measured) in speeds.items()]
     best = max(found, key=lambda c: (round(c.predicted, 3), c.images_per_s))
     return Choice(best.network, best.predicted, best.epochs, budget_s, elapsed_s, tuple(found),
-                  sizes["train"] == curves.TRAIN_IMAGES)
+                  sizes["train"] == curves.TRAIN_IMAGES, share)
+
+
+def sustained_share(choice: dict | None, lines: list[dict]) -> float | None:
+    """The share of its probed speed a sized run sustained: the median images/s of its epochs after the first
+    (which carries the tracing) over the speed its prediction counted on for its network (probed, or inferred from
+    the probed ones); None for a run not sized, or with one epoch."""
+    probed = [c.get("images_per_s") for c in (choice or {}).get("candidates", ())
+              if c.get("network") == choice.get("network")]
+    rates = [m["images_per_s"] for m in lines[1:] if m.get("images_per_s")]
+    if not probed or not probed[0] or not rates:
+        return None
+    return round(statistics.median(rates) / probed[0], 4)
+
+
+def latest_share(metas: list[dict]) -> float:
+    """The share of its probed speed the latest finished sized run here sustained (run.json's `sustained_share`),
+    within SHARE_BOUNDS; 1 before any has finished."""
+    done = [m for m in metas if isinstance(m.get("sustained_share"), int | float) and m.get("launched")]
+    if not done:
+        return 1.0
+    share = float(max(done, key=lambda m: m["launched"])["sustained_share"])
+    return min(max(share, SHARE_BOUNDS[0]), SHARE_BOUNDS[1])
 
 
 def latest_speeds(metas: list[dict]) -> tuple[dict[str, tuple[float, bool]], float] | None:
@@ -133,8 +164,10 @@ def prediction_text(choice: dict) -> str:
     minutes = choice["budget_s"] / 60
     budget = f"{minutes:.0f} min" if minutes >= 1 and minutes == round(minutes) else f"{choice['budget_s']:.0f} s"
     past = any(c["network"] == choice["network"] and c["past_curve"] for c in choice["candidates"])
+    share = choice.get("sustained_share", 1.0)
+    pace = f" at {share:.0%} of the probed speed, as the last sized run here sustained" if share < 1 else ""
     text = (f"predicted: {'at least' if past else 'about'} {choice['predicted_accuracy']:.2f} in {budget} with "
-            f"{choice['network']} ({choice['epochs']:.1f} epochs)")
+            f"{choice['network']} ({choice['epochs']:.1f} epochs{pace})")
     if not choice.get("comparable", True):
         text += "; the curves are of the full CIFAR-10, so on this data the figure is only indicative"
     return text

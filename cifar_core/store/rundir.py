@@ -265,6 +265,7 @@ RUN_SCHEMA = {
         "best_val_accuracy": _number(0, 1),
         "test_loss": _number(),
         "wall_time": _number(0),
+        "sustained_share": _number(0),  # a sized run's median epoch images/s over its launch probe's (model/sizing.py)
         "sizes": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
         "study": {"type": ["string", "null"]},
         "labels": {"type": "object"},

@@ -158,13 +158,14 @@ def budget_field(d: TrainConfig, source: str, problem: str | None) -> float:
                               (d.time_budget or recipes.FAST_DEFAULT_BUDGET_S) / 60, step=1.0, key="train_minutes",
                               help="The number of epochs is fitted so the run ends within it.")
     budget_s = float(minutes) * 60
-    measured = st.session_state.get(PROBED) or sizing.latest_speeds([i.meta for i in runs.list_runs(cache.runs_dir())])
+    metas = [i.meta for i in runs.list_runs(cache.runs_dir())]
+    measured = st.session_state.get(PROBED) or sizing.latest_speeds(metas)
     if problem:
         return budget_s
     if measured:
         info = cache.data_summary(source)
         sizes = TrainConfig().sizes(info["train_images"], info["test_images"])
-        choice = sizing.choose(measured[0], budget_s, measured[1], sizes, tta=True).to_dict()
+        choice = sizing.choose(measured[0], budget_s, measured[1], sizes, True, sizing.latest_share(metas)).to_dict()
         where = "a speed probe" if st.session_state.get(PROBED) else "the last sized run's launch"
         st.info(f"Sized to the budget, {sizing.prediction_text(choice)}: from the speeds {where} measured here. "
                 "The run measures them again at its launch, and may pick another width.")
