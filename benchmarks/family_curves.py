@@ -8,8 +8,9 @@ not depend on the machine; its speed is measured at each launch. Prints each poi
                                        [--batch N] [--probe-only]
 
 --batch N (with --subset N and --seed S) trains with another batch, the peak learning rate scaled with it as
-the recipe scales it; --ema M with a moving average of the weights; --whiten, --dirac, --no-bn-scale,
---lookahead B and --resize SIZE:EPOCHS with benchmarks/recipe_trials.py's changes: recipe trials.
+the recipe scales it; --weight-decay W with another decoupled weight decay; --ema M with a moving average of the
+weights; --whiten, --dirac, --no-bn-scale, --lookahead B and --resize SIZE:EPOCHS with benchmarks/recipe_trials.py's
+changes: recipe trials.
 --probe-only prints the launch probe's speed of each network (engine/sizer.py, best of --repeats), for
 curves.IMAGES_PER_S, and trains nothing.
 """
@@ -85,6 +86,7 @@ def main() -> None:
     parser.add_argument("--points", nargs="*", default=list(DEFAULT_POINTS), metavar="NET:E,E,...")
     parser.add_argument("--out", type=Path, default=Path("family_curves.jsonl"))
     parser.add_argument("--batch", type=int, default=None, help="another batch size (a recipe trial)")
+    parser.add_argument("--weight-decay", type=float, default=None, help="another weight decay (a recipe trial)")
     parser.add_argument("--probe-only", action="store_true", help="print the launch probe's speeds, train nothing")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--subset", type=int, default=None, help="train on N stratified images (a recipe trial)")
@@ -111,6 +113,8 @@ def main() -> None:
     base = recipes.fast_config(TrainConfig(layer_records=False, subset=args.subset, seed=args.seed), on_gpu=False)
     if args.batch:
         base = replace(base, batch_size=args.batch, learning_rate=recipes.FAST_PEAK_LR_PER_256 * args.batch / 256)
+    if args.weight_decay is not None:
+        base = replace(base, weight_decay=args.weight_decay)
     arrays = prepare_data(data.load_dataset(args.data), base)
     if args.probe_only:
         from cifar_core.engine import sizer
@@ -127,7 +131,8 @@ def main() -> None:
             print(json.dumps(point), flush=True)
             with args.out.open("a") as fh:
                 fh.write(json.dumps({**point, "precision": precision.policy, "batch": base.batch_size,
-                                     "subset": args.subset, "seed": args.seed, "ema": args.ema}) + "\n")
+                                     "subset": args.subset, "seed": args.seed, "ema": args.ema,
+                                     "weight_decay": base.weight_decay}) + "\n")
 
 
 if __name__ == "__main__":

@@ -144,9 +144,13 @@ def test_the_prediction_counts_on_the_share_of_the_probed_speed_the_last_sized_r
              {"epoch": 3, "images_per_s": 600.0}, {"epoch": 4, "images_per_s": 640.0, "partial": True}]
     assert sizing.sustained_share(choice, lines) == 0.64, "the median after the first epoch, over big's probe"
     assert sizing.sustained_share(choice, lines[:1]) is None and sizing.sustained_share(None, lines) is None
-    metas = [{"launched": 1, "sustained_share": 0.9}, {"launched": 3, "sustained_share": 0.64}, {"launched": 4}]
-    assert sizing.latest_share(metas) == 0.64 and sizing.latest_share([{"launched": 1}]) == 1.0
-    assert sizing.latest_share([{"launched": 1, "sustained_share": 0.01}]) == sizing.SHARE_BOUNDS[0], "a fault"
+    tiny = {**FULL, "train": 900}
+    metas = [{"launched": 1, "sustained_share": 0.9, "sizes": FULL}, {"launched": 4},
+             {"launched": 3, "sustained_share": 0.64, "sizes": FULL},
+             {"launched": 5, "sustained_share": 0.5, "sizes": tiny}]
+    assert sizing.latest_share(metas, FULL) == 0.64, "the latest on data of the same sizes"
+    assert sizing.latest_share([{"launched": 1}], FULL) == 1.0
+    assert sizing.latest_share([{"launched": 1, "sustained_share": 0.01, "sizes": FULL}], FULL) == 0.3, "a fault"
     speeds = {"small": (4000.0, True), "big": (1000.0, True)}
     full, slowed = (sizing.choose(speeds, 400, 20, FULL, True, share) for share in (1.0, 0.64))
     assert slowed.candidates[1].epochs == pytest.approx(full.candidates[1].epochs * 0.64, rel=0.02)

@@ -52,7 +52,7 @@ def choose(cfg: TrainConfig, arrays: dict, sizes: dict[str, int], launched: floa
 
 def size_run(run_dir: Path, cfg: TrainConfig, arrays: dict, sizes: dict[str, int], launched: float) -> ArchitectureSpec:
     """Choose the run's network, record it and the prediction in run.json (`spec`, `budget_choice`), say it."""
-    share = sizing.latest_share([info.meta for info in runs.list_runs(run_dir.parent)])
+    share = sizing.latest_share([info.meta for info in runs.list_runs(run_dir.parent)], sizes)
     choice = choose(cfg, arrays, sizes, launched, share)
     record = choice.to_dict()
     network = sizing.spec(choice.network)

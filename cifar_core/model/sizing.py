@@ -120,10 +120,12 @@ def sustained_share(choice: dict | None, lines: list[dict]) -> float | None:
     return round(statistics.median(rates) / probed[0], 4)
 
 
-def latest_share(metas: list[dict]) -> float:
-    """The share of its probed speed the latest finished sized run here sustained (run.json's `sustained_share`),
-    within SHARE_BOUNDS; 1 before any has finished."""
-    done = [m for m in metas if isinstance(m.get("sustained_share"), int | float) and m.get("launched")]
+def latest_share(metas: list[dict], sizes: dict[str, int]) -> float:
+    """The share of its probed speed the latest finished sized run here on data of these `sizes` sustained
+    (run.json's `sustained_share`; a tiny run's epochs weigh their fixed costs differently), within SHARE_BOUNDS; 1
+    before any has finished."""
+    done = [m for m in metas if isinstance(m.get("sustained_share"), int | float) and m.get("launched")
+            and m.get("sizes") == sizes]
     if not done:
         return 1.0
     share = float(max(done, key=lambda m: m["launched"])["sustained_share"])

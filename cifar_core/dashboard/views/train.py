@@ -165,7 +165,8 @@ def budget_field(d: TrainConfig, source: str, problem: str | None) -> float:
     if measured:
         info = cache.data_summary(source)
         sizes = TrainConfig().sizes(info["train_images"], info["test_images"])
-        choice = sizing.choose(measured[0], budget_s, measured[1], sizes, True, sizing.latest_share(metas)).to_dict()
+        choice = sizing.choose(measured[0], budget_s, measured[1], sizes, True,
+                               sizing.latest_share(metas, sizes)).to_dict()
         where = "a speed probe" if st.session_state.get(PROBED) else "the last sized run's launch"
         st.info(f"Sized to the budget, {sizing.prediction_text(choice)}: from the speeds {where} measured here. "
                 "The run measures them again at its launch, and may pick another width.")
