@@ -13,6 +13,7 @@ import pytest
 from conftest import APP, ROOT, SEED_STUDY_GROUP, SYNTHETIC
 from streamlit.testing.v1 import AppTest
 
+from cifar_core import data
 from cifar_core.analysis import calibration, caveats, charts
 from cifar_core.model.config import TrainConfig
 from cifar_core.model.specs import PRESETS
@@ -185,13 +186,16 @@ def test_train_page_predicts_the_sized_network_before_starting(app, tmp_path, mo
                               SYNTHETIC)
     measured = [{"network": n, "images_per_s": v, "measured": True} for n, v in (("fast-w0.25", 4000.0),
                                                                                  ("fast-w0.5", 2500.0))]
-    runs.update_run(run_dir, launched=time.time(), budget_choice={"candidates": measured, "elapsed_s": 12.0})
+    sizes = TrainConfig().sizes(*data.SYNTHETIC_SIZES)
+    runs.update_run(run_dir, launched=time.time(), budget_choice={"candidates": measured, "elapsed_s": 12.0},
+                    sustained_share=0.5, sizes=sizes)
     at = app("train")
     at.radio(key="recipe").set_value("fast").run()
     at.number_input(key="train_minutes").set_value(2.0).run()
     said = next(i.value for i in at.info if "predicted" in i.value)
     assert re.search(r"predicted: (about|at least) 0\.\d\d in 2 min with fast-w0\.(25|5) ", said), said
     assert "only indicative" in said, "synthetic data: not what the curves were measured on"
+    assert "at 50% of the probed speed, as the last sized run here sustained" in said
 
 
 def test_train_page_reattaches_to_a_live_run_and_picks_up_new_metrics(app, tmp_path, monkeypatch):
