@@ -87,7 +87,6 @@ def record(run_dir: Path, model, arrays: dict, tta: bool) -> np.ndarray:
     try:
         features = feature_model(model)
     except NoFeatureLayer:
-
         return predict(model, arrays["x_test"], tta)
     test, probs = outputs(model, arrays["x_test"], tta, features)
     val = None

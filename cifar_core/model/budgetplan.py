@@ -139,3 +139,10 @@ def robust(per_epoch: list[float]) -> float:
     RECENT_EPOCHS others can outvote one slow epoch."""
     values = per_epoch[1:] if len(per_epoch) > RECENT_EPOCHS else per_epoch
     return statistics.median(values[-RECENT_EPOCHS:])
+
+
+def steady_speed(lines: list[dict]) -> float | None:
+    """A run's training images/s from its metrics lines: the median over its epochs after the first (which carries
+    the tracing); None with one epoch."""
+    rates = [m["images_per_s"] for m in lines[1:] if m.get("images_per_s")]
+    return statistics.median(rates) if rates else None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import statistics
 from dataclasses import asdict, dataclass
 
 from cifar_core.model import budgetplan, curves, specs
@@ -114,10 +113,10 @@ def sustained_share(choice: dict | None, lines: list[dict]) -> float | None:
     the probed ones); None for a run not sized, or with one epoch."""
     probed = [c.get("images_per_s") for c in (choice or {}).get("candidates", ())
               if c.get("network") == choice.get("network")]
-    rates = [m["images_per_s"] for m in lines[1:] if m.get("images_per_s")]
-    if not probed or not probed[0] or not rates:
+    steady = budgetplan.steady_speed(lines)
+    if not probed or not probed[0] or steady is None:
         return None
-    return round(statistics.median(rates) / probed[0], 4)
+    return round(steady / probed[0], 4)
 
 
 def latest_share(metas: list[dict], sizes: dict[str, int]) -> float:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cifar_core.model import shapes, specs
+from cifar_core.model import budgetplan, shapes, specs
 from cifar_core.store import rundir, runs
 from cifar_core.store.rundir import DamagedRun
 
@@ -82,17 +82,11 @@ def evaluation_work(test_images: int, tta: bool) -> float:
     return test_images * INFERENCE_SHARE * (2 if tta else 1)
 
 
-def steady_speed(lines: list[dict]) -> float | None:
-    """A run's training images/s: the median over its epochs after the first (which carries the tracing)."""
-    rates = [m["images_per_s"] for m in lines[1:] if m.get("images_per_s")]
-    return statistics.median(rates) if rates else None
-
-
 def run_overhead(meta: dict, lines: list[dict]) -> float | None:
     """The seconds of a completed run that its training and evaluation at its steady speed do not explain: from
     its launch to its end, less its epochs and the test pass (None where the run cannot tell: one epoch, a resume,
     a stopped epoch)."""
-    speed = steady_speed(lines)
+    speed = budgetplan.steady_speed(lines)
     sizes = meta.get("sizes") or {}
     if (speed is None or not {"train", "validation", "test"} <= set(sizes) or not meta.get("launched")
             or not meta.get("finished") or any(m.get(rundir.PARTIAL) for m in lines)):
@@ -135,7 +129,7 @@ def measure(runs_dir: Path) -> Costs:
         except (OSError, DamagedRun, KeyError, TypeError, ValueError):
             continue
         metas.append(info.meta)
-        speed = steady_speed(lines)
+        speed = budgetplan.steady_speed(lines)
         if speed:
             speeds.setdefault(spec.name, []).append(speed)
             costs[spec.name] = work(spec)
