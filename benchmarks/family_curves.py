@@ -8,7 +8,8 @@ not depend on the machine; its speed is measured at each launch. Prints each poi
                                        [--batch N] [--probe-only]
 
 --batch N (with --subset N and --seed S) trains with another batch, the peak learning rate scaled with it as
-the recipe scales it; --weight-decay W with another decoupled weight decay; --ema M with a moving average of the
+the recipe scales it; --lr-scale X with the peak learning rate times X; --weight-decay W with another decoupled
+weight decay; --ema M with a moving average of the
 weights; --whiten, --dirac, --no-bn-scale, --lookahead B and --resize SIZE:EPOCHS with benchmarks/recipe_trials.py's
 changes: recipe trials.
 --probe-only prints the launch probe's speed of each network (engine/sizer.py, best of --repeats), for
@@ -87,6 +88,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("family_curves.jsonl"))
     parser.add_argument("--batch", type=int, default=None, help="another batch size (a recipe trial)")
     parser.add_argument("--weight-decay", type=float, default=None, help="another weight decay (a recipe trial)")
+    parser.add_argument("--lr-scale", type=float, default=1.0,
+                        help="the peak learning rate times this (a recipe trial)")
     parser.add_argument("--probe-only", action="store_true", help="print the launch probe's speeds, train nothing")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--subset", type=int, default=None, help="train on N stratified images (a recipe trial)")
@@ -115,6 +118,7 @@ def main() -> None:
         base = replace(base, batch_size=args.batch, learning_rate=recipes.FAST_PEAK_LR_PER_256 * args.batch / 256)
     if args.weight_decay is not None:
         base = replace(base, weight_decay=args.weight_decay)
+    base = replace(base, learning_rate=base.learning_rate * args.lr_scale)
     arrays = prepare_data(data.load_dataset(args.data), base)
     if args.probe_only:
         from cifar_core.engine import sizer
@@ -132,7 +136,8 @@ def main() -> None:
             with args.out.open("a") as fh:
                 fh.write(json.dumps({**point, "precision": precision.policy, "batch": base.batch_size,
                                      "subset": args.subset, "seed": args.seed, "ema": args.ema,
-                                     "weight_decay": base.weight_decay}) + "\n")
+                                     "weight_decay": base.weight_decay,
+                                     "learning_rate": base.learning_rate}) + "\n")
 
 
 if __name__ == "__main__":
