@@ -15,6 +15,9 @@ import pytest
 from conftest import SYNTHETIC, cli, wait_for_epochs
 
 from cifar_core.analysis import calibration
+from cifar_core.cli.options import config_from_args
+from cifar_core.cli.parser import build_parser
+from cifar_core.model import recipes
 from cifar_core.model.config import TrainConfig
 from cifar_core.model.specs import PRESETS
 from cifar_core.store import rundir, runs
@@ -126,12 +129,26 @@ def test_a_second_run_is_refused_while_one_trains_and_stop_keeps_the_best_weight
     (["train", "--arch", "resnet"], "Unknown architecture 'resnet'"),
     (["train", "--arch", "baseline", "--data", "/no/such/folder"], "does not exist"),
     (["train", "--arch", "baseline", "--data", "synthetic", "--epochs", "0"], "epochs must be 1 to 10,000 (got 0)"),
+    (["train", "--recipe", "fast", "--time-budget", "60", "--epochs", "3", "--data", "synthetic"],
+     "--epochs and --time-budget both set how long the run trains"),
     (["show", "nothing-here"], "No run 'nothing-here'"),
     (["resume", "nothing-here"], "No run 'nothing-here'"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, args, message):
     out = cli(*args, runs_dir=tmp_path, check=False)
     assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_the_fast_recipe_keeps_the_training_plan_options_given():
+    """--recipe fast sets its own plan; an option given on the command line still wins (no silent 10 epochs)."""
+    parse = build_parser().parse_args
+    fast = config_from_args(parse(["train", "--recipe", "fast"]))
+    assert (fast.epochs, fast.optimizer, fast.schedule) == (recipes.FAST_EPOCHS, "nesterov", "onecycle")
+    given = config_from_args(parse(["train", "--recipe", "fast", "--epochs", "2", "--batch-size", "64"]))
+    assert (given.epochs, given.batch_size) == (2, 64)
+    assert given.learning_rate == pytest.approx(recipes.FAST_PEAK_LR_PER_256 * 64 / 256)
+    assert config_from_args(parse(["train", "--recipe", "fast", "--lr", "0.05"])).learning_rate == 0.05
+    assert config_from_args(parse(["train"])) == TrainConfig()
 
 
 def test_cli_runs_show_evaluate(finished_run, runs_root):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from cifar_core import backends, data, hardware
@@ -50,11 +51,14 @@ def executor_from_args(args: argparse.Namespace) -> executors.Executor:
 def add_train_options(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     p.add_argument("--data", default=None, help="data source (default: $CIFAR_LAB_DATA or the Keras cache)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.learning_rate)
-    p.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
-    p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience; 0 turns it off")
+    p.add_argument("--epochs", type=int, default=None, help=f"default: {d.epochs}, or the fast recipe's")
+    p.add_argument("--batch-size", type=int, default=None, help=f"default: {d.batch_size}, or the fast recipe's")
+    p.add_argument("--lr", type=float, default=None, help=f"peak learning rate; default: {d.learning_rate}, or the "
+                   "fast recipe's (scaled with the batch size)")
+    p.add_argument("--optimizer", default=None, choices=OPTIMIZERS, help=f"default: {d.optimizer}, or the fast "
+                   "recipe's")
+    p.add_argument("--patience", type=int, default=None, help=f"early-stopping patience; 0 turns it off; default: "
+                   f"{d.patience}, or the fast recipe's")
     p.add_argument("--subset", type=int, default=None, help="train on N stratified training images")
     p.add_argument("--test-subset", type=int, default=None, help="evaluate on N stratified test images")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -79,12 +83,19 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-                      learning_rate=args.lr, patience=args.patience, seed=args.seed, validation=args.validation,
-                      subset=args.subset, test_subset=args.test_subset, augment=args.augment,
-                      precision=args.precision, gpus=args.gpus, backend=args.backend)
+    """The run's settings: the recipe's, with every training-plan option given on the command line kept."""
+    given = {field: value for field, value in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                                               ("learning_rate", args.lr), ("optimizer", args.optimizer),
+                                               ("patience", args.patience)) if value is not None}
+    cfg = replace(TrainConfig(seed=args.seed, validation=args.validation, subset=args.subset,
+                              test_subset=args.test_subset, augment=args.augment, precision=args.precision,
+                              gpus=args.gpus, backend=args.backend), **given)
     if args.recipe == "fast":
-        cfg = recipes.fast_config(cfg, on_gpu=bool(hardware.nvidia_gpus()), time_budget=args.time_budget)
+        if args.time_budget and "epochs" in given:
+            raise ConfigError("--epochs and --time-budget both set how long the run trains: give one (the budget "
+                              "fits the epochs to the time).")
+        cfg = replace(recipes.fast_config(cfg, on_gpu=bool(hardware.nvidia_gpus()), time_budget=args.time_budget,
+                                          batch_size=given.get("batch_size")), **given)
     elif args.time_budget:
         raise ConfigError("--time-budget needs --recipe fast (the seed recipe's length is its epochs and patience).")
     cfg.check()

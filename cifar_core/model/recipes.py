@@ -64,10 +64,11 @@ FAST_DEFAULT_BUDGET_S = 600
 
 
 def fast_config(base: TrainConfig, on_gpu: bool, time_budget: float | None = None,
-                size_network: bool = False) -> TrainConfig:
+                size_network: bool = False, batch_size: int | None = None) -> TrainConfig:
     """`base` (seed, validation, subsets, precision) with the fast recipe's training plan; `size_network`: its
-    network picked at launch from model/sizing.py's family (needs a time budget)."""
-    batch = FAST_BATCH["gpu" if on_gpu else "cpu"]
+    network picked at launch from model/sizing.py's family (needs a time budget); `batch_size`: another batch than
+    the device's, its peak learning rate scaled with it."""
+    batch = batch_size or FAST_BATCH["gpu" if on_gpu else "cpu"]
     return replace(base, recipe="fast", batch_size=batch, learning_rate=FAST_PEAK_LR_PER_256 * batch / 256,
                    epochs=FAST_EPOCHS if time_budget is None else 1000, time_budget=time_budget,
                    size_network=size_network and time_budget is not None, **FAST_PLAN)
