@@ -69,7 +69,7 @@ def test_fast_recipe_settings():
     assert cpu_cfg.tta and cpu_cfg.augment and cpu_cfg.label_smoothing == 0.2 and cpu_cfg.seed == 3
     assert cpu_cfg.time_budget == 300 and cpu_cfg.patience == 0 and not cpu_cfg.problems()
     gpu_cfg = recipes.fast_config(TrainConfig(), on_gpu=True)
-    assert cpu_cfg.learning_rate == pytest.approx(0.1) and gpu_cfg.learning_rate == pytest.approx(0.8)
+    assert gpu_cfg.learning_rate == pytest.approx(cpu_cfg.learning_rate * 1024 / 128)  # scaled with the batch
     assert gpu_cfg.batch_size == 1024
     assert gpu_cfg.epochs == recipes.FAST_EPOCHS and gpu_cfg.time_budget is None
 
