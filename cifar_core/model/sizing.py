@@ -17,7 +17,8 @@ CHANCE = 0.1  # test accuracy before any training (ten classes)
 DEFAULT_LAUNCH_S = 15.0  # launch to choice (process, TensorFlow, data, probe) before any sized run measured it
 TRACE_S = 3.0  # the first epoch's graph tracing, on top of its steps (measured: 2-3 s for the family on 2 cores)
 # The probe times a few batches in a burst; whole epochs carry the callbacks' work and whatever else the machine does
-# meanwhile. A sized 1,800 s run of fast-w3 probed 333 images/s and sustained 227 (68%): the prediction scales the
+# meanwhile (this machine has slow phases of tens of minutes). Sized 1,800 s runs of fast-w3 in such phases sustained
+# 68% and 70% of their probe (227 of 333 images/s), 91% outside one: the prediction scales the
 # probe by the share the latest sized run here sustained, within these bounds (outside them: a fault, not a speed).
 SHARE_BOUNDS = (0.3, 1.0)
 
