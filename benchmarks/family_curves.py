@@ -9,9 +9,8 @@ not depend on the machine; its speed is measured at each launch. Prints each poi
 
 --batch N (with --subset N and --seed S) trains with another batch, the peak learning rate scaled with it as
 the recipe scales it; --lr-scale X with the peak learning rate times X; --weight-decay W with another decoupled
-weight decay; --ema M with a moving average of the
-weights; --whiten, --dirac, --no-bn-scale, --lookahead B and --resize SIZE:EPOCHS with benchmarks/recipe_trials.py's
-changes: recipe trials.
+weight decay; --ema M with a moving average of the weights; --whiten, --dirac, --no-bn-scale, --lookahead B and
+--resize SIZE:EPOCHS with benchmarks/recipe_trials.py's changes: recipe trials.
 --probe-only prints the launch probe's speed of each network (engine/sizer.py, best of --repeats), for
 curves.IMAGES_PER_S, and trains nothing.
 """
