@@ -15,7 +15,6 @@ import numpy as np
 
 from cifar_core import data, hardware
 from cifar_core.engine import runtime
-from cifar_core.store import rundir
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg"
 
@@ -35,11 +34,11 @@ def main() -> None:
     args = parser.parse_args()
     runtime.tensorflow()
     runtime.configure(0, "auto")
-    keras = runtime.keras()
     from cifar_core.engine.pipeline import predict
+    from cifar_core.engine.trainer import load_model
 
     print(hardware.describe_machine(), flush=True)
-    model = keras.saving.load_model(str(args.run_dir / rundir.MODEL), safe_mode=True, compile=False)
+    model = load_model(args.run_dir)
     dataset = data.load_dataset(args.data)
     x, y = dataset.x_test, dataset.y_test
 
