@@ -18,8 +18,8 @@ DEFAULT_LAUNCH_S = 15.0  # launch to choice (process, TensorFlow, data, probe) b
 TRACE_S = 3.0  # the first epoch's graph tracing, on top of its steps (measured: 2-3 s for the family on 2 cores)
 # The probe times a few batches in a burst; whole epochs carry the callbacks' work and whatever else the machine does
 # meanwhile (this machine has slow phases of tens of minutes). Sized 1,800 s runs of fast-w3 in such phases sustained
-# 68% and 70% of their probe (227 of 333 images/s), 91% outside one: the prediction scales the
-# probe by the share the latest sized run here sustained, within these bounds (outside them: a fault, not a speed).
+# 68% and 70% of their probe (227 of 333 images/s), 91% outside one: the prediction scales the probe by the share
+# the latest sized run here sustained, within these bounds (outside them: a fault, not a speed).
 SHARE_BOUNDS = (0.3, 1.0)
 
 
@@ -112,8 +112,9 @@ def sustained_share(choice: dict | None, lines: list[dict]) -> float | None:
     """The share of its probed speed a sized run sustained: the median images/s of its epochs after the first
     (which carries the tracing) over the speed its prediction counted on for its network (probed, or inferred from
     the probed ones); None for a run not sized, or with one epoch."""
-    probed = [c.get("images_per_s") for c in (choice or {}).get("candidates", ())
-              if c.get("network") == choice.get("network")]
+    if not choice:
+        return None
+    probed = [c.get("images_per_s") for c in choice.get("candidates", ()) if c.get("network") == choice.get("network")]
     steady = budgetplan.steady_speed(lines)
     if not probed or not probed[0] or steady is None:
         return None
