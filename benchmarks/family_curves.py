@@ -9,8 +9,8 @@ not depend on the machine; its speed is measured at each launch. Prints each poi
 
 --batch N (with --subset N and --seed S) trains with another batch, the peak learning rate scaled with it as
 the recipe scales it; --lr-scale X with the peak learning rate times X; --weight-decay W with another decoupled
-weight decay; --ema M with a moving average of the weights; --whiten, --dirac, --no-bn-scale, --lookahead B and
---resize SIZE:EPOCHS with benchmarks/recipe_trials.py's changes: recipe trials.
+weight decay; --ema M with a moving average of the weights; --whiten, --dirac, --no-bn-scale, --lookahead B,
+--resize SIZE:EPOCHS and --widths A,B,C with benchmarks/recipe_trials.py's changes: recipe trials.
 --probe-only prints the launch probe's speed of each network (engine/sizer.py, best of --repeats), for
 curves.IMAGES_PER_S, and trains nothing.
 """
@@ -103,9 +103,11 @@ def main() -> None:
                         help="airbench's lookahead with this decay base, e.g. 0.95 (a recipe trial)")
     parser.add_argument("--resize", default="", metavar="SIZE:EPOCHS",
                         help="the first EPOCHS epochs at SIZE x SIZE (a recipe trial)")
+    parser.add_argument("--widths", default="", metavar="A,B,C",
+                        help="each stage's filters instead of the network's (a recipe trial)")
     args = parser.parse_args()
     trial = recipe_trials.Trial(whiten=args.whiten, dirac=args.dirac, bn_scale=not args.no_bn_scale,
-                                lookahead=args.lookahead,
+                                lookahead=args.lookahead, widths=tuple(int(w) for w in args.widths.split(",") if w),
                                 resize=tuple(int(v) for v in args.resize.split(":")) if args.resize else (0, 0))
     runtime.tensorflow()
     precision = runtime.configure(0, "auto")

@@ -5,7 +5,7 @@ family network as it is built, trained and fed. What a trial gave is noted in ci
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 
 
@@ -18,6 +18,8 @@ class Trial:
     lookahead: float = 0.0  # airbench's lookahead: slow weights pulled toward the fast ones, decay base**k * t**3
     resize: tuple[int, int] = (0, 0)  # (size, epochs): the first `epochs` epochs at size x size (bilinear)
     channels_first: bool = False  # the network in NCHW (the images transposed by its first layer)
+    widths: tuple[int, ...] = ()  # each stage's filters (a stage: two blocks, as specs.FAST)
+    # (airbench's: 64,256,256)
 
     def changed(self) -> dict:
         """The switches that differ from the recipe (empty for the baseline)."""
@@ -43,6 +45,9 @@ def build(spec, bn_momentum: float, trial: Trial):
 
     from cifar_core.engine import models, whitening
 
+    if trial.widths:
+        spec = replace(spec, name=f"{spec.name}-{'-'.join(map(str, trial.widths))}",
+                       blocks=tuple(replace(b, filters=trial.widths[i // 2]) for i, b in enumerate(spec.blocks)))
     bn = partial(keras.layers.BatchNormalization, scale=trial.bn_scale, axis=1 if trial.channels_first else -1)
     with _patched(models.layers, BatchNormalization=bn):
         model = models.build_model(spec, bn_momentum=bn_momentum)

@@ -94,7 +94,16 @@ def test_a_budget_shorter_than_one_epoch_trains_the_part_that_fits():
     # 28.8 s after the margin, less 6.7 s of test, 1.5 s of finishing and 3.3 s of validation: 17.3 s, 67 steps
     assert steps == 64, "cut at the end of a chunk of 8 batches"
     p.busy = 3.0  # a load average of 6 on 2 cores: the work after training will take three times as long
-    assert p.total_steps(now=0.0, steps_done=0) == 48, "3 s less: 11.7 steps fewer, cut at a chunk"
+    assert p.total_steps(now=0.0, steps_done=0) == 56, "3 s less: 55.9 steps, the chunk end nearer the aim"
+
+
+def test_a_short_budget_takes_one_chunk_more_where_that_ends_nearer_its_aim():
+    # the 60 s run on the full data (fast-w0.5, 35 batches a call): after its first epoch, at 0.0514 s a step
+    p = BudgetPlanner(0.0, 60, 352, 128, validation_images=5000, test_images=10_000, test_passes=2, chunk=35)
+    p.epoch_done(16.3, 317, None)
+    assert p.total_steps(32.0, 352) == 2 * 352 + 35, "2 epochs would end at 91.6%: a chunk more ends at 95.7%"
+    assert p._end(32.0, 352, 2 * 352 + 35, p.step_s()) <= 0.96 * 60 + 1
+    assert p.total_steps(33.5, 352) == 2 * 352, "a chunk more would end past 98%: 2 epochs (94.1%)"
 
 
 def test_the_planner_grows_the_plan_when_epochs_run_faster_than_the_first_batches():

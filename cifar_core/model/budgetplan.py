@@ -87,9 +87,17 @@ class BudgetPlanner:
         return self.predict_s() * self.validation_images
 
     def total_steps(self, now: float, steps_done: int) -> int:
-        """The most steps (from the run's start, at least `steps_done`) whose training, the work after each epoch
-        (validation, records), the test evaluation and finishing end by `end`, at the robust speed."""
-        return self._fit(now, steps_done, self.step_s(), self.end)
+        """The steps (from the run's start, at least `steps_done`) whose training, the work after each epoch
+        (validation, records), the test evaluation and finishing end nearest `end`, at the robust speed: the most
+        that end by it, or one chunk more where that ends nearer it and still by 98% of the budget (a short budget's
+        chunk is a few % of it: always rounding down left 60 s runs ending at 91%)."""
+        step_s = self.step_s()
+        steps = self._fit(now, steps_done, step_s, self.end)
+        more = min(steps + self.chunk, (steps // self.steps_per_epoch + 1) * self.steps_per_epoch)
+        end_more = self._end(now, steps_done, more, step_s)
+        if end_more <= self._limit() and end_more - self.end < self.end - self._end(now, steps_done, steps, step_s):
+            return more
+        return steps
 
     def shrink(self, now: float, steps_done: int, planned: int, pace_s: float) -> int:
         """Within an epoch: the planned steps, fewer when at `pace_s` (seconds per step of this epoch so far, when
@@ -97,12 +105,16 @@ class BudgetPlanner:
         ends within this epoch or the next (a slow epoch further from the end is re-planned for at its end, from
         the robust speed: the schedule is not shrunk for a passing slowness)."""
         pace = max(pace_s, self.step_s())
-        limit = self.launched + self.budget_s * (1 - MARGIN / 2)
+        limit = self._limit()
         if self._end(now, steps_done, planned, pace) <= limit:
             return planned
         fits = self._fit(now, steps_done, pace, limit)
         next_epoch_end = (steps_done // self.steps_per_epoch + 2) * self.steps_per_epoch
         return min(planned, fits) if fits <= next_epoch_end else planned  # far from the end: re-planned at its end
+
+    def _limit(self) -> float:
+        """The latest a plan may end: 98% of the budget."""
+        return self.launched + self.budget_s * (1 - MARGIN / 2)
 
     def _after_training_s(self) -> float:
         return self.predict_s() * self.test_images * self.test_passes + self.finish_s * self.busy
