@@ -18,8 +18,7 @@ class Trial:
     lookahead: float = 0.0  # airbench's lookahead: slow weights pulled toward the fast ones, decay base**k * t**3
     resize: tuple[int, int] = (0, 0)  # (size, epochs): the first `epochs` epochs at size x size (bilinear)
     channels_first: bool = False  # the network in NCHW (the images transposed by its first layer)
-    widths: tuple[int, ...] = ()  # each stage's filters (a stage: two blocks, as specs.FAST)
-    # (airbench's: 64,256,256)
+    widths: tuple[int, ...] = ()  # each stage's filters (two blocks a stage), e.g. airbench's 64,256,256
 
     def changed(self) -> dict:
         """The switches that differ from the recipe (empty for the baseline)."""
