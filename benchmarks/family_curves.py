@@ -10,7 +10,7 @@ not depend on the machine; its speed is measured at each launch. Prints each poi
 --batch N (with --subset N and --seed S) trains with another batch, the peak learning rate scaled with it as
 the recipe scales it; --lr-scale X with the peak learning rate times X; --weight-decay W with another decoupled
 weight decay; --ema M with a moving average of the weights; --whiten, --dirac, --no-bn-scale, --lookahead B,
---resize SIZE:EPOCHS and --widths A,B,C with benchmarks/recipe_trials.py's changes: recipe trials.
+--resize SIZE:EPOCHS, --alternate-flip and --widths A,B,C with benchmarks/recipe_trials.py's changes: recipe trials.
 --probe-only prints the launch probe's speed of each network (engine/sizer.py, best of --repeats), for
 curves.IMAGES_PER_S, and trains nothing.
 """
@@ -68,6 +68,9 @@ def run_point(arrays: dict, name: str, epochs: int, cfg: TrainConfig, ema: float
         callbacks.append(recipe_trials.lookahead_callback(trial.lookahead, epochs * steps))
     train = pipeline.make_dataset(arrays["x_train"], arrays["y_train"], cfg.batch_size, cfg.seed, cfg.augment,
                                   cfg.translate)
+    if trial.alternate_flip:
+        train = recipe_trials.alternating_flip_dataset(arrays["x_train"], arrays["y_train"], cfg.batch_size,
+                                                       cfg.seed, cfg.translate)
     size, small_epochs = trial.resize
     if small_epochs:  # the first epochs at a lower resolution: the same schedule (its step count carries on)
         model.fit(recipe_trials.resized(train, size), epochs=min(small_epochs, epochs), verbose=0, shuffle=False,
@@ -105,9 +108,12 @@ def main() -> None:
                         help="the first EPOCHS epochs at SIZE x SIZE (a recipe trial)")
     parser.add_argument("--widths", default="", metavar="A,B,C",
                         help="each stage's filters instead of the network's (a recipe trial)")
+    parser.add_argument("--alternate-flip", action="store_true",
+                        help="each image flipped in every other epoch, as airbench flips (a recipe trial)")
     args = parser.parse_args()
     trial = recipe_trials.Trial(whiten=args.whiten, dirac=args.dirac, bn_scale=not args.no_bn_scale,
-                                lookahead=args.lookahead, widths=tuple(int(w) for w in args.widths.split(",") if w),
+                                lookahead=args.lookahead, alternate_flip=args.alternate_flip,
+                                widths=tuple(int(w) for w in args.widths.split(",") if w),
                                 resize=tuple(int(v) for v in args.resize.split(":")) if args.resize else (0, 0))
     runtime.tensorflow()
     precision = runtime.configure(0, "auto")

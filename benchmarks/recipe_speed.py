@@ -6,7 +6,8 @@ baseline's (the median of the per-round ratios, and their range).
     python benchmarks/recipe_speed.py [--network fast-w0.5] [--variants base whiten-frozen resize-24 ...]
                                       [--rounds 5] [--calls 6] [--data ../shared/data/cifar10-jpeg]
 
-Variants: base, whiten-frozen, whiten-linear, channels-first, resize-N (N x N images), no-bn-scale.
+Variants: base, whiten-frozen, whiten-linear, channels-first, resize-N (N x N images), no-bn-scale, widths-A,B,C
+(each stage's filters).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def trial_of(variant: str) -> recipe_trials.Trial:
         return recipe_trials.Trial(channels_first=True)
     if variant == "no-bn-scale":
         return recipe_trials.Trial(bn_scale=False)
+    if variant.startswith("widths-"):
+        return recipe_trials.Trial(widths=tuple(int(w) for w in variant.split("-")[1].split(",")))
     if variant.startswith("resize-"):
         return recipe_trials.Trial(resize=(int(variant.split("-")[1]), 1))
     raise SystemExit(f"unknown variant {variant!r}")

@@ -18,6 +18,8 @@ class Trial:
     lookahead: float = 0.0  # airbench's lookahead: slow weights pulled toward the fast ones, decay base**k * t**3
     resize: tuple[int, int] = (0, 0)  # (size, epochs): the first `epochs` epochs at size x size (bilinear)
     channels_first: bool = False  # the network in NCHW (the images transposed by its first layer)
+    alternate_flip: bool = False  # airbench's derandomized flip: each image flipped in every other epoch, a random
+    # half of them in the first (in place of a fresh coin each epoch)
     widths: tuple[int, ...] = ()  # each stage's filters (two blocks a stage), e.g. airbench's 64,256,256
 
     def changed(self) -> dict:
@@ -93,6 +95,36 @@ def resized(dataset, size: int):
     import tensorflow as tf
 
     return dataset.map(lambda x, y: (tf.image.resize(tf.cast(x, tf.float32), (size, size), antialias=True), y))
+
+
+def alternating_flip_dataset(x, y, batch_size: int, seed: int, translate: int, num_classes: int = 10):
+    """Training batches as pipeline.make_dataset makes them, but flipped as airbench flips them: image i is mirrored
+    in epoch e when first[i] + e is odd (first: a coin per image, drawn once), then shifted as the recipe shifts. An
+    epoch counter the pipeline itself steps each time Keras starts a pass over it tells the epochs apart."""
+    import numpy as np
+    import tensorflow as tf
+
+    from cifar_core.engine.pipeline import flip_and_shift
+
+    n = len(y)
+    first = tf.constant(np.random.default_rng(seed).integers(0, 2, n), tf.int64)
+    images_t, labels_t = tf.constant(x), tf.constant(y)
+    counter = tf.Variable(-1, dtype=tf.int64, trainable=False)
+
+    def one_epoch(epoch):
+        def prepare(index):
+            mirror = tf.equal((tf.gather(first, index) + epoch) % 2, 1)[:, None, None, None]
+            images = tf.gather(images_t, index)
+            images = flip_and_shift(tf.where(mirror, tf.reverse(images, axis=[2]), images), translate, flip=False)
+            return images, tf.one_hot(tf.gather(labels_t, index), num_classes)
+
+        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
+                                                         seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(prepare)
+
+    epochs = tf.data.Dataset.from_tensors(np.int64(0)).map(lambda _: counter.assign_add(1))
+    batches = -(-n // batch_size)  # told to Keras, which cannot count a flat_map's batches
+    return epochs.flat_map(one_epoch).apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
 
 
 def lookahead_callback(base: float, total_steps: int):
