@@ -5,8 +5,10 @@ family network as it is built, trained and fed. What a trial gave is noted in ci
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import partial
+
+from cifar_core.model import sizing
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,7 @@ def build(spec, bn_momentum: float, trial: Trial):
     from cifar_core.engine import models, whitening
 
     if trial.widths:
-        spec = replace(spec, name=f"{spec.name}-{'-'.join(map(str, trial.widths))}",
-                       blocks=tuple(replace(b, filters=trial.widths[i // 2]) for i, b in enumerate(spec.blocks)))
+        spec = sizing.staged(spec, trial.widths)
     bn = partial(keras.layers.BatchNormalization, scale=trial.bn_scale, axis=1 if trial.channels_first else -1)
     with _patched(models.layers, BatchNormalization=bn):
         model = models.build_model(spec, bn_momentum=bn_momentum)

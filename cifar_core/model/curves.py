@@ -16,9 +16,14 @@ fast-w0.25 2: 0.6573, 4: 0.6977; fast-w0.5 1: 0.6696, 2: 0.7186, 4: 0.7662, 8: 0
 0.7974; fast 2: 0.7809, 4: 0.8145, 14: 0.8572, 39: 0.8708 (budgeted runs); fast-w2 4: 0.8366, 8: 0.8636; fast-w3 4:
 0.8454, 10.7: 0.8823 (a budgeted run), and 8: 0.8746 (a sized 1,800 s run: 0.8802 at the new rate in 7.6).
 
+fast-64-256-256 (sizing.STAGE_WIDTHS), added 2026-12-01 at the same rate: 4 by `--points fast:4 --widths 64,256,256`,
+12.9 a budgeted 1,800 s run of it (`--time-budget 1800 --arch` its spec: 12 epochs and 40,320 images, in a fast
+phase of the machine).
+
 IMAGES_PER_S: each network's training speed by the launch probe (engine/sizer.py, best of 3; `family_curves.py
 --probe-only`, one run on the idle machine, 2026-11-30 23:45), here only for their ratios: a run that measured some
-of the family infers the others' speeds from the last one measured.
+of the family infers the others' speeds from the last one measured. fast-64-256-256's is fast-w3's times 1.164, the
+ratio benchmarks/recipe_speed.py measured (the two alternated in one process).
 """
 
 SOURCE = ("benchmarks/family_curves.py, 2026-12-01, AMD EPYC 2 cores (avx2 fma avx512f avx512_bf16), "
@@ -30,6 +35,8 @@ CURVES: dict[str, tuple[tuple[float, float], ...]] = {  # network: ((epochs, tes
     "fast-w0.75": ((2, 0.7670), (4, 0.8077)),
     "fast": ((2, 0.7888), (4, 0.8244), (14, 0.8629)),
     "fast-w2": ((4, 0.8425), (8, 0.8735)),
+    "fast-64-256-256": ((4, 0.8486), (12.9, 0.8935)),  # 12.9: a budgeted run of it (1,800 s)
     "fast-w3": ((4, 0.8489), (7.6, 0.8802)),  # 7.6: a sized budgeted run (1,800 s)
 }
-IMAGES_PER_S = {"fast-w0.25": 4587, "fast-w0.5": 3513, "fast-w0.75": 2204, "fast": 1636, "fast-w2": 644, "fast-w3": 336}
+IMAGES_PER_S = {"fast-w0.25": 4587, "fast-w0.5": 3513, "fast-w0.75": 2204, "fast": 1636, "fast-w2": 644,
+                "fast-64-256-256": 391, "fast-w3": 336}

@@ -57,6 +57,9 @@ FAST_BATCH = {"cpu": 128, "gpu": 1024}  # CPUs are fastest at small batches (cac
 #   (--whiten frozen --resize 24:3): 0.7065/0.7108/0.7022/0.7183 (mean 0.709, +0.5 against the stem's 4 epochs),
 #   within the seeds' spread and the speed ratio's uncertainty, where keeping it would need a variable input size,
 #   a pipeline that changes per epoch and a planner whose epochs change length;
+# - airbench's alternating flip (each image mirrored in every other epoch, a random half in the first, in place of a
+#   fresh coin each epoch; family_curves.py --points fast:4 --alternate-flip, full data, seed 0): 0.8225 against
+#   0.8244 (at the peak learning rate of 0.8), no gain;
 # - channel order: the network in NCHW (channels_first, images transposed by its first layer) trains 0.36x the
 #   images/s of NHWC (rounds 0.33-0.39x) with TensorFlow's oneDNN on this CPU: NHWC stays.
 FAST_PEAK_LR_PER_256 = 0.8  # peak learning rate, scaled linearly with the batch size. Swept on the fast net, 4 epochs,
