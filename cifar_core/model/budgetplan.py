@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 MARGIN = 0.04  # the plan aims at 96% of the budget: the end lands within 92-100% with a few % of error either way
 INFERENCE_SHARE = 1 / 3  # an image predicted costs about a third of one trained (until a validation pass measured it)
-FINISH_S = 1.5  # after training: best weights loaded, batch-norm check, model.keras saved, reports (1.3 s measured
-# on 2 idle cores; 1.9 to 6.7 s with a load average of 7 to 10): scaled by the square root of the load per core
-# (BudgetPlanner.busy), a middle way between those
+FINISH_S = 2.2  # after training, besides the final evaluation's passes: its graph traced anew (embeddings.record's
+# feature model), best weights loaded, batch-norm check, model.keras saved, reports (2.2 s measured for fast-w0.5 on
+# 2 idle cores, 2026-12-01; 1.9 to 6.7 s with a load average of 7 to 10 before the evaluation wrote embeddings):
+# scaled by the square root of the load per core (BudgetPlanner.busy), a middle way between those
 RECENT_EPOCHS = 3  # the speed is the median over this many of the latest epochs
 
 
@@ -42,6 +43,8 @@ class BudgetPlanner:
     image_seconds: list[float] = field(default_factory=list)  # per epoch: validation seconds per image
     between_s: list[float] = field(default_factory=list)  # per epoch: from its last batch to the next one's start
     between_calls: int = 0
+    first_validation_s: float | None = None  # the first epoch's validation pass (it traces the prediction graph)
+    other_s: float = 0.0  # the first epoch's cost beyond its validation pass (records, backup), until between_s
     first_step_s: float | None = None  # from the first batches, until an epoch has been measured
 
     @property
@@ -72,19 +75,24 @@ class BudgetPlanner:
         self.step_seconds.append(train_s / max(steps, 1))
         if validation_s and self.validation_images and len(self.step_seconds) > 1:
             self.image_seconds.append(validation_s / self.validation_images)
+        elif len(self.step_seconds) == 1:
+            self.first_validation_s = validation_s or 0.0
 
     def between_epochs(self, seconds: float) -> None:
         """What one epoch cost beyond its steps: from its last batch to the next epoch's start (its validation pass,
         metrics, best weights, layer records, backup); the first epoch's is left out (it traces the graphs)."""
         if self.between_calls:
             self.between_s.append(seconds)
+        elif self.first_validation_s is not None:
+            self.other_s = max(seconds - self.first_validation_s, 0.0)
         self.between_calls += 1
 
     def epoch_cost_s(self) -> float:
-        """Seconds each epoch costs beyond its steps: as measured, else its validation pass."""
+        """Seconds each epoch costs beyond its steps: as measured, else its validation pass and the first epoch's
+        other costs (a 60 s run has only two or three epochs: 0.26 s of records and backup went uncounted)."""
         if self.between_s:
             return robust(self.between_s)
-        return self.predict_s() * self.validation_images
+        return self.predict_s() * self.validation_images + self.other_s
 
     def total_steps(self, now: float, steps_done: int) -> int:
         """The steps (from the run's start, at least `steps_done`) whose training, the work after each epoch
@@ -117,7 +125,9 @@ class BudgetPlanner:
         return self.launched + self.budget_s * (1 - MARGIN / 2)
 
     def _after_training_s(self) -> float:
-        return self.predict_s() * self.test_images * self.test_passes + self.finish_s * self.busy
+        """The final evaluation (test and validation images, each pass: embeddings.record) and finishing."""
+        images = (self.test_images + self.validation_images) * self.test_passes
+        return self.predict_s() * images + self.finish_s * self.busy
 
     def _end(self, now: float, steps_done: int, planned: int, step_s: float) -> float:
         """When a run at `step_s` a step that has done `steps_done` of `planned` steps writes its last file."""

@@ -92,8 +92,8 @@ def curve_accuracy(points: tuple[tuple[float, float], ...], epochs: float) -> tu
 
 def train_seconds(budget_s: float, elapsed_s: float, images_per_s: float, sizes: dict[str, int], tta: bool) -> float:
     """Seconds left for the epochs of a run launched `elapsed_s` ago: its budget's planned share, less the tracing,
-    the test evaluation (twice with test-time flips) and finishing."""
-    test_s = sizes["test"] * (2 if tta else 1) * budgetplan.INFERENCE_SHARE / images_per_s
+    the final evaluation of the test and validation images (twice with test-time flips) and finishing."""
+    test_s = (sizes["test"] + sizes["validation"]) * (2 if tta else 1) * budgetplan.INFERENCE_SHARE / images_per_s
     return budget_s * (1 - budgetplan.MARGIN) - elapsed_s - TRACE_S - test_s - budgetplan.FINISH_S
 
 
