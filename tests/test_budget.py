@@ -35,10 +35,13 @@ def simulate(budget_s: float, step_s: list[float], start_s: float = 8.0, spe: in
             if calls == 4 and not p.step_seconds:  # calibration from the first batches
                 p.calibrate((now - first[0]) / (done - first[1]))
                 plans.append(p.total_steps(now, done))
-            if plans and p.step_seconds and done < plans[-1]:  # shrink if this epoch is slow
-                shrunk = p.shrink(now, done, plans[-1], (now - epoch_start) / (done - epoch * spe))
-                if shrunk < plans[-1]:
-                    plans.append(shrunk)
+            if plans and p.step_seconds and done < plans[-1]:  # shrink if this epoch is slow, grow if it is fast
+                pace = (now - epoch_start) / (done - epoch * spe)
+                adjusted = p.shrink(now, done, plans[-1], pace)
+                if adjusted == plans[-1]:
+                    adjusted = p.grow(now, done, plans[-1], pace)
+                if adjusted != plans[-1]:
+                    plans.append(adjusted)
             if plans and done >= plans[-1]:
                 break
         last_batch = now
@@ -124,6 +127,18 @@ def test_a_short_budget_takes_one_chunk_more_where_that_ends_nearer_its_aim():
     assert p.total_steps(49.3, 704) == 704 + 35, "94.8% (1 chunk) is nearer 96% than 97.6% (2)"
     wide = sixty_second_run(chunk=70)
     assert wide.total_steps(49.6, 704) == 704, "a chunk of 70 would end at 98.1%, past 98%: 2 epochs (91.2%)"
+
+
+def test_a_last_epoch_faster_than_the_first_grows_the_plan_and_is_not_shrunk_back():
+    # the 60 s run planned its second epoch from its first (0.0516 s a step) to 692 steps
+    p = BudgetPlanner(0.0, 60, 352, 128, validation_images=5000, test_images=10_000, test_passes=2, chunk=17)
+    p.epoch_done(16.35, 317, 2.16)
+    p.between_epochs(2.43)
+    assert p.total_steps(33.04, 352) == 692
+    assert p.grow(44.01, 573, 692, pace_s=0.0476) == 692, "at its measured pace it ends at 94.7%: kept"
+    grown = p.grow(44.01, 573, 692, pace_s=0.042)  # 19% faster: it would end at 93.6%
+    assert grown == 692 + 17 + 12 and p._end(44.01, 573, grown, 0.042) <= 0.98 * 60, "a chunk of a third epoch"
+    assert p.shrink(44.01, 573, grown, pace_s=0.042) == grown, "and at that pace not shrunk back"
 
 
 def test_the_planner_grows_the_plan_when_epochs_run_faster_than_the_first_batches():

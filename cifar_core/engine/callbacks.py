@@ -207,7 +207,8 @@ class FitToBudget(keras.callbacks.Callback):
     the plan. An epoch's speed is timed from the end of its first call into the backend (the first epoch's traces the
     graph) to its last; what lies between one epoch's last batch and the next one's start (validation, layer
     records, backups) is timed as a cost per epoch. Near the end, the plan shrinks within an epoch that runs
-    so much slower than planned that the plan would overrun. `clock` is the wall clock (a test may pass its own)."""
+    so much slower than planned that the plan would overrun, and grows within one that runs so much faster that
+    the run would end early. `clock` is the wall clock (a test may pass its own)."""
 
     async_safe = True
     CALIBRATION_CALLS = 3  # batch-end calls (executions) timed before the first estimate
@@ -247,9 +248,11 @@ class FitToBudget(keras.callbacks.Callback):
         first_t, first_steps = self.first_call
         if steps_done < self.planned_steps and self.planner.step_seconds and self.epoch_steps > first_steps:
             pace = (now - first_t) / (self.epoch_steps - first_steps)  # this epoch's, shrunk if slow
-            shrunk = self.planner.shrink(now, steps_done, self.planned_steps, pace)
-            if shrunk < self.planned_steps:
-                self._apply(shrunk)
+            adjusted = self.planner.shrink(now, steps_done, self.planned_steps, pace)
+            if adjusted == self.planned_steps:
+                adjusted = self.planner.grow(now, steps_done, self.planned_steps, pace)
+            if adjusted != self.planned_steps:
+                self._apply(adjusted)
         if steps_done >= self.planned_steps:
             self.model.stop_training = True
 

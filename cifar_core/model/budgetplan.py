@@ -94,12 +94,12 @@ class BudgetPlanner:
             return robust(self.between_s)
         return self.predict_s() * self.validation_images + self.other_s
 
-    def total_steps(self, now: float, steps_done: int) -> int:
+    def total_steps(self, now: float, steps_done: int, step_s: float | None = None) -> int:
         """The steps (from the run's start, at least `steps_done`) whose training, the work after each epoch
         (validation, records), the test evaluation and finishing end nearest `end`, at the robust speed: the most
         that end by it, or one chunk more where that ends nearer it and still by 98% of the budget (a short budget's
-        chunk is a few % of it: always rounding down left 60 s runs ending at 91%)."""
-        step_s = self.step_s()
+        chunk is a few % of it: always rounding down left 60 s runs ending at 91%). `step_s`: another speed."""
+        step_s = step_s or self.step_s()
         steps = self._fit(now, steps_done, step_s, self.end)
         more = min(steps + self.chunk, (steps // self.steps_per_epoch + 1) * self.steps_per_epoch)
         end_more = self._end(now, steps_done, more, step_s)
@@ -108,17 +108,28 @@ class BudgetPlanner:
         return steps
 
     def shrink(self, now: float, steps_done: int, planned: int, pace_s: float) -> int:
-        """Within an epoch: the planned steps, fewer when at `pace_s` (seconds per step of this epoch so far, when
-        slower than the plan's) they and the work after them would end past 98% of the budget and what fits then
-        ends within this epoch or the next (a slow epoch further from the end is re-planned for at its end, from
-        the robust speed: the schedule is not shrunk for a passing slowness)."""
-        pace = max(pace_s, self.step_s())
+        """Within an epoch: the planned steps, fewer when at `pace_s` (seconds per step of this epoch so far) they and
+        the work after them would end past 98% of the budget and what fits then ends within this epoch or the next
+        (a slow epoch further from the end is re-planned for at its end, from the robust speed: the schedule is not
+        shrunk for a passing slowness)."""
         limit = self._limit()
-        if self._end(now, steps_done, planned, pace) <= limit:
+        if self._end(now, steps_done, planned, pace_s) <= limit:
             return planned
-        fits = self._fit(now, steps_done, pace, limit)
+        fits = self._fit(now, steps_done, pace_s, limit)
         next_epoch_end = (steps_done // self.steps_per_epoch + 2) * self.steps_per_epoch
         return min(planned, fits) if fits <= next_epoch_end else planned  # far from the end: re-planned at its end
+
+    def grow(self, now: float, steps_done: int, planned: int, pace_s: float) -> int:
+        """Within an epoch: the planned steps, more when at `pace_s` (seconds per step of this epoch so far, when
+        faster than the plan's) they and the work after them would end before 94% of the budget and what fits then
+        ends within this epoch or the next. A 60 s run plans its last epoch from its first, which ran 10-17% slower
+        than its second (2026-12-01, fast-w0.5): it ended at 91-94% of its budget."""
+        early = self.launched + self.budget_s * (1 - MARGIN * 3 / 2)
+        if pace_s >= self.step_s() or self._end(now, steps_done, planned, pace_s) >= early:
+            return planned
+        fits = self.total_steps(now, steps_done, pace_s)
+        next_epoch_end = (steps_done // self.steps_per_epoch + 2) * self.steps_per_epoch
+        return max(planned, fits) if fits <= next_epoch_end else planned
 
     def _limit(self) -> float:
         """The latest a plan may end: 98% of the budget."""
