@@ -122,7 +122,7 @@ def test_a_short_run_counts_what_follows_its_epochs_as_measured():
 def test_a_short_budget_takes_one_chunk_more_where_that_ends_nearer_its_aim():
     p = sixty_second_run()
     steps = p.total_steps(48.91, 704)
-    assert steps == 704 + 70, "2 chunks of the third epoch end at 94.1%, 3 at 96.9%: nearer the 96% aimed at"
+    assert steps == 704 + 70, "1 chunk of the third epoch ends at 94.1%, 2 at 96.9%: nearer the 96% aimed at"
     assert 0.96 * 60 < p._end(48.91, 704, steps, p.step_s()) <= 0.98 * 60
     assert p.total_steps(49.3, 704) == 704 + 35, "94.8% (1 chunk) is nearer 96% than 97.6% (2)"
     wide = sixty_second_run(chunk=70)
