@@ -105,7 +105,7 @@ def alternating_flip_dataset(x, y, batch_size: int, seed: int, translate: int, n
     import numpy as np
     import tensorflow as tf
 
-    from cifar_core.engine.pipeline import flip_and_shift
+    from cifar_core.engine.pipeline import shift
 
     n = len(y)
     first = tf.constant(np.random.default_rng(seed).integers(0, 2, n), tf.int64)
@@ -116,7 +116,7 @@ def alternating_flip_dataset(x, y, batch_size: int, seed: int, translate: int, n
         def prepare(index):
             mirror = tf.equal((tf.gather(first, index) + epoch) % 2, 1)[:, None, None, None]
             images = tf.gather(images_t, index)
-            images = flip_and_shift(tf.where(mirror, tf.reverse(images, axis=[2]), images), translate, flip=False)
+            images = shift(tf.where(mirror, tf.reverse(images, axis=[2]), images), translate)
             return images, tf.one_hot(tf.gather(labels_t, index), num_classes)
 
         order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),

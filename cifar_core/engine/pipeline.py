@@ -71,12 +71,16 @@ def _tf_dataset(x, y, batch_size, seed, augment, translate, num_classes):
     return ds.batch(batch_size).map(prepare).prefetch(tf.data.AUTOTUNE)
 
 
-def flip_and_shift(images, pad: int, flip: bool = True):
-    """Each image flipped left-right with probability 1/2 (when `flip`) and shifted by up to `pad` pixels each way
-    (reflect padding), in TensorFlow's graph; the crops are exact (crop_and_resize samples whole pixels)."""
+def flip_and_shift(images, pad: int):
+    """Each image flipped left-right with probability 1/2 and shifted by up to `pad` pixels each way (reflect
+    padding), in TensorFlow's graph."""
+    return shift(runtime.tensorflow().image.random_flip_left_right(images), pad)
+
+
+def shift(images, pad: int):
+    """Each image shifted by up to `pad` pixels each way (reflect padding), in TensorFlow's graph; the crops are
+    exact (crop_and_resize samples whole pixels)."""
     tf = runtime.tensorflow()
-    if flip:
-        images = tf.image.random_flip_left_right(images)
     if not pad:
         return images
     n, size = tf.shape(images)[0], images.shape[1]
