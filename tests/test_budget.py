@@ -36,10 +36,7 @@ def simulate(budget_s: float, step_s: list[float], start_s: float = 8.0, spe: in
                 p.calibrate((now - first[0]) / (done - first[1]))
                 plans.append(p.total_steps(now, done))
             if plans and p.step_seconds and done < plans[-1]:  # shrink if this epoch is slow, grow if it is fast
-                pace = (now - epoch_start) / (done - epoch * spe)
-                adjusted = p.shrink(now, done, plans[-1], pace)
-                if adjusted == plans[-1]:
-                    adjusted = p.grow(now, done, plans[-1], pace)
+                adjusted = p.adjust(now, done, plans[-1], (now - epoch_start) / (done - epoch * spe))
                 if adjusted != plans[-1]:
                     plans.append(adjusted)
             if plans and done >= plans[-1]:

@@ -247,10 +247,8 @@ class FitToBudget(keras.callbacks.Callback):
             return
         first_t, first_steps = self.first_call
         if steps_done < self.planned_steps and self.planner.step_seconds and self.epoch_steps > first_steps:
-            pace = (now - first_t) / (self.epoch_steps - first_steps)  # this epoch's, shrunk if slow
-            adjusted = self.planner.shrink(now, steps_done, self.planned_steps, pace)
-            if adjusted == self.planned_steps:
-                adjusted = self.planner.grow(now, steps_done, self.planned_steps, pace)
+            pace = (now - first_t) / (self.epoch_steps - first_steps)  # this epoch's
+            adjusted = self.planner.adjust(now, steps_done, self.planned_steps, pace)
             if adjusted != self.planned_steps:
                 self._apply(adjusted)
         if steps_done >= self.planned_steps:

@@ -107,6 +107,12 @@ class BudgetPlanner:
             return more
         return steps
 
+    def adjust(self, now: float, steps_done: int, planned: int, pace_s: float) -> int:
+        """Within an epoch, at its own pace `pace_s`: the plan shrunk if it would overrun, else grown if it would
+        end early, else as it is."""
+        shrunk = self.shrink(now, steps_done, planned, pace_s)
+        return shrunk if shrunk != planned else self.grow(now, steps_done, planned, pace_s)
+
     def shrink(self, now: float, steps_done: int, planned: int, pace_s: float) -> int:
         """Within an epoch: the planned steps, fewer when at `pace_s` (seconds per step of this epoch so far) they and
         the work after them would end past 98% of the budget and what fits then ends within this epoch or the next
@@ -116,8 +122,7 @@ class BudgetPlanner:
         if self._end(now, steps_done, planned, pace_s) <= limit:
             return planned
         fits = self._fit(now, steps_done, pace_s, limit)
-        next_epoch_end = (steps_done // self.steps_per_epoch + 2) * self.steps_per_epoch
-        return min(planned, fits) if fits <= next_epoch_end else planned  # far from the end: re-planned at its end
+        return min(planned, fits) if self._near(steps_done, fits) else planned  # far from the end: re-planned there
 
     def grow(self, now: float, steps_done: int, planned: int, pace_s: float) -> int:
         """Within an epoch: the planned steps, more when at `pace_s` (seconds per step of this epoch so far, when
@@ -128,8 +133,11 @@ class BudgetPlanner:
         if pace_s >= self.step_s() or self._end(now, steps_done, planned, pace_s) >= early:
             return planned
         fits = self.total_steps(now, steps_done, pace_s)
-        next_epoch_end = (steps_done // self.steps_per_epoch + 2) * self.steps_per_epoch
-        return max(planned, fits) if fits <= next_epoch_end else planned
+        return max(planned, fits) if self._near(steps_done, fits) else planned
+
+    def _near(self, steps_done: int, steps: int) -> bool:
+        """Whether a plan of `steps` ends within this epoch or the next."""
+        return steps <= (steps_done // self.steps_per_epoch + 2) * self.steps_per_epoch
 
     def _limit(self) -> float:
         """The latest a plan may end: 98% of the budget."""
