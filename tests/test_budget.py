@@ -218,8 +218,16 @@ def test_unmeasured_speeds_are_inferred_and_the_latest_sized_run_gives_the_speed
     record = {"candidates": [{"network": names[0], "images_per_s": 3000.0, "measured": True}], "elapsed_s": 12.0}
     metas = [{"launched": 5, "budget_choice": record}, {"launched": 9, "budget_choice": {**record, "elapsed_s": 9.0}},
              {"launched": 10}]
-    assert sizing.latest_speeds(metas) == ({names[0]: (3000.0, True)}, 9.0)
-    assert sizing.latest_speeds([{"launched": 1}]) is None
+    assert sizing.latest_speeds(metas, 600) == ({names[0]: (3000.0, True)}, 9.0)
+    assert sizing.latest_speeds([{"launched": 1}], 600) is None
+
+
+def test_a_short_budget_borrows_the_launch_without_the_probes_it_would_not_make():
+    """A 30 min run probed the whole family; a 1 min run stops once probing took 4% of it (2.4 s)."""
+    record = {"elapsed_s": 30.0, "candidates": [{"probe_s": 2.0}, {"probe_s": 3.0}, {"probe_s": 20.0}, {}]}
+    assert sizing.launch_seconds(record, 1800) == 30.0
+    assert sizing.launch_seconds(record, 60) == 30.0 - 25.0 + 5.0, "the first two: the rule is checked after each"
+    assert sizing.launch_seconds({"elapsed_s": 9.0, "candidates": [{}]}, 60) == 9.0, "a record from before probe_s"
 
 
 def test_the_family_and_its_curves_agree():

@@ -17,10 +17,8 @@ runtime.keras()
 import keras  # noqa: E402  (after runtime has imported it quietly, on this process's backend)
 
 # The probe of each network: one call of 2 batches to trace, 2 timed (about a second each on 2 cores, most of it
-# building and tracing the model). Probing stops once it has taken PROBE_SHARE of the budget: the networks not
-# measured then get the speed of the last one measured, scaled by the speeds the curves' machine measured.
+# building and tracing the model), until sizing.PROBE_SHARE of the budget is spent.
 PROBE = dict(warmup=1, timed=2, per_call=2)
-PROBE_SHARE = 0.04
 
 
 def speed(spec: ArchitectureSpec, cfg: TrainConfig, arrays: dict) -> float:
@@ -34,20 +32,22 @@ def choose(cfg: TrainConfig, arrays: dict, sizes: dict[str, int], launched: floa
     better than a smaller one (sizing.worth_measuring_next), infer the others' speeds, then pick the one
     predicted best in the budget left now, each sustaining `share` of its probed speed (sizing.latest_share)."""
     speeds: dict[str, tuple[float, bool]] = {}
+    probe_s: dict[str, float] = {}
     found: list[sizing.Candidate] = []
-    probe_start = time.time()
     for name, spec in sizing.FAMILY.items():
-        if found and (time.time() - probe_start > PROBE_SHARE * cfg.time_budget
+        if found and (sum(probe_s.values()) > sizing.PROBE_SHARE * cfg.time_budget
                       or not sizing.worth_measuring_next(found)):
             speeds[name] = (sizing.inferred_speed(name, speeds), False)
         else:
+            start = time.time()
             speeds[name] = (speed(spec, cfg, arrays), True)
+            probe_s[name] = time.time() - start
         found.append(sizing.candidate(name, *speeds[name], cfg.time_budget, time.time() - launched, sizes, cfg.tta,
                                       share))
     elapsed = time.time() - launched
     keras.utils.clear_session()
     keras.utils.set_random_seed(cfg.seed)  # the run's weights as they would be without the probe
-    return sizing.choose(speeds, cfg.time_budget, elapsed, sizes, cfg.tta, share)
+    return sizing.choose(speeds, cfg.time_budget, elapsed, sizes, cfg.tta, share, probe_s)
 
 
 def size_run(run_dir: Path, cfg: TrainConfig, arrays: dict, sizes: dict[str, int], launched: float) -> ArchitectureSpec:

@@ -36,6 +36,8 @@ TRACE_S = 3.0  # the first epoch's graph tracing, on top of its steps (measured:
 # 68% and 70% of their probe (227 of 333 images/s), 91% outside one: the prediction scales the probe by the share
 # the latest sized run here sustained, within these bounds (outside them: a fault, not a speed).
 SHARE_BOUNDS = (0.3, 1.0)
+PROBE_SHARE = 0.04  # the probe measures the family in order until it has taken this share of the budget; the networks
+# not measured then get the speed of the last one measured, scaled by the ratio of the curves' machine's speeds
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Candidate:
     epochs: float
     predicted: float
     past_curve: bool
+    probe_s: float = 0.0  # seconds measuring its speed here (0: inferred)
 
 
 @dataclass(frozen=True)
@@ -112,12 +115,12 @@ def candidate(network: str, images_per_s: float, measured: bool, budget_s: float
 
 
 def choose(speeds: dict[str, tuple[float, bool]], budget_s: float, elapsed_s: float, sizes: dict[str, int],
-           tta: bool, share: float = 1.0) -> Choice:
+           tta: bool, share: float = 1.0, probe_s: dict[str, float] | None = None) -> Choice:
     """Of the networks with a probed speed here ((images/s, measured?) by name), the one predicted to reach the
     highest test accuracy in what is left of the budget `elapsed_s` after launch (the faster one on a tie), each
-    sustaining `share` of its probed speed."""
-    found = [candidate(name, speed, measured, budget_s, elapsed_s, sizes, tta, share)
-             for name, (speed, measured) in speeds.items()]
+    sustaining `share` of its probed speed; `probe_s`: the seconds each measurement took, kept with it."""
+    found = [replace(candidate(name, speed, measured, budget_s, elapsed_s, sizes, tta, share),
+                     probe_s=round((probe_s or {}).get(name, 0.0), 2)) for name, (speed, measured) in speeds.items()]
     best = max(found, key=lambda c: (round(c.predicted, 3), c.images_per_s))
     return Choice(best.network, best.predicted, best.epochs, budget_s, elapsed_s, tuple(found),
                   sizes["train"] == curves.TRAIN_IMAGES, share)
@@ -148,9 +151,10 @@ def latest_share(metas: list[dict], sizes: dict[str, int]) -> float:
     return min(max(share, SHARE_BOUNDS[0]), SHARE_BOUNDS[1])
 
 
-def latest_speeds(metas: list[dict]) -> tuple[dict[str, tuple[float, bool]], float] | None:
-    """The speeds the latest sized run here measured at its launch (run.json's `budget_choice`), and the seconds
-    from its launch to its choice; None when no run here has chosen its network yet."""
+def latest_speeds(metas: list[dict], budget_s: float) -> tuple[dict[str, tuple[float, bool]], float] | None:
+    """The speeds the latest sized run here measured at its launch (run.json's `budget_choice`), and the seconds a
+    launch to the choice would take with `budget_s` (launch_seconds); None when no run here has chosen its network
+    yet."""
     chosen = [m for m in metas if isinstance(m.get("budget_choice"), dict) and m.get("launched")]
     if not chosen:
         return None
@@ -158,9 +162,22 @@ def latest_speeds(metas: list[dict]) -> tuple[dict[str, tuple[float, bool]], flo
     try:
         speeds = {c["network"]: (float(c["images_per_s"]), bool(c["measured"])) for c in record["candidates"]
                   if c["network"] in FAMILY}
-        return (speeds, float(record["elapsed_s"])) if speeds else None
+        return (speeds, launch_seconds(record, budget_s)) if speeds else None
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def launch_seconds(record: dict, budget_s: float) -> float:
+    """Launch to choice for a run of `budget_s`, from a sized run's `budget_choice`: its seconds without its probe,
+    plus the probes a run of this budget would make (in order, until they took PROBE_SHARE of it). A 1,800 s run
+    probes the whole family (28 s from launch), a 60 s run one or two networks (7 s)."""
+    probes = [float(c.get("probe_s", 0.0)) for c in record["candidates"]]
+    probing = 0.0
+    for seconds in probes:
+        if probing and probing > PROBE_SHARE * budget_s:
+            break
+        probing += seconds
+    return float(record["elapsed_s"]) - sum(probes) + probing
 
 
 def inferred_speed(network: str, speeds: dict[str, tuple[float, bool]]) -> float:

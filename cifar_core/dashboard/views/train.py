@@ -159,7 +159,7 @@ def budget_field(d: TrainConfig, source: str, problem: str | None) -> float:
                               help="The number of epochs is fitted so the run ends within it.")
     budget_s = float(minutes) * 60
     metas = [i.meta for i in runs.list_runs(cache.runs_dir())]
-    measured = st.session_state.get(PROBED) or sizing.latest_speeds(metas)
+    measured = st.session_state.get(PROBED) or sizing.latest_speeds(metas, budget_s)
     if problem:
         return budget_s
     if measured:
