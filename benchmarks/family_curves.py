@@ -108,11 +108,16 @@ def main() -> None:
                         help="the first EPOCHS epochs at SIZE x SIZE (a recipe trial)")
     parser.add_argument("--widths", default="", metavar="A,B,C",
                         help="each stage's filters instead of the network's (a recipe trial)")
+    parser.add_argument("--pool-first", action="store_true", help="max pooling right after its conv, before batch "
+                        "norm and the activation, as airbench orders them (a recipe trial)")
+    parser.add_argument("--activation", default="relu", help="another activation than ReLU, e.g. gelu (a recipe "
+                        "trial)")
     parser.add_argument("--alternate-flip", action="store_true",
                         help="each image flipped in every other epoch, as airbench flips (a recipe trial)")
     args = parser.parse_args()
     trial = recipe_trials.Trial(whiten=args.whiten, dirac=args.dirac, bn_scale=not args.no_bn_scale,
                                 lookahead=args.lookahead, alternate_flip=args.alternate_flip,
+                                activation=args.activation, pool_first=args.pool_first,
                                 widths=tuple(int(w) for w in args.widths.split(",") if w),
                                 resize=tuple(int(v) for v in args.resize.split(":")) if args.resize else (0, 0))
     runtime.tensorflow()

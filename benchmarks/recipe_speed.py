@@ -7,7 +7,8 @@ baseline's (the median of the per-round ratios, and their range).
                                       [--rounds 5] [--calls 6] [--data ../shared/data/cifar10-jpeg]
 
 Variants: base, whiten-frozen, whiten-linear, channels-first, resize-N (N x N images), no-bn-scale, widths-A,B,C
-(each stage's filters).
+(each stage's filters), activation-NAME (e.g. activation-gelu: every ReLU replaced),
+pool-first (each max pooling before its block's batch norm and ReLU).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ def trial_of(variant: str) -> recipe_trials.Trial:
         return recipe_trials.Trial(bn_scale=False)
     if variant.startswith("widths-"):
         return recipe_trials.Trial(widths=tuple(int(w) for w in variant.split("-")[1].split(",")))
+    if variant == "pool-first":
+        return recipe_trials.Trial(pool_first=True)
+    if variant.startswith("activation-"):
+        return recipe_trials.Trial(activation=variant.split("-", 1)[1])
     if variant.startswith("resize-"):
         return recipe_trials.Trial(resize=(int(variant.split("-")[1]), 1))
     raise SystemExit(f"unknown variant {variant!r}")

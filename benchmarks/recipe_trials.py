@@ -23,6 +23,9 @@ class Trial:
     alternate_flip: bool = False  # airbench's derandomized flip: each image flipped in every other epoch, a random
     # half of them in the first (in place of a fresh coin each epoch)
     widths: tuple[int, ...] = ()  # each stage's filters (two blocks a stage), e.g. airbench's 64,256,256
+    pool_first: bool = False  # each block's max pooling right after its conv, before batch norm and the activation
+    # (airbench's order: the same function where batch norm's scale is positive, at a quarter of their work)
+    activation: str = "relu"  # every ReLU of the network (stem's too) replaced by this Keras activation, e.g. "gelu"
 
     def changed(self) -> dict:
         """The switches that differ from the recipe (empty for the baseline)."""
@@ -51,13 +54,14 @@ def build(spec, bn_momentum: float, trial: Trial):
     if trial.widths:
         spec = sizing.staged(spec, trial.widths)
     bn = partial(keras.layers.BatchNormalization, scale=trial.bn_scale, axis=1 if trial.channels_first else -1)
-    with _patched(models.layers, BatchNormalization=bn):
+    act = keras.layers.ReLU if trial.activation == "relu" else partial(keras.layers.Activation, trial.activation)
+    with _patched(models.layers, BatchNormalization=bn, ReLU=act):
         model = models.build_model(spec, bn_momentum=bn_momentum)
-    if not (trial.channels_first or trial.whiten or trial.resize[0]):
+    if not (trial.channels_first or trial.whiten or trial.resize[0] or trial.pool_first):
         built = model
     else:  # fresh layers from the same configs around the change, the built ones' weights where shapes allow
-        fresh = []
-        for layer in model.layers:
+        fresh, old_layers = [], _pools_first(model.layers) if trial.pool_first else model.layers
+        for layer in old_layers:
             config = layer.get_config()
             if trial.channels_first and "data_format" in config:
                 config["data_format"] = "channels_first"
@@ -74,7 +78,7 @@ def build(spec, bn_momentum: float, trial: Trial):
         size = None if trial.resize[0] else 32
         built = keras.Sequential([keras.Input((size, size, 3), name="image"), fresh[0], *stem, *fresh[1:]],
                                  name=model.name)
-        for old, new in zip(model.layers, fresh, strict=True):
+        for old, new in zip(old_layers, fresh, strict=True):
             weights = old.get_weights()
             if [w.shape for w in weights] == [w.shape for w in new.get_weights()]:
                 new.set_weights(weights)
@@ -89,6 +93,15 @@ def build(spec, bn_momentum: float, trial: Trial):
                     kernel[kh // 2, kw // 2, o, o] = 1
                 layer.kernel.assign(kernel)
     return model
+
+
+def _pools_first(layers: list) -> list:
+    """The layers with each "blockN_maxpool" moved to right after "blockN_conv" (blocks of one conv)."""
+    out = [layer for layer in layers if not layer.name.endswith("_maxpool")]
+    for pool in (layer for layer in layers if layer.name.endswith("_maxpool")):
+        conv = next(i for i, layer in enumerate(out) if layer.name == pool.name.replace("_maxpool", "_conv"))
+        out.insert(conv + 1, pool)
+    return out
 
 
 def resized(dataset, size: int):
