@@ -42,10 +42,11 @@ def test_a_budgeted_run_differs_by_the_epochs_it_planned_not_its_ceiling():
 
 
 def test_a_setting_added_after_a_run_was_made_reads_as_its_default_there():
-    """A run from before `bn_after_relu` and `gpus` existed, beside one after: only the real changes show."""
+    """A run from before `bn_after_relu`, `pool_first` and `gpus` existed, beside one after: only the real changes
+    show."""
     old = meta(specs.PRESETS["batchnorm"])
     for block in old["spec"]["blocks"]:
-        del block["bn_after_relu"]
+        del block["bn_after_relu"], block["pool_first"]
     new = {**meta(specs.PRESETS["batchnorm-after-relu"]), "config": {"epochs": 30, "gpus": 0}}
     rows = compare.settings_diff(old, new).set_index("setting")
     assert list(rows.index) == ["spec.name", *(f"spec.blocks[{i}].bn_after_relu" for i in (1, 2, 3))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -75,22 +76,29 @@ def test_a_seed_style_model_imports_with_the_accuracy_keras_gives(keras, seed_mo
     assert rundir.read_predictions(run_dir)["y_pred"].shape == DATA.y_test.shape
 
 
-@pytest.mark.parametrize("bn_after_relu", [True, False])
-def test_a_batch_norm_model_reads_as_the_preset_with_its_batch_norm_where_it_is(keras, bn_after_relu):
+@pytest.mark.parametrize("order", ["conv-relu-bn-pool", "conv-bn-relu-pool", "conv-pool-bn-relu"])
+def test_a_batch_norm_model_reads_as_the_preset_with_its_batch_norm_and_pooling_where_they_are(keras, order):
     from keras import layers
 
     def block(filters, kernel):
-        if bn_after_relu:  # Conv2D(activation='relu'), then BatchNormalization()
-            return [layers.Conv2D(filters, kernel, activation="relu", padding="same"), layers.BatchNormalization()]
-        return [layers.Conv2D(filters, kernel, padding="same"), layers.BatchNormalization(), layers.ReLU()]
+        if order == "conv-relu-bn-pool":  # Conv2D(activation='relu'), then BatchNormalization()
+            return [layers.Conv2D(filters, kernel, activation="relu", padding="same"), layers.BatchNormalization(),
+                    layers.MaxPooling2D((2, 2))]
+        conv, bn_relu = layers.Conv2D(filters, kernel, padding="same"), [layers.BatchNormalization(), layers.ReLU()]
+        if order == "conv-pool-bn-relu":
+            return [conv, layers.MaxPooling2D((2, 2)), *bn_relu]
+        return [conv, *bn_relu, layers.MaxPooling2D((2, 2))]
 
     model = keras.Sequential([keras.Input((32, 32, 3)),
-                              *[layer for f, k in ((32, 5), (64, 3), (128, 3)) for layer in
-                                (*block(f, k), layers.MaxPooling2D((2, 2)))],
+                              *[layer for f, k in ((32, 5), (64, 3), (128, 3)) for layer in block(f, k)],
                               layers.Flatten(), layers.Dense(128, activation="relu"),
                               layers.Dense(10, activation="softmax")])
-    expected = "batchnorm-after-relu" if bn_after_relu else "batchnorm"
-    assert importing.read_spec(model, "mine").name == expected
+    spec = importing.read_spec(model, "mine")
+    if order == "conv-pool-bn-relu":
+        assert spec.name == "mine" and all(b.pool_first for b in spec.blocks)
+        assert spec.blocks == tuple(replace(b, pool_first=True) for b in specs.PRESETS["batchnorm"].blocks)
+    else:
+        assert spec.name == {"conv-relu-bn-pool": "batchnorm-after-relu", "conv-bn-relu-pool": "batchnorm"}[order]
 
 
 def test_a_model_with_a_rescaling_layer_takes_0_to_255(keras, tmp_path):

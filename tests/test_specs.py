@@ -48,6 +48,19 @@ def test_batch_norm_can_follow_the_relu():
                         "batch_norm): turn it on, or turn 'after ReLU' off."]
 
 
+def test_pooling_can_come_before_batch_norm_and_relu():
+    spec = replace(specs.PRESETS["batchnorm"], blocks=(ConvBlock(32, 3, 2, True, "max", pool_first=True),))
+    rows = {r["layer"]: r["output shape"] for r in shapes.layer_rows(spec)}
+    assert list(rows)[1:8] == ["block1_1_conv", "block1_1_bn", "block1_1_relu", "block1_2_conv", "block1_maxpool",
+                               "block1_2_bn", "block1_2_relu"], "after the last conv of the block"
+    assert rows["block1_2_bn"] == "16 x 16 x 32"
+    assert shapes.param_count(spec) == shapes.param_count(replace(spec, blocks=(replace(spec.blocks[0],
+                                                                                        pool_first=False),)))
+    problems = specs.validate(replace(spec, blocks=(ConvBlock(32, pool="none", pool_first=True),)))
+    assert problems == ["Block 1: pooling first ('pool first', pool_first) needs a pool ('max' or 'avg'): set one, "
+                        "or untick it."]
+
+
 def test_layer_table_shapes():
     rows = shapes.layer_rows(specs.PRESETS["baseline"])
     assert sum(r["params"] for r in rows) == shapes.param_count(specs.PRESETS["baseline"])
@@ -135,8 +148,10 @@ def random_specs(n: int, seed: int = 0) -> list[specs.ArchitectureSpec]:
     out = []
     while len(out) < n:
         blocks = tuple(ConvBlock(rng.choice([1, 3, 8, 16, 33]), rng.choice([1, 2, 3, 5, 7]), rng.randint(1, 3),
-                                 bn, rng.choice(specs.POOLS), rng.choice([0.0, 0.25]), bn and rng.random() < 0.5)
-                       for bn in (rng.random() < 0.5 for _ in range(rng.randint(1, 6))))
+                                 bn, pool, rng.choice([0.0, 0.25]), bn and rng.random() < 0.5,
+                                 pool != "none" and rng.random() < 0.5)
+                       for bn, pool in ((rng.random() < 0.5, rng.choice(specs.POOLS))
+                                        for _ in range(rng.randint(1, 6))))
         head = Head(rng.choice(specs.HEAD_POOLS), tuple(rng.choice([1, 10, 64]) for _ in range(rng.randint(0, 3))),
                     rng.choice([0.0, 0.5]))
         spec = specs.ArchitectureSpec(f"random{len(out)}", blocks, head)

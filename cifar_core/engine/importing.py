@@ -119,7 +119,7 @@ def _spec_from_layers(model, name: str) -> specs.ArchitectureSpec:
                 block["convs"] += 1
             else:
                 block = {"filters": cfg["filters"], "kernel_size": kernel, "convs": 1, "batch_norm": False,
-                         "pool": None, "dropout": 0.0, "bn_after_relu": False}
+                         "pool": None, "dropout": 0.0, "bn_after_relu": False, "pool_first": False}
                 blocks.append(block)
             relu_done = cfg["activation"] == "relu"
         elif kind == "BatchNormalization" and block and head is None:
@@ -128,6 +128,7 @@ def _spec_from_layers(model, name: str) -> specs.ArchitectureSpec:
             relu_done = True
         elif kind in ("MaxPooling2D", "AveragePooling2D") and block and tuple(cfg["pool_size"]) == (2, 2):
             block["pool"] = "max" if kind == "MaxPooling2D" else "avg"
+            block["pool_first"] = type(layers[i - 1]).__name__ == "Conv2D" and not relu_done
         elif kind == "Dropout" and head is None and block:
             block["dropout"] = cfg["rate"]
         elif kind in ("Flatten", "GlobalAveragePooling2D") and head is None:

@@ -25,18 +25,19 @@ def build_model(spec: ArchitectureSpec, num_classes: int = NUM_CLASSES, bn_momen
         stem.set_weights(list(whitening.patch_identity()))
         model.add(layers.ReLU(name=f"{whitening.WHITEN}_relu"))
     for b, block in enumerate(spec.blocks, start=1):
+        pool = {"max": layers.MaxPooling2D, "avg": layers.AveragePooling2D}.get(block.pool)
         for c in range(1, block.convs + 1):
             tag = f"block{b}_{c}" if block.convs > 1 else f"block{b}"
             model.add(layers.Conv2D(block.filters, block.kernel_size, padding="same",
                                     use_bias=True, name=f"{tag}_conv"))
+            if pool and block.pool_first and c == block.convs:
+                model.add(pool(2, name=f"block{b}_{block.pool}pool"))
             bn = layers.BatchNormalization(momentum=bn_momentum, name=f"{tag}_bn") if block.batch_norm else None
             relu = layers.ReLU(name=f"{tag}_relu")
             for layer in filter(None, (relu, bn) if block.bn_after_relu else (bn, relu)):
                 model.add(layer)
-        if block.pool == "max":
-            model.add(layers.MaxPooling2D(2, name=f"block{b}_maxpool"))
-        elif block.pool == "avg":
-            model.add(layers.AveragePooling2D(2, name=f"block{b}_avgpool"))
+        if pool and not block.pool_first:
+            model.add(pool(2, name=f"block{b}_{block.pool}pool"))
         if block.dropout:
             model.add(layers.Dropout(block.dropout, name=f"block{b}_dropout"))
     head = spec.head

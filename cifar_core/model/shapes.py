@@ -37,6 +37,11 @@ class Layer:
         return size
 
 
+def _pool(b: int, pool: str, size: int, channels: int) -> Layer:
+    kind = {"max": "MaxPooling2D", "avg": "AveragePooling2D"}[pool]
+    return Layer(f"block{b}_{pool}pool", kind, (size, size, channels), 0)
+
+
 def layers(spec: ArchitectureSpec, num_classes: int = NUM_CLASSES) -> list[Layer]:
     """The layers `models.build_model(spec)` creates, in order, with shapes and parameter counts."""
     out = [Layer("rescale", "Rescaling", (INPUT_SIZE, INPUT_SIZE, 3), 0)]
@@ -51,13 +56,15 @@ def layers(spec: ArchitectureSpec, num_classes: int = NUM_CLASSES) -> list[Layer
             params = block.kernel_size ** 2 * channels * block.filters + block.filters
             channels = block.filters
             out.append(Layer(f"{tag}_conv", "Conv2D", (size, size, channels), params))
+            if block.pool != "none" and block.pool_first and c == block.convs:
+                size //= 2
+                out.append(_pool(b, block.pool, size, channels))
             relu = Layer(f"{tag}_relu", "ReLU", (size, size, channels), 0)
             bn = [Layer(f"{tag}_bn", "BatchNormalization", (size, size, channels), 4 * channels)] * block.batch_norm
             out += [relu, *bn] if block.bn_after_relu else [*bn, relu]
-        if block.pool != "none":
+        if block.pool != "none" and not block.pool_first:
             size //= 2
-            kind = {"max": "MaxPooling2D", "avg": "AveragePooling2D"}[block.pool]
-            out.append(Layer(f"block{b}_{block.pool}pool", kind, (size, size, channels), 0))
+            out.append(_pool(b, block.pool, size, channels))
         if block.dropout:
             out.append(Layer(f"block{b}_dropout", "Dropout", (size, size, channels), 0))
     if spec.head.pooling == "flatten":

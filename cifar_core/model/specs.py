@@ -50,7 +50,9 @@ class SpecError(LabError):
 @dataclass(frozen=True)
 class ConvBlock:
     """`convs` conv layers, each followed by ReLU and optional batch norm (before the ReLU, or after it as Keras
-    code that writes `Conv2D(activation="relu")` then `BatchNormalization()` has it), then pooling, then dropout."""
+    code that writes `Conv2D(activation="relu")` then `BatchNormalization()` has it), then pooling, then dropout.
+    `pool_first` pools right after the last conv instead, before its batch norm and ReLU: airbench's order, the same
+    function where batch norm's scale is positive (max pooling commutes with both), at a quarter of their work."""
 
     filters: int
     kernel_size: int = 3
@@ -59,6 +61,7 @@ class ConvBlock:
     pool: str = "max"
     dropout: float = 0.0
     bn_after_relu: bool = False
+    pool_first: bool = False
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,9 @@ def _block_problems(where: str, block: ConvBlock, size: int) -> list[str]:
                         "poolings. Set pool to 'none' or remove a block.")
     if not 0.0 <= block.dropout < 1.0:
         problems.append(f"{where}: dropout must be in [0, 1) (got {block.dropout}).")
+    if block.pool_first and block.pool == "none":
+        problems.append(f"{where}: pooling first ('pool first', pool_first) needs a pool ('max' or 'avg'): set one, "
+                        "or untick it.")
     if block.bn_after_relu and not block.batch_norm:
         problems.append(f"{where}: batch norm after the ReLU ('after ReLU', bn_after_relu) needs batch norm "
                         "('BN', batch_norm): turn it on, or turn 'after ReLU' off.")
@@ -300,7 +306,7 @@ def from_editor(base: ArchitectureSpec, block_rows: list[dict], pooling: str, de
     try:
         blocks = tuple(ConvBlock(int(r["filters"]), int(r["kernel_size"]), int(r["convs"]), bool(r.get("batch_norm")),
                                  str(r["pool"]), 0.0 if _blank(r.get("dropout")) else float(r["dropout"]),
-                                 bool(r.get("bn_after_relu")) and not _blank(r.get("bn_after_relu")))
+                                 _ticked(r.get("bn_after_relu")), _ticked(r.get("pool_first")))
                        for r in rows)
     except (ValueError, OverflowError) as exc:
         return None, [f"Every block needs whole numbers for filters, kernel and convs ({exc})."]
@@ -311,6 +317,11 @@ def from_editor(base: ArchitectureSpec, block_rows: list[dict], pooling: str, de
 def _blank(value) -> bool:
     """An empty editor cell: None or NaN."""
     return value is None or value != value
+
+
+def _ticked(value) -> bool:
+    """An editor checkbox cell that is ticked (a new row's is blank)."""
+    return bool(value) and not _blank(value)
 
 
 def from_json(text: str) -> ArchitectureSpec:

@@ -32,6 +32,9 @@ BLOCK_COLUMNS = {
         "after ReLU", width=88, help="Batch norm after the ReLU (as Conv2D(activation='relu') + "
                                      "BatchNormalization() writes it) instead of between the conv and its ReLU"),
     "pool": st.column_config.SelectboxColumn("pool", options=list(specs.POOLS), required=True, width=56),
+    "pool_first": st.column_config.CheckboxColumn(
+        "pool first", width=80, help="Pool right after the last conv, before its batch norm and ReLU (airbench's "
+                                     "order): the same function where batch norm's scale is positive, faster"),
     "dropout": st.column_config.NumberColumn("dropout", min_value=0.0, max_value=0.95, step=0.05, width=72),
 }
 
