@@ -21,10 +21,16 @@ fast-64-256-256 (sizing.STAGE_WIDTHS), added 2026-12-01 at the same rate: 4 by `
 phase of the machine), 9.05 a sized 1,800 s run that chose it (9 epochs and 2,176 images, in a slow phase; the curve
 without that point predicted 0.8799 there).
 
+Pooling first (specs.FAST's first conv of each stage max-pooled before its BN and ReLU, since 2026-12-01 09:20):
+the points marked "pool first" below are of that network; the others are of the earlier order (BN, ReLU, then the
+pooling), which reaches less at equal epochs (fast-w0.5 2: 0.7322, fast-64-256-256 4: 0.8486), so they are lower
+bounds for the network as it is now.
+
 IMAGES_PER_S: each network's training speed by the launch probe (engine/sizer.py, best of 3; `family_curves.py
---probe-only`, one run on the idle machine, 2026-11-30 23:45), here only for their ratios: a run that measured some
-of the family infers the others' speeds from the last one measured. fast-64-256-256's is fast-w3's times 1.164, the
-ratio benchmarks/recipe_speed.py measured (the two alternated in one process).
+--probe-only`, one run on the idle machine, 2026-12-01 09:18, pooling first), here only for their ratios: a run
+that measured some of the family infers the others' speeds from the last one measured. Before pooling first:
+4587, 3513, 2204, 1636, 644, 391 (fast-w3's times the 1.164 benchmarks/recipe_speed.py measured; the probe saw
+327 against 324), 336.
 """
 
 SOURCE = ("benchmarks/family_curves.py, 2026-12-01, AMD EPYC 2 cores (avx2 fma avx512f avx512_bf16), "
@@ -32,12 +38,13 @@ SOURCE = ("benchmarks/family_curves.py, 2026-12-01, AMD EPYC 2 cores (avx2 fma a
 TRAIN_IMAGES = 45_000  # an epoch of these curves
 CURVES: dict[str, tuple[tuple[float, float], ...]] = {  # network: ((epochs, test accuracy), ...)
     "fast-w0.25": ((2, 0.6824), (4, 0.7171)),
-    "fast-w0.5": ((1, 0.6803), (2, 0.7322), (4, 0.7790), (8, 0.8116)),
+    "fast-w0.5": ((1, 0.6803), (2, 0.7414), (4, 0.7790), (8, 0.8116)),  # 2: pool first
     "fast-w0.75": ((2, 0.7670), (4, 0.8077)),
     "fast": ((2, 0.7888), (4, 0.8244), (14, 0.8629)),
     "fast-w2": ((4, 0.8425), (8, 0.8735)),
-    "fast-64-256-256": ((4, 0.8486), (9.05, 0.8813), (12.9, 0.8935)),  # 9.05, 12.9: budgeted runs (1,800 s)
+    "fast-64-256-256": ((4, 0.8556), (9.05, 0.8813), (12.9, 0.8935)),  # 4: pool first; 9.05, 12.9: budgeted runs
+    # (1,800 s)
     "fast-w3": ((4, 0.8489), (7.6, 0.8802)),  # 7.6: a sized budgeted run (1,800 s)
 }
-IMAGES_PER_S = {"fast-w0.25": 4587, "fast-w0.5": 3513, "fast-w0.75": 2204, "fast": 1636, "fast-w2": 644,
-                "fast-64-256-256": 391, "fast-w3": 336}
+IMAGES_PER_S = {"fast-w0.25": 5605, "fast-w0.5": 4482, "fast-w0.75": 2808, "fast": 2263, "fast-w2": 687,
+                "fast-64-256-256": 470, "fast-w3": 400}
