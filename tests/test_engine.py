@@ -88,7 +88,8 @@ def test_a_fast_run_with_a_budget_ends_inside_it(tmp_path):
     lines = rundir.read_metric_lines(run_dir)
     assert len(lines) == meta["planned_epochs"] >= 1, "it trains the epochs it planned, however few fit"
     assert (0 < meta.get("sustained_share", 0) < 5) == (len(lines) > 1), "the share of its probed speed it sustained"
-    assert meta["engine"]["precision"] in ("float32", "mixed_bfloat16", "mixed_float16")
+    assert meta["engine"]["precision"] == hardware.choose_precision("auto", hardware.cpu(), []).policy, \
+        "the model trained at the run's precision, also after the probe's models were cleared away"
     assert (run_dir / rundir.MODEL).exists() and (run_dir / rundir.REPORT).exists()
     from cifar_core.engine import trainer, whitening
 
@@ -98,6 +99,20 @@ def test_a_fast_run_with_a_budget_ends_inside_it(tmp_path):
         assert lines[-1]["loss"] < lines[0]["loss"], "it learnt"
         lrs = [m["lr"] for m in lines]
         assert lrs[-1] < max(lrs), "one cycle: it ends below its peak"
+
+
+def test_clearing_the_session_keeps_the_precision():
+    """keras.utils.clear_session alone resets the dtype policy to float32 (the sizer's probe then slowed the run)."""
+    from cifar_core.engine import runtime
+
+    k = runtime.keras()
+    before = k.config.dtype_policy()
+    try:
+        k.config.set_dtype_policy("mixed_bfloat16")
+        runtime.clear_session()
+        assert k.config.dtype_policy().name == "mixed_bfloat16"
+    finally:
+        k.config.set_dtype_policy(before)
 
 
 def test_stop_and_resume_with_several_batches_per_execution(tmp_path, launch):

@@ -132,6 +132,15 @@ def configure(seed: int, precision: str = "float32") -> hardware.Precision:
     return chosen
 
 
+def clear_session() -> None:
+    """keras.utils.clear_session (the models built so far freed), keeping the dtype policy it resets to float32: a
+    sized run's network trained in float32 after the probe did, at 0.5-0.7x the speed of its mixed bfloat16."""
+    k = keras()
+    policy = k.config.dtype_policy()
+    k.utils.clear_session()
+    k.config.set_dtype_policy(policy)
+
+
 class OneDevice:
     """The one-device 'strategy' of a backend without tf.distribute: a scope that does nothing, one replica."""
 

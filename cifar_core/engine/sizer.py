@@ -45,7 +45,7 @@ def choose(cfg: TrainConfig, arrays: dict, sizes: dict[str, int], launched: floa
         found.append(sizing.candidate(name, *speeds[name], cfg.time_budget, time.time() - launched, sizes, cfg.tta,
                                       share))
     elapsed = time.time() - launched
-    keras.utils.clear_session()
+    runtime.clear_session()
     keras.utils.set_random_seed(cfg.seed)  # the run's weights as they would be without the probe
     return sizing.choose(speeds, cfg.time_budget, elapsed, sizes, cfg.tta, share, probe_s)
 

@@ -78,7 +78,7 @@ def train_run(run_dir: Path) -> dict:
                     libraries=library_versions(), sizes=sizes,
                     devices=runtime.devices(),
                     engine={"backend": runtime.backend(), "backend_reason": runtime.backend_reason(),
-                            "precision": precision.policy, "precision_reason": precision.reason,
+                            "precision": model.dtype_policy.name, "precision_reason": precision.reason,
                             "steps_per_execution": model.steps_per_execution, "xla": bool(model.jit_compile),
                             "replicas": strategy.num_replicas_in_sync, "machine": hardware.describe_machine()})
     if meta.get("training_done"):
@@ -92,7 +92,8 @@ def train_run(run_dir: Path) -> dict:
         earlier_s = sum(m["seconds"] for m in history)
         print(f"[cifar-lab] training {spec.name} on {sizes['train']} images (from epoch {len(history) + 1}, "
               f"{plan.epochs if not cfg.time_budget else 'as many as fit ' + str(cfg.time_budget) + ' s'}; "
-              f"{runtime.backend()}, {precision.policy}, {model.steps_per_execution} batches per step)", flush=True)
+              f"{runtime.backend()}, {model.dtype_policy.name}, {model.steps_per_execution} batches per step)",
+              flush=True)
         budget = None
         if cfg.time_budget and not history:
             budget = FitToBudget(plan, cfg.time_budget, float(meta.get("launched") or time.time()), cfg.batch_size,
