@@ -16,10 +16,11 @@ fast-w0.25 2: 0.6573, 4: 0.6977; fast-w0.5 1: 0.6696, 2: 0.7186, 4: 0.7662, 8: 0
 0.7974; fast 2: 0.7809, 4: 0.8145, 14: 0.8572, 39: 0.8708 (budgeted runs); fast-w2 4: 0.8366, 8: 0.8636; fast-w3 4:
 0.8454, 10.7: 0.8823 (a budgeted run), and 8: 0.8746 (a sized 1,800 s run: 0.8802 at the new rate in 7.6).
 
-fast-64-256-256 (sizing.STAGE_WIDTHS), added 2026-12-01 at the same rate: 4 by `--points fast:4 --widths 64,256,256`,
-12.9 a budgeted 1,800 s run of it (`--time-budget 1800 --arch` its spec: 12 epochs and 40,320 images, in a fast
-phase of the machine), 9.05 a sized 1,800 s run that chose it (9 epochs and 2,176 images, in a slow phase; the curve
-without that point predicted 0.8799 there).
+fast-64-256-256 (sizing.STAGE_WIDTHS), added 2026-12-01 at the same rate, all three points pooling first: 4 by
+`--points fast:4 --widths 64,256,256 --pool-first`, 10.29 and 15.68 sized 1,800 s runs that chose it (`cifar-lab
+train --recipe fast --time-budget 1800`: 10 epochs and 102 batches, trained in float32 before runtime.clear_session
+kept the policy; 15 epochs and 238 batches, mixed bfloat16). Before pooling first: 4: 0.8486, 9.05: 0.8813 and
+12.9: 0.8935 (budgeted runs). fast-w3 7.6 (like every sized run before runtime.clear_session) trained in float32.
 
 Pooling first (specs.FAST's first conv of each stage max-pooled before its BN and ReLU, since 2026-12-01 09:20):
 the points marked "pool first" below are of that network; the others are of the earlier order (BN, ReLU, then the
@@ -42,8 +43,8 @@ CURVES: dict[str, tuple[tuple[float, float], ...]] = {  # network: ((epochs, tes
     "fast-w0.75": ((2, 0.7670), (4, 0.8077)),
     "fast": ((2, 0.7888), (4, 0.8244), (14, 0.8629)),
     "fast-w2": ((4, 0.8425), (8, 0.8735)),
-    "fast-64-256-256": ((4, 0.8556), (9.05, 0.8813), (12.9, 0.8935)),  # 4: pool first; 9.05, 12.9: budgeted runs
-    # (1,800 s)
+    "fast-64-256-256": ((4, 0.8556), (10.29, 0.8905), (15.68, 0.8976)),  # pool first; 10.29, 15.68: sized 1,800 s
+    # runs
     "fast-w3": ((4, 0.8489), (7.6, 0.8802)),  # 7.6: a sized budgeted run (1,800 s)
 }
 IMAGES_PER_S = {"fast-w0.25": 5605, "fast-w0.5": 4482, "fast-w0.75": 2808, "fast": 2263, "fast-w2": 687,

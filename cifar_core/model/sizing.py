@@ -31,10 +31,11 @@ FAMILY: dict[str, specs.ArchitectureSpec] = {  # fastest first: the probe measur
 CHANCE = 0.1  # test accuracy before any training (ten classes)
 DEFAULT_LAUNCH_S = 15.0  # launch to choice (process, TensorFlow, data, probe) before any sized run measured it
 TRACE_S = 3.0  # the first epoch's graph tracing, on top of its steps (measured: 2-3 s for the family on 2 cores)
-# The probe times a few batches in a burst; whole epochs carry the callbacks' work and whatever else the machine does
-# meanwhile (this machine has slow phases of tens of minutes). Sized 1,800 s runs of fast-w3 in such phases sustained
-# 68% and 70% of their probe (227 of 333 images/s), 91% outside one: the prediction scales the probe by the share
-# the latest sized run here sustained, within these bounds (outside them: a fault, not a speed).
+# The probe times a few batches in a burst; whole epochs also carry validation, the callbacks' work and whatever else
+# the machine does meanwhile: the prediction scales the probe by the share the latest sized run here sustained,
+# within these bounds (outside them: a fault, not a speed). Sized runs before 2026-12-01 sustained 60-80% because
+# they trained in float32 after the probe (runtime.clear_session says why), not, as it then seemed, because this
+# machine has slow phases.
 SHARE_BOUNDS = (0.3, 1.0)
 PROBE_SHARE = 0.04  # the probe measures the family in order until it has taken this share of the budget; the networks
 # not measured then get the speed of the last one measured, scaled by the ratio of the curves' machine's speeds
