@@ -82,7 +82,8 @@ def test_a_fast_run_with_a_budget_ends_inside_it(tmp_path):
     meta = runs.load_run(run_dir).meta
     assert meta["status"] == "completed" and meta["config"]["recipe"] == "fast"
     assert meta["spec"]["name"] == meta["budget_choice"]["network"] in sizing.FAMILY, "its network sized to the budget"
-    assert meta["budget_choice"]["candidates"][0]["measured"], "the smallest network's speed measured at launch"
+    first = meta["budget_choice"]["candidates"][0]
+    assert first["measured"] and first["probe_s"] > 0, "the smallest network's speed measured at launch, and timed"
     assert f"{meta['spec']['name']}, sized to the budget: predicted: " in out.stdout, "the CLI says the prediction"
     assert meta["finished"] - meta["launched"] <= budget, "from launch to the last file written"
     lines = rundir.read_metric_lines(run_dir)
