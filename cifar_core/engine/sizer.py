@@ -35,7 +35,7 @@ def choose(cfg: TrainConfig, arrays: dict, sizes: dict[str, int], launched: floa
     probe_s: dict[str, float] = {}
     found: list[sizing.Candidate] = []
     for name, spec in sizing.FAMILY.items():
-        if found and (sum(probe_s.values()) > sizing.PROBE_SHARE * cfg.time_budget
+        if found and (sizing.probe_time_up(sum(probe_s.values()), cfg.time_budget)
                       or not sizing.worth_measuring_next(found)):
             speeds[name] = (sizing.inferred_speed(name, speeds), False)
         else:

@@ -175,10 +175,15 @@ def launch_seconds(record: dict, budget_s: float) -> float:
     probes = [float(c.get("probe_s", 0.0)) for c in record["candidates"]]
     probing = 0.0
     for seconds in probes:
-        if probing and probing > PROBE_SHARE * budget_s:
+        if probe_time_up(probing, budget_s):
             break
         probing += seconds
     return float(record["elapsed_s"]) - sum(probes) + probing
+
+
+def probe_time_up(probed_s: float, budget_s: float) -> bool:
+    """Whether probing that has taken `probed_s` so far stops before the next network (PROBE_SHARE of the budget)."""
+    return probed_s > PROBE_SHARE * budget_s
 
 
 def inferred_speed(network: str, speeds: dict[str, tuple[float, bool]]) -> float:
