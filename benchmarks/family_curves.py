@@ -108,8 +108,8 @@ def main() -> None:
                         help="the first EPOCHS epochs at SIZE x SIZE (a recipe trial)")
     parser.add_argument("--widths", default="", metavar="A,B,C",
                         help="each stage's filters instead of the network's (a recipe trial)")
-    parser.add_argument("--pool-first", action="store_true", help="max pooling right after its conv, before batch "
-                        "norm and the activation, as airbench orders them (a recipe trial)")
+    parser.add_argument("--pool-after", action="store_true", help="each block's pooling after its batch norm and "
+                        "ReLU, the fast preset's order before it pooled first (a recipe trial)")
     parser.add_argument("--activation", default="relu", help="another activation than ReLU, e.g. gelu (a recipe "
                         "trial)")
     parser.add_argument("--alternate-flip", action="store_true",
@@ -117,7 +117,7 @@ def main() -> None:
     args = parser.parse_args()
     trial = recipe_trials.Trial(whiten=args.whiten, dirac=args.dirac, bn_scale=not args.no_bn_scale,
                                 lookahead=args.lookahead, alternate_flip=args.alternate_flip,
-                                activation=args.activation, pool_first=args.pool_first,
+                                activation=args.activation, pool_after=args.pool_after,
                                 widths=tuple(int(w) for w in args.widths.split(",") if w),
                                 resize=tuple(int(v) for v in args.resize.split(":")) if args.resize else (0, 0))
     runtime.tensorflow()

@@ -8,7 +8,7 @@ baseline's (the median of the per-round ratios, and their range).
 
 Variants: base, whiten-frozen, whiten-linear, channels-first, resize-N (N x N images), no-bn-scale, widths-A,B,C
 (each stage's filters), activation-NAME (e.g. activation-gelu: every ReLU replaced),
-pool-first (each max pooling before its block's batch norm and ReLU).
+pool-after (each pooling after its block's batch norm and ReLU, the order before pooling first).
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def trial_of(variant: str) -> recipe_trials.Trial:
         return recipe_trials.Trial(bn_scale=False)
     if variant.startswith("widths-"):
         return recipe_trials.Trial(widths=tuple(int(w) for w in variant.split("-")[1].split(",")))
-    if variant == "pool-first":
-        return recipe_trials.Trial(pool_first=True)
+    if variant == "pool-after":
+        return recipe_trials.Trial(pool_after=True)
     if variant.startswith("activation-"):
         return recipe_trials.Trial(activation=variant.split("-", 1)[1])
     if variant.startswith("resize-"):

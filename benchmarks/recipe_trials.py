@@ -5,7 +5,7 @@ family network as it is built, trained and fed. What a trial gave is noted in ci
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 
 from cifar_core.model import sizing
@@ -23,8 +23,8 @@ class Trial:
     alternate_flip: bool = False  # airbench's derandomized flip: each image flipped in every other epoch, a random
     # half of them in the first (in place of a fresh coin each epoch)
     widths: tuple[int, ...] = ()  # each stage's filters (two blocks a stage), e.g. airbench's 64,256,256
-    pool_first: bool = False  # each block's max pooling right after its conv, before batch norm and the activation
-    # (airbench's order: the same function where batch norm's scale is positive, at a quarter of their work)
+    pool_after: bool = False  # each block's pooling after its batch norm and ReLU, the fast preset's order before it
+    # pooled first (specs.FAST)
     activation: str = "relu"  # every ReLU of the network (stem's too) replaced by this Keras activation, e.g. "gelu"
 
     def changed(self) -> dict:
@@ -53,15 +53,17 @@ def build(spec, bn_momentum: float, trial: Trial):
 
     if trial.widths:
         spec = sizing.staged(spec, trial.widths)
+    if trial.pool_after:
+        spec = replace(spec, blocks=tuple(replace(b, pool_first=False) for b in spec.blocks))
     bn = partial(keras.layers.BatchNormalization, scale=trial.bn_scale, axis=1 if trial.channels_first else -1)
     act = keras.layers.ReLU if trial.activation == "relu" else partial(keras.layers.Activation, trial.activation)
     with _patched(models.layers, BatchNormalization=bn, ReLU=act):
         model = models.build_model(spec, bn_momentum=bn_momentum)
-    if not (trial.channels_first or trial.whiten or trial.resize[0] or trial.pool_first):
+    if not (trial.channels_first or trial.whiten or trial.resize[0]):
         built = model
     else:  # fresh layers from the same configs around the change, the built ones' weights where shapes allow
-        fresh, old_layers = [], _pools_first(model.layers) if trial.pool_first else model.layers
-        for layer in old_layers:
+        fresh = []
+        for layer in model.layers:
             config = layer.get_config()
             if trial.channels_first and "data_format" in config:
                 config["data_format"] = "channels_first"
@@ -78,7 +80,7 @@ def build(spec, bn_momentum: float, trial: Trial):
         size = None if trial.resize[0] else 32
         built = keras.Sequential([keras.Input((size, size, 3), name="image"), fresh[0], *stem, *fresh[1:]],
                                  name=model.name)
-        for old, new in zip(old_layers, fresh, strict=True):
+        for old, new in zip(model.layers, fresh, strict=True):
             weights = old.get_weights()
             if [w.shape for w in weights] == [w.shape for w in new.get_weights()]:
                 new.set_weights(weights)
@@ -93,15 +95,6 @@ def build(spec, bn_momentum: float, trial: Trial):
                     kernel[kh // 2, kw // 2, o, o] = 1
                 layer.kernel.assign(kernel)
     return model
-
-
-def _pools_first(layers: list) -> list:
-    """The layers with each "blockN_maxpool" moved to right after "blockN_conv" (blocks of one conv)."""
-    out = [layer for layer in layers if not layer.name.endswith("_maxpool")]
-    for pool in (layer for layer in layers if layer.name.endswith("_maxpool")):
-        conv = next(i for i, layer in enumerate(out) if layer.name == pool.name.replace("_maxpool", "_conv"))
-        out.insert(conv + 1, pool)
-    return out
 
 
 def resized(dataset, size: int):

@@ -17,17 +17,17 @@ fast-w0.25 2: 0.6573, 4: 0.6977; fast-w0.5 1: 0.6696, 2: 0.7186, 4: 0.7662, 8: 0
 0.8454, 10.7: 0.8823 (a budgeted run), and 8: 0.8746 (a sized 1,800 s run: 0.8802 at the new rate in 7.6).
 
 fast-64-256-256 (sizing.STAGE_WIDTHS), added 2026-12-01 at the same rate, all three points pooling first: 4 by
-`--points fast:4 --widths 64,256,256 --pool-first`, 10.29 and 15.68 sized 1,800 s runs that chose it (`cifar-lab
+`--points fast:4 --widths 64,256,256`, 10.29 and 15.68 sized 1,800 s runs that chose it (`cifar-lab
 train --recipe fast --time-budget 1800`: 10 epochs and 102 batches, trained in float32 before runtime.clear_session
 kept the policy; 15 epochs and 238 batches, mixed bfloat16). Before pooling first: 4: 0.8486, 9.05: 0.8813 and
 12.9: 0.8935 (budgeted runs). fast-w3 7.6 (like every sized run before runtime.clear_session) trained in float32.
 
 Pooling first (specs.FAST's first conv of each stage max-pooled before its BN and ReLU, since 2026-12-01 09:20):
 every point of fast-w0.25, fast-w0.5, fast-w0.75 and fast's 2 and 4 was measured again with it (`family_curves.py
---points fast-w0.25:2,4 fast-w0.5:1,4,8 fast-w0.75:2,4 fast:2,4`, and fast-w0.5:2 `--pool-first`); the earlier
-order's were fast-w0.25 2: 0.6824, 4: 0.7171; fast-w0.5 1: 0.6803, 2: 0.7322, 4: 0.7790, 8: 0.8116; fast-w0.75 2:
-0.7670, 4: 0.8077; fast 2: 0.7888, 4: 0.8244: about the same at equal epochs (-1.0 to +1.1 points, one seed). fast
-14, fast-w2 and fast-w3 are still of the earlier order.
+--points fast-w0.25:2,4 fast-w0.5:1,4,8 fast-w0.75:2,4 fast:2,4`, and fast-w0.5:2; `--pool-after` gives the
+earlier order). The earlier order's: fast-w0.25 2: 0.6824, 4: 0.7171; fast-w0.5 1: 0.6803, 2: 0.7322, 4: 0.7790,
+8: 0.8116; fast-w0.75 2: 0.7670, 4: 0.8077; fast 2: 0.7888, 4: 0.8244: about the same at equal epochs (-1.0 to +1.1
+points, one seed). fast 14, fast-w2 and fast-w3 are still of the earlier order.
 
 IMAGES_PER_S: each network's training speed by the launch probe (engine/sizer.py, best of 3; `family_curves.py
 --probe-only`, one run on the idle machine, 2026-12-01 09:18, pooling first), here only for their ratios: a run

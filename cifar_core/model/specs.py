@@ -153,10 +153,10 @@ BATCHNORM_DROPOUT = replace(BATCHNORM.with_dropout(0.25), name="batchnorm-dropou
 # 0.702 at 1.26x. The first try (a custom layer whose bias trained) reached a mean of 0.711; a plain frozen Conv2D
 # opens in safe mode where a custom layer would not (engine/modelfiles.py).
 # Pooling first (conv, max-pool, BN, ReLU, as airbench orders them) in place of after the ReLU: 1.29x the images/s
-# for fast-64-256-256 (benchmarks/recipe_speed.py --network fast-64-256-256 --variants base pool-first: rounds
-# 1.13-1.30x) at about the same accuracy at equal epochs (full data, seed 0, benchmarks/family_curves.py;
-# model/curves.py has both): -1.0 to +1.1 points over the eleven points re-measured, 0.8556 against 0.8486 for
-# fast-64-256-256 at 4.
+# for fast-64-256-256 (rounds 1.13-1.30x; measured as a pool-first trial on the earlier preset, now
+# `benchmarks/recipe_speed.py --network fast-64-256-256 --variants pool-after base`) at about the same accuracy at
+# equal epochs (full data, seed 0, benchmarks/family_curves.py; model/curves.py has both): -1.0 to +1.1 points over
+# the eleven points re-measured, 0.8556 against 0.8486 for fast-64-256-256 at 4.
 FAST = ArchitectureSpec(
     "fast",
     tuple(ConvBlock(width, 3, 1, True, pool, pool_first=pool == "max") for width in (32, 64, 128)
