@@ -51,6 +51,7 @@ def run_point(arrays: dict, name: str, epochs: int, cfg: TrainConfig, ema: float
     model = recipe_trials.build(sizing.spec(name), cfg.bn_momentum, trial)
     fit_to_data(model, arrays["x_train"], cfg.seed)
     model = compile_model(model, cfg, steps, lr)
+    recipe_trials.tune_optimizer(model, trial)
     if ema:  # a moving average of the weights, copied into the model when fit ends (Keras's optimizer EMA)
         model.optimizer.use_ema, model.optimizer.ema_momentum = True, ema
         model.optimizer.ema_overwrite_frequency = None
@@ -80,6 +81,7 @@ def run_point(arrays: dict, name: str, epochs: int, cfg: TrainConfig, ema: float
     acc = float((pipeline.predict(model, arrays["x_test"], cfg.tta).argmax(1) == arrays["y_test"]).mean())
     steady = sorted(times[1:] or times)[len(times[1:] or times) // 2]
     return {"network": name, "epochs": epochs, "test_accuracy": round(acc, 4), **trial.changed(),
+            "train_images": len(arrays["y_train"]),
             "images_per_s": round(len(arrays["y_train"]) / steady), "epoch_seconds": [round(t, 1) for t in times]}
 
 
@@ -96,6 +98,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--subset", type=int, default=None, help="train on N stratified images (a recipe trial)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--translate", type=int, default=None,
+                        help="random shifts of up to this many pixels in place of the recipe's (a recipe trial)")
+    parser.add_argument("--validation-size", type=int, default=None,
+                        help="hold out this many training images in place of the recipe's (a recipe trial)")
     parser.add_argument("--ema", type=float, default=0.0, help="train with a moving average of the weights of this "
                         "momentum, taken as the final weights (a recipe trial)")
     parser.add_argument("--whiten", choices=("frozen", "trainable", "linear"), default="",
@@ -114,10 +120,20 @@ def main() -> None:
                         "trial)")
     parser.add_argument("--alternate-flip", action="store_true",
                         help="each image flipped in every other epoch, as airbench flips (a recipe trial)")
+    parser.add_argument("--head-pool", choices=("avg", "max"), default="avg",
+                        help="the head's global pooling: max as airbench pools (a recipe trial)")
+    parser.add_argument("--logit-scale", type=float, default=1.0,
+                        help="the logits times this before the softmax, airbench's 1/9 (a recipe trial)")
+    parser.add_argument("--momentum", type=float, default=0.0, help="another SGD momentum, e.g. airbench's 0.85 "
+                        "(a recipe trial)")
+    parser.add_argument("--bn-bias-lr", type=float, default=1.0, help="batch norm's biases learn this many times "
+                        "faster, e.g. airbench's 64 (a recipe trial)")
     args = parser.parse_args()
     trial = recipe_trials.Trial(whiten=args.whiten, dirac=args.dirac, bn_scale=not args.no_bn_scale,
                                 lookahead=args.lookahead, alternate_flip=args.alternate_flip,
                                 activation=args.activation, pool_after=args.pool_after,
+                                head_pool=args.head_pool, logit_scale=args.logit_scale,
+                                momentum=args.momentum, bn_bias_lr=args.bn_bias_lr,
                                 widths=tuple(int(w) for w in args.widths.split(",") if w),
                                 resize=tuple(int(v) for v in args.resize.split(":")) if args.resize else (0, 0))
     runtime.tensorflow()
@@ -131,6 +147,10 @@ def main() -> None:
     if args.weight_decay is not None:
         base = replace(base, weight_decay=args.weight_decay)
     base = replace(base, learning_rate=base.learning_rate * args.lr_scale)
+    if args.translate is not None:
+        base = replace(base, translate=args.translate)
+    if args.validation_size is not None:
+        base = replace(base, validation_size=args.validation_size)
     arrays = prepare_data(data.load_dataset(args.data), base)
     if args.probe_only:
         from cifar_core.engine import sizer
@@ -147,7 +167,8 @@ def main() -> None:
             print(json.dumps(point), flush=True)
             with args.out.open("a") as fh:
                 fh.write(json.dumps({**point, "precision": precision.policy, "batch": base.batch_size,
-                                     "subset": args.subset, "seed": args.seed, "ema": args.ema,
+                                     "subset": args.subset, "translate": base.translate, "seed": args.seed,
+                                     "ema": args.ema,
                                      "weight_decay": base.weight_decay,
                                      "learning_rate": base.learning_rate}) + "\n")
 

@@ -26,6 +26,10 @@ class Trial:
     pool_after: bool = False  # each block's pooling after its batch norm and ReLU, the fast preset's order before it
     # pooled first (specs.FAST)
     activation: str = "relu"  # every ReLU of the network (stem's too) replaced by this Keras activation, e.g. "gelu"
+    head_pool: str = "avg"  # "max": the head's global pooling takes each channel's maximum (airbench's head)
+    logit_scale: float = 1.0  # the logits times this before the softmax (airbench's 1/9)
+    momentum: float = 0.0  # another SGD momentum than the recipe's 0.9 (airbench: 0.85)
+    bn_bias_lr: float = 1.0  # batch norm's biases (betas) learn this many times faster (airbench: 64)
 
     def changed(self) -> dict:
         """The switches that differ from the recipe (empty for the baseline)."""
@@ -57,9 +61,10 @@ def build(spec, bn_momentum: float, trial: Trial):
         spec = replace(spec, blocks=tuple(replace(b, pool_first=False) for b in spec.blocks))
     bn = partial(keras.layers.BatchNormalization, scale=trial.bn_scale, axis=1 if trial.channels_first else -1)
     act = keras.layers.ReLU if trial.activation == "relu" else partial(keras.layers.Activation, trial.activation)
-    with _patched(models.layers, BatchNormalization=bn, ReLU=act):
+    pool = keras.layers.GlobalMaxPooling2D if trial.head_pool == "max" else keras.layers.GlobalAveragePooling2D
+    with _patched(models.layers, BatchNormalization=bn, ReLU=act, GlobalAveragePooling2D=pool):
         model = models.build_model(spec, bn_momentum=bn_momentum)
-    if not (trial.channels_first or trial.whiten or trial.resize[0]):
+    if not (trial.channels_first or trial.whiten or trial.resize[0] or trial.logit_scale != 1.0):
         built = model
     else:  # fresh layers from the same configs around the change, the built ones' weights where shapes allow
         fresh = []
@@ -67,6 +72,8 @@ def build(spec, bn_momentum: float, trial: Trial):
             config = layer.get_config()
             if trial.channels_first and "data_format" in config:
                 config["data_format"] = "channels_first"
+            if layer.name == "predictions" and trial.logit_scale != 1.0:
+                config["activation"] = "linear"
             fresh.append(type(layer).from_config(config))
         stem = []
         if trial.channels_first:
@@ -78,7 +85,9 @@ def build(spec, bn_momentum: float, trial: Trial):
             if trial.whiten != "linear":
                 stem.append(keras.layers.ReLU(name="whiten_relu"))
         size = None if trial.resize[0] else 32
-        built = keras.Sequential([keras.Input((size, size, 3), name="image"), fresh[0], *stem, *fresh[1:]],
+        tail = [keras.layers.Rescaling(trial.logit_scale, name="logit_scale"),
+                keras.layers.Activation("softmax", dtype="float32", name="softmax")] if trial.logit_scale != 1.0 else []
+        built = keras.Sequential([keras.Input((size, size, 3), name="image"), fresh[0], *stem, *fresh[1:], *tail],
                                  name=model.name)
         for old, new in zip(model.layers, fresh, strict=True):
             weights = old.get_weights()
@@ -95,6 +104,23 @@ def build(spec, bn_momentum: float, trial: Trial):
                     kernel[kh // 2, kw // 2, o, o] = 1
                 layer.kernel.assign(kernel)
     return model
+
+
+def tune_optimizer(model, trial: Trial) -> None:
+    """The trial's changes to the compiled model's optimizer: its momentum, and a learning rate `bn_bias_lr` times
+    the others' for batch norm's betas (which weight decay already spares)."""
+    optimizer = model.optimizer
+    if trial.momentum:
+        optimizer.momentum = trial.momentum
+    if trial.bn_bias_lr != 1.0:
+        update_step = optimizer.update_step
+
+        def scaled_update_step(gradient, variable, learning_rate):
+            if variable.name.split("/")[-1].split(":")[0] == "beta":  # a tf.Variable here, named as its layer's
+                learning_rate = learning_rate * trial.bn_bias_lr
+            return update_step(gradient, variable, learning_rate)
+
+        optimizer.update_step = scaled_update_step
 
 
 def resized(dataset, size: int):
