@@ -27,7 +27,8 @@ every point of fast-w0.25, fast-w0.5, fast-w0.75 and fast's 2 and 4 was measured
 --points fast-w0.25:2,4 fast-w0.5:1,4,8 fast-w0.75:2,4 fast:2,4`, and fast-w0.5:2; `--pool-after` gives the
 earlier order). The earlier order's: fast-w0.25 2: 0.6824, 4: 0.7171; fast-w0.5 1: 0.6803, 2: 0.7322, 4: 0.7790,
 8: 0.8116; fast-w0.75 2: 0.7670, 4: 0.8077; fast 2: 0.7888, 4: 0.8244: about the same at equal epochs (-1.0 to +1.1
-points, one seed). fast 14, fast-w2 and fast-w3 are still of the earlier order.
+points, one seed). fast 8 and 16 were added pooling first (`--points fast:8,16`, 2026-12-01 12:00-12:33; seed 1 gave
+0.8529 at 8), in place of the earlier order's 14: 0.8629. fast-w2 and fast-w3 are still of the earlier order.
 
 IMAGES_PER_S: each network's training speed by the launch probe (engine/sizer.py, best of 3; `family_curves.py
 --probe-only`, one run on the idle machine, 2026-12-01 09:18, pooling first), here only for their ratios: a run
@@ -43,7 +44,7 @@ CURVES: dict[str, tuple[tuple[float, float], ...]] = {  # network: ((epochs, tes
     "fast-w0.25": ((2, 0.6727), (4, 0.7118)),
     "fast-w0.5": ((1, 0.6710), (2, 0.7414), (4, 0.7898), (8, 0.8140)),
     "fast-w0.75": ((2, 0.7627), (4, 0.8161)),
-    "fast": ((2, 0.7812), (4, 0.8257), (14, 0.8629)),  # 14: the earlier order
+    "fast": ((2, 0.7812), (4, 0.8257), (8, 0.8515), (16, 0.8699)),
     "fast-w2": ((4, 0.8425), (8, 0.8735)),
     "fast-64-256-256": ((4, 0.8556), (10.29, 0.8905), (15.68, 0.8976)),  # pool first; 10.29, 15.68: sized 1,800 s
     # runs
