@@ -94,12 +94,31 @@ def test_a_fast_run_with_a_budget_ends_inside_it(tmp_path):
     assert (run_dir / rundir.MODEL).exists() and (run_dir / rundir.REPORT).exists()
     from cifar_core.engine import trainer, whitening
 
-    stem = trainer.load_model(run_dir).get_layer(whitening.WHITEN)
+    model = trainer.load_model(run_dir)
+    stem = model.get_layer(whitening.WHITEN)
     assert not np.allclose(stem.get_weights()[0], whitening.patch_identity()[0]), "the stem was set from the data"
+    assert meta["best_epoch"] == len(lines), "a one-cycle schedule that ran to its end: its last epoch is kept"
+    from cifar_core import data
+    from cifar_core.engine import pipeline
+
+    x_val = pipeline.prepare_data(data.load_dataset("synthetic"), TrainConfig.from_dict(meta["config"]))["x_val"]
+    _, last = rundir.read_epoch_predictions(run_dir, len(lines))
+    assert (pipeline.predict(model, x_val).argmax(1) == last).mean() > 0.98, "the kept weights are the last epoch's"
     if len(lines) >= 2:  # how many fit depends on the load: one did beside a full-data trainer and the suite
         assert lines[-1]["loss"] < lines[0]["loss"], "it learnt"
         lrs = [m["lr"] for m in lines]
         assert lrs[-1] < max(lrs), "one cycle: it ends below its peak"
+
+
+def test_a_finished_one_cycle_run_keeps_its_last_epoch_and_a_stopped_one_its_best():
+    from cifar_core.engine.trainer import keeps_last_epoch, kept_epoch
+
+    lines = [{"epoch": e, "val_accuracy": a} for e, a in ((1, 0.8), (2, 0.8918), (3, 0.8914))]
+    onecycle = TrainConfig(schedule="onecycle")
+    assert kept_epoch(lines, keeps_last_epoch(onecycle, stopped=False))["epoch"] == 3
+    assert kept_epoch(lines, keeps_last_epoch(onecycle, stopped=True))["epoch"] == 2, "STOP: the best by validation"
+    assert kept_epoch(lines, keeps_last_epoch(TrainConfig(), stopped=False))["epoch"] == 2, "the seed's plan"
+    assert kept_epoch([], True) == {}
 
 
 def test_clearing_the_session_keeps_the_precision():

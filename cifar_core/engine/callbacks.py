@@ -125,9 +125,20 @@ class RunDirWriter(keras.callbacks.Callback):
               f"{line['seconds']:.1f} s", flush=True)
 
 
+def save_weights(model, path: Path) -> None:
+    """The model's weights to `path` through a temp file and a rename, so a crash or a full disk mid-write leaves
+    the previous file intact."""
+    tmp = path.with_name(f".{path.stem}.tmp.weights.h5")
+    try:
+        model.save_weights(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 class BestWeights(keras.callbacks.Callback):
-    """Keeps the weights of the best epoch by validation accuracy. They are written to a temp file and
-    renamed, so a crash or a full disk mid-write leaves the previous best intact."""
+    """Keeps the weights of the best epoch by validation accuracy (save_weights: never half written)."""
 
     def __init__(self, path: Path, best: float | None = None):
         super().__init__()
@@ -137,13 +148,7 @@ class BestWeights(keras.callbacks.Callback):
         accuracy = (logs or {}).get("val_accuracy")
         if accuracy is None or (self.best is not None and accuracy <= self.best):
             return
-        tmp = self.path.with_name(f".{self.path.stem}.tmp.weights.h5")
-        try:
-            self.model.save_weights(tmp)
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        save_weights(self.model, self.path)
         self.best = float(accuracy)
 
 
