@@ -10,7 +10,9 @@ not depend on the machine; its speed is measured at each launch. Prints each poi
 --batch N (with --subset N and --seed S) trains with another batch, the peak learning rate scaled with it as
 the recipe scales it; --lr-scale X with the peak learning rate times X; --weight-decay W with another decoupled
 weight decay; --ema M with a moving average of the weights; --whiten, --dirac, --no-bn-scale, --lookahead B,
---resize SIZE:EPOCHS, --alternate-flip and --widths A,B,C with benchmarks/recipe_trials.py's changes: recipe trials.
+--resize SIZE:EPOCHS, --alternate-flip, --widths A,B,C, --head-pool max, --logit-scale X, --momentum M and
+--bn-bias-lr X with benchmarks/recipe_trials.py's changes; --translate N and --validation-size N with another shift or
+hold-out: recipe trials.
 --probe-only prints the launch probe's speed of each network (engine/sizer.py, best of --repeats), for
 curves.IMAGES_PER_S, and trains nothing.
 """
