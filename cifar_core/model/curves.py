@@ -28,7 +28,10 @@ every point of fast-w0.25, fast-w0.5, fast-w0.75 and fast's 2 and 4 was measured
 earlier order). The earlier order's: fast-w0.25 2: 0.6824, 4: 0.7171; fast-w0.5 1: 0.6803, 2: 0.7322, 4: 0.7790,
 8: 0.8116; fast-w0.75 2: 0.7670, 4: 0.8077; fast 2: 0.7888, 4: 0.8244: about the same at equal epochs (-1.0 to +1.1
 points, one seed). fast 8 and 16 were added pooling first (`--points fast:8,16`, 2026-12-01 12:00-12:33; seed 1 gave
-0.8529 at 8), in place of the earlier order's 14: 0.8629. fast-w2 and fast-w3 are still of the earlier order.
+0.8529 at 8), in place of the earlier order's 14: 0.8629. fast-w2 and fast-w3 are still of the earlier order here:
+fast-w2 pooling first gave 0.8490 at 4 and 0.8750 at 8 (`--points fast-w2:4,8`, 2026-12-01 14:09-14:25), but at 4 that
+is level with fast-w3's earlier-order 0.8489, so the two wait to be replaced together (fast-w3 at 4 and 7.6 is about
+25 min here).
 
 IMAGES_PER_S: each network's training speed by the launch probe (engine/sizer.py, best of 3; `family_curves.py
 --probe-only`, one run on the idle machine, 2026-12-01 09:18, pooling first), here only for their ratios: a run
