@@ -8,7 +8,8 @@ baseline's (the median of the per-round ratios, and their range).
 
 Variants: base, whiten-frozen, whiten-linear, channels-first, resize-N (N x N images), no-bn-scale, widths-A,B,C
 (each stage's filters), activation-NAME (e.g. activation-gelu: every ReLU replaced),
-pool-after (each pooling after its block's batch norm and ReLU, the order before pooling first).
+pool-after (each pooling after its block's batch norm and ReLU, the order before pooling first), xla (the recipe
+compiled by XLA, as on a GPU).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ PER_CALL = 10  # batches per call into the backend (the recipe's figure for 13,0
 
 
 def trial_of(variant: str) -> recipe_trials.Trial:
-    if variant == "base":
+    if variant in ("base", "xla"):
         return recipe_trials.Trial()
     if variant.startswith("whiten-"):
         return recipe_trials.Trial(whiten=variant.split("-", 1)[1])
@@ -80,6 +81,7 @@ def main() -> None:
         keras.utils.set_random_seed(0)
         models[variant] = compile_model(recipe_trials.build(sizing.spec(args.network), cfg.bn_momentum, trial),
                                         cfg, steps)
+        models[variant].jit_compile = variant == "xla"
         feed = make_dataset(x, y, cfg.batch_size, None, cfg.augment, cfg.translate)
         feeds[variant] = recipe_trials.resized(feed, trial.resize[0]) if trial.resize[0] else feed
         models[variant].fit(feeds[variant], epochs=1, verbose=0)  # traced here, not in the timed rounds

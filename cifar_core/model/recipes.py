@@ -66,7 +66,10 @@ FAST_BATCH = {"cpu": 128, "gpu": 1024}  # CPUs are fastest at small batches (cac
 #   activation-gelu): 0.76x the images/s (rounds 0.74-0.80x) with TensorFlow on this CPU, more than any accuracy
 #   gain at equal epochs could win back, so not trained;
 # - channel order: the network in NCHW (channels_first, images transposed by its first layer) trains 0.36x the
-#   images/s of NHWC (rounds 0.33-0.39x) with TensorFlow's oneDNN on this CPU: NHWC stays.
+#   images/s of NHWC (rounds 0.33-0.39x) with TensorFlow's oneDNN on this CPU: NHWC stays;
+# - XLA (jit_compile, as on a GPU; recipe_speed.py --network fast-64-256-256 --variants base xla, 2026-12-01):
+#   0.42x the images/s (rounds 0.41-0.43x; 155-172 against 360-417), as XLA's CPU convolutions are not oneDNN's:
+#   models.jit_compile stays off on a CPU.
 # At 8 epochs of fast, full data (benchmarks/family_curves.py --points fast:8 --seed S [trial flag]; the recipe
 # 0.8515/0.8529 for seeds 0/1), 2026-12-01:
 # - airbench's head, each channel's maximum in place of its mean (--head-pool max): 0.8459; with the logits scaled
