@@ -115,10 +115,42 @@ def test_a_finished_one_cycle_run_keeps_its_last_epoch_and_a_stopped_one_its_bes
 
     lines = [{"epoch": e, "val_accuracy": a} for e, a in ((1, 0.8), (2, 0.8918), (3, 0.8914))]
     onecycle = TrainConfig(schedule="onecycle")
-    assert kept_epoch(lines, keeps_last_epoch(onecycle, stopped=False))["epoch"] == 3
-    assert kept_epoch(lines, keeps_last_epoch(onecycle, stopped=True))["epoch"] == 2, "STOP: the best by validation"
-    assert kept_epoch(lines, keeps_last_epoch(TrainConfig(), stopped=False))["epoch"] == 2, "the seed's plan"
+    assert kept_epoch(lines, keeps_last_epoch(onecycle, False, 3, 3))["epoch"] == 3
+    assert kept_epoch(lines, keeps_last_epoch(onecycle, True, 3, 3))["epoch"] == 2, "STOP: the best by validation"
+    assert kept_epoch(lines, keeps_last_epoch(onecycle, False, 3, 15))["epoch"] == 2, "early stopping: the best"
+    assert kept_epoch(lines, keeps_last_epoch(TrainConfig(), False, 3, 3))["epoch"] == 2, "the seed's plan"
     assert kept_epoch([], True) == {}
+
+
+def test_a_trainer_that_fails_after_its_last_epoch_is_resumed_to_evaluate_not_to_train_again(tmp_path, monkeypatch):
+    """Between the end of training and run.json's record of it (where a full disk or a kill -9 cost the whole run:
+    Keras had deleted the backup), the backup is kept; the resume trains nothing and keeps the last epoch's weights.
+    In this process (float32, Keras's default policy), to spare the test a trainer's start."""
+    import errno
+
+    from cifar_core.engine import trainer
+
+    cfg = TrainConfig(epochs=2, subset=200, test_subset=100, batch_size=32, patience=0, optimizer="nesterov",
+                      schedule="onecycle", learning_rate=0.05, precision="float32", layer_records=False)
+    run_dir = runs.create_run(tmp_path, PRESETS["baseline"], cfg, SYNTHETIC)
+    record = runs.update_run
+
+    def full_disk(path, **fields):
+        if fields.get("training_done"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return record(path, **fields)
+
+    monkeypatch.setattr(runs, "update_run", full_disk)
+    assert trainer.main([str(run_dir)]) == 1
+    monkeypatch.undo()
+    trained = rundir.read_metric_lines(run_dir)
+    last = (run_dir / rundir.BACKUP / rundir.BACKUP_WEIGHTS).read_bytes()
+    assert "continues from its last finished epoch" in runs.load_run(run_dir).meta["error"] and len(trained) == 2
+    assert trainer.main([str(run_dir)]) == 0
+    meta = runs.load_run(run_dir).meta
+    assert rundir.read_metric_lines(run_dir) == trained, "no epoch trained again"
+    assert meta["status"] == "completed" and meta["best_epoch"] == 2 and "test_accuracy" in meta
+    assert (run_dir / rundir.BEST_WEIGHTS).read_bytes() == last and not (run_dir / rundir.BACKUP).exists()
 
 
 def test_clearing_the_session_keeps_the_precision():

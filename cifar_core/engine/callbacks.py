@@ -188,19 +188,17 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 class EpochBackup(keras.callbacks.BackupAndRestore):
     """BackupAndRestore saving at epoch ends only (its batch hook then does nothing, so it is async-safe), each
     file written whole or not at all: Keras writes the backup in place, so a trainer killed mid-write (a lost
-    node, kill -9) left weights no resume could open."""
+    node, kill -9) left weights no resume could open. The backup outlives `fit`: the trainer removes it once
+    run.json records training as done (trainer.finish_training), so a crash in between resumes, not retrains."""
 
     async_safe = True
 
+    def __init__(self, run_dir: Path):
+        super().__init__(str(run_dir / rundir.BACKUP), delete_checkpoint=False)
+
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
-        tmp = Path(self.backup_dir) / ".latest.tmp.weights.h5"
-        try:
-            self.model.save_weights(tmp, overwrite=True)
-            os.replace(tmp, self._weights_path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        save_weights(self.model, Path(self._weights_path))
         rundir.write_json_atomic(Path(self._training_metadata_path),
                                  {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
@@ -302,5 +300,5 @@ def make_callbacks(run_dir: Path, cfg: TrainConfig, arrays: dict, history: list[
         keep = layerrecords.probe_indices(arrays["y_val"], cfg.seed)
         callbacks.append(layerrecords.LayerRecorder(run_dir, arrays["x_val"][keep], arrays["y_val"][keep],
                                                     len(history), plan.steps_per_epoch))
-    callbacks.append(EpochBackup(str(run_dir / rundir.BACKUP)))
+    callbacks.append(EpochBackup(run_dir))
     return callbacks

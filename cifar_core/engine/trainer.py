@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -26,7 +27,6 @@ from cifar_core.engine.callbacks import (
     Plan,
     StopFile,
     make_callbacks,
-    save_weights,
 )
 from cifar_core.engine.pipeline import make_dataset, prepare_data
 from cifar_core.model import sizing, specs
@@ -52,7 +52,7 @@ def library_versions() -> dict[str, str]:
 def resume_epoch(run_dir: Path) -> int:
     """The first epoch (0-based) still to train, from BackupAndRestore's metadata."""
     try:
-        return int(rundir.read_json(run_dir / rundir.BACKUP / "training_metadata.json")["epoch"])
+        return int(rundir.read_json(run_dir / rundir.BACKUP / rundir.BACKUP_STATE)["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0
 
@@ -112,16 +112,15 @@ def train_run(run_dir: Path) -> dict:
         stopped = next(c for c in callbacks if isinstance(c, StopFile)).stopped
         if stopped and not [m for m in rundir.read_metric_lines(run_dir) if not m.get(rundir.PARTIAL)]:
             return _nothing_trained(run_dir)
-        if keeps_last_epoch(cfg, stopped):
-            save_weights(model, run_dir / rundir.BEST_WEIGHTS)
-        # BackupAndRestore has deleted backup/: from here on a resume only evaluates.
         meta = runs.update_run(run_dir, training_done=True, stop_requested=stopped, planned_epochs=plan.epochs)
     lines = rundir.read_metric_lines(run_dir)
+    keep_last = keeps_last_epoch(cfg, meta["stop_requested"], len(lines), meta.get("planned_epochs", cfg.epochs))
+    finish_training(run_dir, keep_last)
     if (run_dir / rundir.BEST_WEIGHTS).exists():
         model.load_weights(str(run_dir / rundir.BEST_WEIGHTS))
     runs.update_run(run_dir, bn_check=bncheck.check(model, arrays["x_train"], cfg.seed))
     model.save(str(run_dir / rundir.MODEL))
-    best = kept_epoch(lines, keeps_last_epoch(cfg, meta["stop_requested"]))
+    best = kept_epoch(lines, keep_last)
     results = evaluate_and_save(model, arrays, dataset.class_names, run_dir, cfg.tta)
     share = sizing.sustained_share(meta.get("budget_choice"), lines)
     final = runs.update_run(run_dir, status="stopped" if meta["stop_requested"] else "completed",
@@ -133,12 +132,21 @@ def train_run(run_dir: Path) -> dict:
     return final
 
 
-def keeps_last_epoch(cfg: TrainConfig, stopped: bool) -> bool:
+def keeps_last_epoch(cfg: TrainConfig, stopped: bool, epochs_run: int, planned_epochs: int) -> bool:
     """Whether a run keeps its last epoch's weights rather than its best by validation accuracy: one whose one-cycle
-    schedule ran to its end. That schedule anneals to zero, so its last epoch is the one it was planned for; its
-    last epochs differ by a few validation images (0.8918 against 0.8914 on 5,000 in a 1,800 s run, whose epoch 14
-    was kept over its 15th), and picking among them by validation accuracy picks by noise."""
-    return cfg.schedule == "onecycle" and not stopped
+    schedule ran to its end (not cut short by STOP or early stopping). That schedule anneals to zero, so its last
+    epoch is the one it was planned for; its last epochs differ by a few validation images (0.8918 against 0.8914
+    on 5,000 in a 1,800 s run, whose epoch 14 was kept over its 15th), and picking among them picks by noise."""
+    return cfg.schedule == "onecycle" and not stopped and epochs_run >= planned_epochs
+
+
+def finish_training(run_dir: Path, keep_last: bool) -> None:
+    """After run.json records training as done: the backup's weights (the last epoch's) become the kept ones where
+    the run keeps its last epoch, and the backup goes. A crash in either step leaves a run whose resume redoes it."""
+    backup = run_dir / rundir.BACKUP
+    if keep_last and (backup / rundir.BACKUP_WEIGHTS).exists():
+        os.replace(backup / rundir.BACKUP_WEIGHTS, run_dir / rundir.BEST_WEIGHTS)
+    shutil.rmtree(backup, ignore_errors=True)
 
 
 def kept_epoch(lines: list[dict], keep_last: bool) -> dict:
@@ -157,6 +165,7 @@ def _nothing_trained(run_dir: Path) -> dict:
     rundir.truncate_layer_records(run_dir, 0)
     (run_dir / rundir.BEST_WEIGHTS).unlink(missing_ok=True)
     (run_dir / rundir.PROGRESS).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / rundir.BACKUP, ignore_errors=True)
     print(f"[cifar-lab] {STOPPED_BEFORE_AN_EPOCH}", flush=True)
     return runs.update_run(run_dir, status="failed", error=STOPPED_BEFORE_AN_EPOCH)
 

@@ -33,7 +33,10 @@ EMBEDDING_JOB = "embeddings-job.json"  # the job making the above for an older r
 EMBEDDING_LOG = "embeddings-log.txt"
 MODEL = "model.keras"
 BEST_WEIGHTS = "best.weights.h5"
-BACKUP = "backup"
+BACKUP = "backup"  # folder: the training state after the last finished epoch (Keras's BackupAndRestore), until
+# run.json records training as done
+BACKUP_WEIGHTS = "latest.weights.h5"  # in BACKUP: that epoch's weights (Keras's names, both)
+BACKUP_STATE = "training_metadata.json"  # in BACKUP: {"epoch": epochs finished, ...}
 LOG = "log.txt"
 EPOCHS = "epochs"  # folder: the validation labels once, then each epoch's predicted validation labels
 VAL_LABELS = "val-labels.npy"
