@@ -58,3 +58,15 @@ def test_compare_uses_the_same_seconds_per_epoch_as_studies(finished_run):
     table = compare.metrics_table([info], {info.run_id: rundir.read_json(finished_run / "report.json")})
     assert table.loc[0, "s/epoch"] == runs.read_metrics(finished_run)["seconds"].mean()
     assert table.loc[0, "cat→dog"] is not None
+
+
+def test_runs_that_differ_only_in_seed_are_told_apart_from_runs_that_differ_in_a_setting():
+    """McNemar then separates two draws of the same settings, and the caveats say so."""
+    from cifar_core.analysis import caveats
+
+    a = meta(specs.PRESETS["baseline"])
+    b = {**a, "config": {"epochs": 30, "seed": 1}}
+    assert compare.only_seed_differs(a, b) and not compare.only_seed_differs(a, a)
+    assert not compare.only_seed_differs(a, {**b, "spec": meta(specs.PRESETS["batchnorm"])["spec"]})
+    notes = caveats.for_pair(a, {**b, "config": {"epochs": 30, "seed": 1, "validation": "test"}}, True)
+    assert notes == [f"1 of these 2 runs: {caveats.SEED_PROTOCOL}", caveats.SEED_ONLY, caveats.MODELS_NOT_SETTINGS]

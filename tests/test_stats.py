@@ -11,7 +11,7 @@ from conftest import APP, cli
 from scipy.stats import beta
 
 from cifar_core import data as data_mod
-from cifar_core.analysis import compare, stats
+from cifar_core.analysis import caveats, compare, stats
 from cifar_core.store import rundir, runs
 
 
@@ -41,9 +41,10 @@ def test_mcnemar_matches_the_hand_computed_exact_test(only_a, only_b):
 
 def test_verdicts_say_which_is_better_only_when_the_test_says_so():
     clear = stats.mcnemar(np.r_[np.ones(40), np.zeros(10)].astype(bool), np.r_[np.zeros(40), np.ones(10)].astype(bool))
-    assert clear.verdict("A", "B").startswith("A is really better") and "p = " in clear.verdict("A", "B")
+    verdict = clear.verdict("A", "B")
+    assert verdict.startswith("A's model is more accurate on these test images") and "p = " in verdict
     even = stats.mcnemar(np.r_[np.ones(11), np.zeros(9)].astype(bool), np.r_[np.zeros(11), np.ones(9)].astype(bool))
-    assert even.verdict("A", "B").startswith("No real difference shown")
+    assert even.verdict("A", "B").startswith("No difference shown")
 
 
 def test_images_are_paired_by_their_test_index():
@@ -91,6 +92,7 @@ def test_cli_compare_prints_intervals_and_the_verdict(app_runs):
     ids = sorted(p.name for p in app_runs.iterdir() if p.name.startswith("tiny-"))
     out = cli("compare", *ids, runs_dir=app_runs)
     assert out.stdout.count("95% interval") == 2 and "McNemar's exact test, p = " in out.stdout
+    assert f"caveat: {caveats.SYNTHETIC}" in out.stdout and f"caveat: {caveats.MODELS_NOT_SETTINGS}" in out.stdout
     bad = cli("compare", ids[0], "broken-run", runs_dir=app_runs, check=False)
     assert bad.returncode == 2 and "no test results" in bad.stderr
 

@@ -38,6 +38,18 @@ SET_ASIDE = ("Accuracy with the flagged images set aside is optimistic by constr
              "images to set aside. Read it as an upper bound, never as the model's accuracy.")
 
 
+MODELS_NOT_SETTINGS = ("McNemar's test compares these two trained models, not their settings: another seed of either "
+                       "would land elsewhere. Whether one setting beats another takes a few seeds of each (`cifar-lab "
+                       "train --seeds 3`, or a study on the Experiments page) and the spread of their accuracies.")
+SEED_ONLY = ("These two runs differ only in their seed: whatever separates them is two draws of the same settings, "
+             "not the effect of a setting.")
+
+
+def for_pair(meta_a: dict, meta_b: dict, only_seed_differs: bool) -> list[str]:
+    """What a reader of one run tested against another must know: each run's caveats, and what the test compares."""
+    return [*for_runs([meta_a, meta_b]), *([SEED_ONLY] if only_seed_differs else []), MODELS_NOT_SETTINGS]
+
+
 def label_issues_weak(accuracy: float, flagged_share: float) -> str | None:
     """Why a flagged share far above half a percent says more about the models than about the labels."""
     if flagged_share <= 0.02:

@@ -113,6 +113,11 @@ def settings_diff(meta_a: dict, meta_b: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["setting", "A", "B"]).astype(str)
 
 
+def only_seed_differs(meta_a: dict, meta_b: dict) -> bool:
+    """Whether two runs share every setting but their seed."""
+    return list(settings_diff(meta_a, meta_b)["setting"]) == ["config.seed"]
+
+
 def _differences(a, b, name: str = "") -> list[dict[str, str]]:
     """Rows (setting, A, B) where nested settings differ: dicts key by key, lists of dicts item by item."""
     if isinstance(a, dict) and isinstance(b, dict):

@@ -53,10 +53,10 @@ class McNemar:
                  f"(McNemar's exact test, {p_text(self.p_value)})")
         if self.p_value < alpha:
             better = a if self.only_a > self.only_b else b
-            return (f"{better} is really better: {split}. A split this uneven would happen by chance less than "
-                    f"{alpha:.0%} of the time if the two were equally accurate.")
-        return (f"No real difference shown: {split}. A split like this happens by chance often enough "
-                f"(p ≥ {alpha:g}) that these runs cannot tell the two models apart.")
+            return (f"{better}'s model is more accurate on these test images: {split}. A split this uneven would "
+                    f"happen by chance less than {alpha:.0%} of the time between two equally accurate models.")
+        return (f"No difference shown: {split}. A split like this happens by chance often enough "
+                f"(p ≥ {alpha:g}) that these test images cannot tell the two models apart.")
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemar:

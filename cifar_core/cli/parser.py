@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     mistakes.add_commands(sub, common)
 
     p = sub.add_parser("compare", parents=[common], help="two runs: test accuracy with its 95%% interval, and "
-                       "McNemar's exact test of whether one is really better")
+                       "McNemar's exact test of whether one model is more accurate on the same test images")
     p.add_argument("run_a", help="run id (or a unique prefix of it)")
     p.add_argument("run_b", help="run id (or a unique prefix of it)")
     p.set_defaults(func=cmd_compare)

@@ -114,6 +114,8 @@ def cmd_compare(args) -> int:
     print(f"both right {result.both:,}, neither {result.neither:,}, only {a.name} {result.only_a:,}, "
           f"only {b.name} {result.only_b:,}")
     print(result.verdict(a.name, b.name))
+    for note in caveats.for_pair(a.meta, b.meta, compare.only_seed_differs(a.meta, b.meta)):
+        print(f"caveat: {note}")
     return 0
 
 

@@ -182,7 +182,7 @@ def paired_ui() -> dict | None:
 
 
 def significance_ui(pair: dict) -> None:
-    """Is B really better than A? McNemar's exact test on the test images one gets right and the other wrong."""
+    """Is one model more accurate than the other? McNemar's exact test on the images one gets right, the other wrong."""
     result = compare.significance(pair)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric(f"Only {a.name} right", f"{result.only_a:,}")
@@ -190,6 +190,8 @@ def significance_ui(pair: dict) -> None:
     c3.metric("Both right", f"{result.both:,}")
     c4.metric("p-value", stats.p_value_text(result.p_value))
     (st.success if result.p_value < stats.ALPHA else st.info)(result.verdict(a.name, b.name))
+    seed_only = compare.only_seed_differs(a.meta, b.meta)
+    st.caption(" ".join([caveats.SEED_ONLY] * seed_only + [caveats.MODELS_NOT_SETTINGS]))
 
 
 def disagreements_ui(pair: dict) -> None:
