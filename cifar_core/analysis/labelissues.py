@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cifar_core.analysis import stats
 from cifar_core.errors import LabError
 from cifar_core.store import embeddings, rundir
 from cifar_core.store.runs import RunInfo
@@ -60,8 +61,7 @@ def average(split: str, runs: list[str], positions: list[np.ndarray], labels: li
 def judge(infos: list[RunInfo]) -> tuple[Judged, Judged | None, str]:
     """(the test images judged by every run's averaged probabilities, the validation images where the runs hold
     out one and the same split (else None), and why validation was left out ('' where it was not))."""
-    fingerprints = {info.data.get("fingerprint") for info in infos}
-    if len(fingerprints) > 1:
+    if any(stats.same_test_set(infos[0].meta, info.meta) for info in infos[1:]):
         raise LabelIssuesError("these runs were evaluated on different data; pick runs of one data set")
     ids = [info.run_id for info in infos]
     preds = [rundir.read_predictions(info.path) for info in infos]

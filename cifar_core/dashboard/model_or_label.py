@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from cifar_core.analysis import caveats, charts, labelissues, mistakes_map, neighbours, projection, scores
+from cifar_core.analysis import caveats, charts, labelissues, mistakes_map, neighbours, projection, scores, stats
 from cifar_core.dashboard import cache
 from cifar_core.store import embeddings, rundir, runs
 
@@ -47,8 +47,7 @@ def _wait_for_job(run_dir) -> None:
 
 def label_issues_ui(info: runs.RunInfo, finished: list[runs.RunInfo]) -> pd.DataFrame | None:
     """Which images the chosen runs flag as likely mislabeled (test split, one row per image), or None when off."""
-    same_data = [r for r in finished if r.run_id != info.run_id and r.data.get("fingerprint") ==
-                 info.data.get("fingerprint")]
+    same_data = [r for r in finished if r.run_id != info.run_id and not stats.same_test_set(r.meta, info.meta)]
     c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
     on = c1.toggle("Mark likely mislabeled", value=True, key="mis_label_issues",
                    help=caveats.LABEL_ISSUES_TRUST)
@@ -68,9 +67,9 @@ def label_issues_ui(info: runs.RunInfo, finished: list[runs.RunInfo]) -> pd.Data
 
 def label_summary_line(found: pd.DataFrame, judges: int) -> str:
     s = labelissues.summarize(found, judges)
-    who = "this run" if judges == 1 else f"the mean of {judges} runs"
-    return (f"**{s.flagged:,}** of {s.images:,} test images flagged as likely mislabeled by {who}; test accuracy "
-            f"{s.accuracy:.4f}, {s.accuracy_set_aside:.4f} with them set aside (an upper bound).")
+    who, whose = ("this run", "its") if judges == 1 else (f"the mean of {judges} runs", "that mean's")
+    return (f"**{s.flagged:,}** of {s.images:,} test images flagged as likely mislabeled by {who}; {whose} test "
+            f"accuracy {s.accuracy:.4f}, {s.accuracy_set_aside:.4f} with them set aside (an upper bound).")
 
 
 def label_summary_ui(found: pd.DataFrame, judges: int) -> None:

@@ -175,15 +175,18 @@ def estimate(planned: list[PlannedRun], data: dict, costs: Costs) -> Estimate | 
 def unmeasured_text(archs: list[str], inferred: bool) -> str:
     """What the estimate knows of architectures no run here measured."""
     if not inferred:
-        return f"No earlier run of {', '.join(archs)} on this machine to estimate the duration from."
-    return (f"No earlier run of {', '.join(archs)} on this machine: speed inferred from the size of each (its "
-            "multiply-adds) against those that ran here (measure it for a closer figure).")
+        return (f"No earlier run of {', '.join(archs)} on this machine to estimate the duration from (a run's "
+                f"speed is measured from its second epoch on).")
+    return (f"No earlier run of {', '.join(archs)} on this machine measured its speed (that takes 2 epochs or more): "
+            "inferred from the size of each (its multiply-adds) against those measured here (measure it for a "
+            "closer figure).")
 
 
 def estimate_text(found: Estimate, costs: Costs, probed: bool = False) -> str:
     """The estimate in a sentence: the total, what it counts, and where its figures come from."""
     fixed = (f"about {found.run_s:.0f} s a run (measured over {costs.runs_measured} runs)" if costs.runs_measured
-             else f"about {found.run_s:.0f} s a run (no run has finished here yet: a typical figure)")
+             else f"about {found.run_s:.0f} s a run (a typical figure: no run here has measured it yet, which "
+                  "takes a completed run of 2 epochs or more, never resumed or cut short)")
     where = "a short probe and earlier runs" if probed else "the speed of earlier runs"
     counted = f"the {found.runs} runs" if found.runs > 1 else "its one run"
     return (f"About {runs.format_duration(found.seconds)} for {counted} if each trains to its maximum epochs (early "
