@@ -239,16 +239,17 @@ def disagreement_chart(counts: pd.DataFrame, height: int = 240) -> alt.Chart:
 def heat_scale_chart(colors: list[str], width: int = 260) -> alt.Chart:
     """The colour bar of the Grad-CAM overlays (`colors` from explain.colour_bar): dark where a map found no
     evidence, light yellow at its strongest; each map is scaled to its own peak, so colours compare within one
-    map, not across images."""
-    steps = len(colors)
-    bar = pd.DataFrame({"from": [i / steps for i in range(steps)], "to": [(i + 1) / steps for i in range(steps)],
-                        "colour": colors})
-    axis = alt.Axis(values=[0, 0.5, 1], title=None, labelExpr="datum.value == 0 ? 'no evidence' : "
-                    "datum.value == 1 ? 'strongest in this map' : 'half'")
+    map, not across images. No title: Streamlit drew a titled chart this short as its title alone."""
+    last = len(colors) - 1
+    bar = pd.DataFrame({"step": range(len(colors)), "colour": colors, "row": "Grad-CAM"})
+    axis = alt.Axis(values=[0, last], title=None, ticks=False, domain=False, labelAngle=0, labelLimit=width,
+                    labelAlign=alt.ExprRef("datum.value == 0 ? 'left' : 'right'"),
+                    labelExpr=f"datum.value == 0 ? 'no evidence' : datum.value == {last} ? 'strongest in this map' "
+                              ": ''")
     return alt.Chart(bar).mark_rect(strokeWidth=0).encode(
-        x=alt.X("from:Q", scale=alt.Scale(domain=[0, 1]), axis=axis), x2="to:Q",
+        x=alt.X("step:O", axis=axis), y=alt.Y("row:N", title=None, axis=alt.Axis(ticks=False, domain=False)),
         color=alt.Color("colour:N", scale=None),
-    ).properties(width=width, height=14, title="Grad-CAM colour scale")
+    ).properties(width=width, height=14, autosize=PAD)
 
 
 def layer_heatmap(frame: pd.DataFrame, measure: str, title: str, log: bool, width: int = 560) -> alt.Chart:
