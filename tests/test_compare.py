@@ -70,3 +70,17 @@ def test_runs_that_differ_only_in_seed_are_told_apart_from_runs_that_differ_in_a
     assert not compare.only_seed_differs(a, {**b, "spec": meta(specs.PRESETS["batchnorm"])["spec"]})
     notes = caveats.for_pair(a, {**b, "config": {"epochs": 30, "seed": 1, "validation": "test"}}, True)
     assert notes == [f"1 of these 2 runs: {caveats.SEED_PROTOCOL}", caveats.SEED_ONLY, caveats.MODELS_NOT_SETTINGS]
+
+
+def test_the_change_between_two_confusion_matrices_is_said_with_the_diagonal_and_the_right_direction():
+    """A fall in a mistake is a gain; the diagonal (images right) was left out before."""
+    from cifar_core.analysis import scores
+
+    names = ["cat", "dog"]
+    a = {"class_names": names, "confusion_matrix": [[60, 40], [10, 90]]}
+    b = {"class_names": names, "confusion_matrix": [[75, 25], [13, 87]]}
+    said = compare.change_summary(scores.confusion_difference(a, b), "B")
+    assert said == ("B gets 12 test images more right, most gained in cat (+15), most lost in dog (-3). "
+                    "Of its mistakes, cat taken for dog fell most (-15) and dog taken for cat rose most (+3).")
+    same = compare.change_summary(scores.confusion_difference(a, a), "B")
+    assert same == "B gets 0 test images more right."

@@ -94,10 +94,25 @@ def per_class_wide(long: pd.DataFrame, metric: str) -> pd.DataFrame:
     return long.pivot_table(index="class", columns="run", values=metric, sort=False)
 
 
-def biggest_changes(change: pd.DataFrame) -> tuple[dict, dict]:
-    """The off-diagonal confusion cells that shrank most and grew most from A to B."""
+def change_summary(change: pd.DataFrame, b: str) -> str:
+    """What the B - A confusion difference (scores.confusion_difference) says in words: how many more test images
+    B gets right, in which class it gains and loses most, and which of its mistakes fell and rose most."""
+    right = change[change["true"] == change["predicted"]].sort_values("change")
     off = change[change["true"] != change["predicted"]].sort_values("change")
-    return off.iloc[0].to_dict(), off.iloc[-1].to_dict()
+    total = int(right["change"].sum())
+    said = [f"{b} gets {abs(total):,} test images {'more' if total >= 0 else 'fewer'} right"]
+    gain, loss = right.iloc[-1], right.iloc[0]
+    if gain["change"] > 0:
+        said.append(f"most gained in {gain['true']} ({int(gain['change']):+d})")
+    if loss["change"] < 0:
+        said.append(f"most lost in {loss['true']} ({int(loss['change']):+d})")
+    fell, rose = off.iloc[0], off.iloc[-1]
+    mistakes = []
+    if fell["change"] < 0:
+        mistakes.append(f"{fell['true']} taken for {fell['predicted']} fell most ({int(fell['change']):+d})")
+    if rose["change"] > 0:
+        mistakes.append(f"{rose['true']} taken for {rose['predicted']} rose most ({int(rose['change']):+d})")
+    return ", ".join(said) + "." + (f" Of its mistakes, {' and '.join(mistakes)}." if mistakes else "")
 
 
 NONE = "(none)"  # a bare '-' would render as a Markdown bullet in tables

@@ -162,11 +162,9 @@ with c2:
         change = scores.confusion_difference(reports[a_id], reports[b_id])
         st.vega_lite_chart(cache.chart(charts.difference_heatmap, change, f"{b.name} minus {a.name}"),
                            width="content")
-        drop, rise = compare.biggest_changes(change)
         st.caption("Numbers: B's images minus A's in each cell. Colour: blue where B does better (more images right "
                    "on the diagonal, fewer mistakes off it), red where B does worse.")
-        st.caption(f"Biggest drop: {drop['true']} → {drop['predicted']} ({drop['change']:+d}); "
-                   f"biggest rise: {rise['true']} → {rise['predicted']} ({rise['change']:+d}).")
+        st.caption(compare.change_summary(change, b.name))
 
 
 def paired_ui() -> dict | None:
