@@ -193,6 +193,17 @@ def test_unsettled_batch_norm_is_said_wherever_the_run_appears():
     assert caveats.unsettled_runs(1, 3) in notes and "runs: its batch-norm statistics" in notes[-1]
 
 
+def test_a_small_run_and_one_that_overran_its_budget_say_so():
+    """Its figures rest on few images, or do not show what fits in its budget."""
+    small = {"config": {"subset": 200}, "sizes": {"train": 180, "validation": 20, "test": 10_000}}
+    assert caveats.for_run(small) == ["Trained on a stratified subset of 200 training images (20 held out for "
+                                      "validation, 10,000 tested)."]
+    budget = {"config": {"time_budget": 60.0}, "launched": 100.0}
+    assert caveats.for_run({**budget, "finished": 158.0}) == []
+    assert caveats.for_run({**budget, "finished": 172.0}) == [caveats.over_budget(72.0, 60.0)]
+    assert "(120%): it overran" in caveats.over_budget(72.0, 60.0)
+
+
 def test_batch_norm_gap_is_zero_for_settled_statistics_and_large_for_starting_values():
     import numpy as np
 

@@ -131,6 +131,8 @@ def test_a_second_run_is_refused_while_one_trains_and_stop_keeps_the_best_weight
     (["train", "--arch", "baseline", "--data", "synthetic", "--epochs", "0"], "epochs must be 1 to 10,000 (got 0)"),
     (["train", "--recipe", "fast", "--time-budget", "60", "--epochs", "3", "--data", "synthetic"],
      "--epochs and --time-budget both set how long the run trains"),
+    (["train", "--recipe", "fast", "--time-budget", "10", "--data", "synthetic"],
+     "time budget must be 30 seconds to a week (got 10 s)"),
     (["show", "nothing-here"], "No run 'nothing-here'"),
     (["resume", "nothing-here"], "No run 'nothing-here'"),
 ])

@@ -88,6 +88,32 @@ def _subset(n: int) -> str:
     return f"Trained on a stratified subset of {n:,} training images."
 
 
+def _small_run(meta: dict) -> str | None:
+    """A run trained on a subset: how few images its figures rest on (validation included, which picks the epoch
+    a seed-recipe run keeps)."""
+    subset = (meta.get("config") or {}).get("subset")
+    if not subset:
+        return None
+    sizes = meta.get("sizes") or {}
+    held = f" ({sizes['validation']:,} held out for validation, {sizes['test']:,} tested)" if {
+        "validation", "test"} <= set(sizes) else ""
+    return _subset(subset)[:-1] + held + "."
+
+
+def over_budget(used_s: float, budget_s: float) -> str:
+    """A budgeted run that ran past its budget: its figures do not say what fits in that time here."""
+    return (f"Took {used_s:,.0f} s of its {budget_s:,.0f} s time budget ({used_s / budget_s:.0%}): it overran, so "
+            "its figures do not show what fits in that budget on this machine.")
+
+
+def _overran(meta: dict) -> str | None:
+    budget = (meta.get("config") or {}).get("time_budget")
+    if not budget or not meta.get("finished") or not meta.get("launched"):
+        return None
+    used = meta["finished"] - meta["launched"]
+    return over_budget(used, budget) if used > budget else None
+
+
 def pruned(epoch: int, study: str) -> str:
     """What a pruned trial's figures are: those of a run its search stopped early."""
     return (f"Pruned by search {study} after epoch {epoch}: a weak trial (its validation accuracy below the earlier "
@@ -96,7 +122,7 @@ def pruned(epoch: int, study: str) -> str:
 
 def for_run(meta: dict) -> list[str]:
     """What a reader of one run's figures must know: test-set validation, synthetic data, trained elsewhere,
-    batch-norm statistics that had not settled."""
+    batch-norm statistics that had not settled, a training subset, a time budget overrun."""
     synthetic = (meta.get("data") or {}).get("kind") == "synthetic"
     if meta.get("imported"):
         return [TRAINED_ELSEWHERE] + ([EVALUATED_ON_SYNTHETIC] if synthetic else [])
@@ -107,6 +133,7 @@ def for_run(meta: dict) -> list[str]:
         notes.append(SYNTHETIC)
     if batchnorm.unsettled(meta):
         notes.append(BN_UNSETTLED)
+    notes += [note for note in (_small_run(meta), _overran(meta)) if note]
     if meta.get("status") == rundir.PRUNED and meta.get(rundir.PRUNED_AT):
         notes.append(pruned(meta[rundir.PRUNED_AT], meta.get("study", "?")))
     return notes
