@@ -51,11 +51,13 @@ def for_pair(meta_a: dict, meta_b: dict, only_seed_differs: bool) -> list[str]:
 
 
 def label_issues_weak(accuracy: float, flagged_share: float) -> str | None:
-    """Why a flagged share far above half a percent says more about the models than about the labels."""
-    if flagged_share <= 0.02:
+    """Why a flagged share above twice the half percent of real errors says more about the models than the labels
+    (a 0.896 run flagged 2.0%, 19 of the 24 cat images it took for dogs on one page)."""
+    if flagged_share <= 0.01:
         return None
-    return (f"{flagged_share:.1%} of the images are flagged by models of {accuracy:.1%} accuracy: far more than the "
-            "half percent of real label errors audits found, so most flags here are the models' confident mistakes. "
+    return (f"{flagged_share:.1%} of the images are flagged by models of {accuracy:.1%} accuracy: more than twice "
+            "the half percent of real label errors audits found, so most flags here are the models' confident "
+            "mistakes. "
             "Averaging several stronger runs (a seed group, or runs picked on Compare) flags fewer and better.")
 
 

@@ -72,9 +72,10 @@ def label_summary_line(found: pd.DataFrame, judges: int) -> str:
             f"accuracy {s.accuracy:.4f}, {s.accuracy_set_aside:.4f} with them set aside (an upper bound).")
 
 
-def label_summary_ui(found: pd.DataFrame, judges: int) -> None:
-    """How many images are flagged and the accuracy with them set aside, with the caveat a weak judge needs."""
-    st.caption(label_summary_line(found, judges), help=caveats.SET_ASIDE)
+def label_summary_ui(found: pd.DataFrame, judges: int, more: str = "") -> None:
+    """How many images are flagged and the accuracy with them set aside (then `more`), with the caveat a weak
+    judge needs."""
+    st.caption(label_summary_line(found, judges) + more, help=f"{caveats.LABEL_ISSUES_TRUST} {caveats.SET_ASIDE}")
     s = labelissues.summarize(found, judges)
     weak = caveats.label_issues_weak(s.accuracy, s.flagged / max(s.images, 1))
     if weak:

@@ -117,8 +117,7 @@ def label_issues_ui() -> None:
         st.caption(f"No label check: {exc}")
         return
     test = found[found["split"] == "test"]
-    st.caption(model_or_label.label_summary_line(test, 1) + " See them on Misclassified.",
-               help=f"{caveats.LABEL_ISSUES_TRUST} {caveats.SET_ASIDE}")
+    model_or_label.label_summary_ui(test, 1, " See them on Misclassified.")
 
 
 def results_ui() -> None:
