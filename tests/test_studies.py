@@ -204,6 +204,17 @@ def test_a_small_run_and_one_that_overran_its_budget_say_so():
     assert "(120%): it overran" in caveats.over_budget(72.0, 60.0)
 
 
+def test_loss_curves_say_when_label_smoothing_sets_their_floor():
+    """A fast run's validation loss never fell below 0.87 where its test loss was 0.23: the two measure different
+    things."""
+    fast, seed = {"config": {"label_smoothing": 0.2}}, {"config": {}}
+    assert caveats.smoothed_loss_floor(0.2) == pytest.approx(0.8669, abs=1e-4)
+    assert caveats.for_curves([seed]) == []
+    (alone,) = caveats.for_curves([fast])
+    assert "0.87 at 0.2" in alone and "accuracy curves" not in alone
+    assert caveats.for_curves([fast, seed])[0].endswith("compare their accuracy curves, not their losses.")
+
+
 def test_batch_norm_gap_is_zero_for_settled_statistics_and_large_for_starting_values():
     import numpy as np
 

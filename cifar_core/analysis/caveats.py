@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from cifar_core.analysis import batchnorm
@@ -63,6 +64,27 @@ def label_issues_weak(accuracy: float, flagged_share: float) -> str | None:
 
 GRAD_CAM_SCALE = ("Colours run from dark (no evidence) to light yellow (the strongest evidence in that map); each map "
                   "is scaled to its own strongest point, so compare colours within a map, not between images.")
+
+
+def smoothed_loss_floor(amount: float, classes: int = 10) -> float:
+    """The least cross-entropy against label-smoothed targets: their own entropy (0.87 at 0.2 over 10 classes)."""
+    top, rest = 1 - amount + amount / classes, amount / classes
+    return -(top * math.log(top) + (classes - 1) * rest * math.log(rest))
+
+
+def for_curves(metas: Sequence[dict], classes: int = 10) -> list[str]:
+    """What a reader of loss curves must know: a run trained with label smoothing reports that objective as its
+    loss (training and validation alike), which cannot fall below the smoothed targets' entropy."""
+    amounts = [(m.get("config") or {}).get("label_smoothing") or 0 for m in metas]
+    smoothed = sorted({a for a in amounts if a})
+    if not smoothed:
+        return []
+    floors = ", ".join(f"{smoothed_loss_floor(a, classes):.2f} at {a:g}" for a in smoothed)
+    note = (f"Loss is each run's training objective: with label smoothing it cannot fall below the smoothed targets' "
+            f"entropy ({floors}). The test loss in the tables is plain cross-entropy.")
+    if len(set(amounts)) > 1:
+        note += " These runs differ in label smoothing: compare their accuracy curves, not their losses."
+    return [note]
 
 
 def label_smoothing(amount: float, classes: int = 10) -> str:

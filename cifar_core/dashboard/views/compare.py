@@ -41,6 +41,8 @@ axis = st.radio("x axis", ["epoch", "elapsed"], horizontal=True,
                 format_func={"epoch": "epoch", "elapsed": "wall-clock seconds"}.get)
 st.vega_lite_chart(cache.chart(charts.curves_panel, charts.curves_frame({i.name: cache.metrics(i.path) for i in infos}),
                                 axis))
+for note in caveats.for_curves([i.meta for i in infos]):
+    st.caption(note)
 
 st.subheader("Confusion matrices")
 normalize = st.toggle("Row-normalised (share of each true class)", value=False)

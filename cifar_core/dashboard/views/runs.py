@@ -124,6 +124,8 @@ def results_ui() -> None:
     metrics = cache.metrics(info.path)
     if not metrics.empty:
         st.vega_lite_chart(cache.chart(charts.curves_panel, charts.curves_frame({info.name: metrics})))
+        for note in caveats.for_curves([info.meta]):
+            st.caption(note)
     report = cache.report(info.path)
     if report:
         view = st.radio("Results", list(RESULT_VIEWS), horizontal=True, key="run_view", label_visibility="collapsed")
