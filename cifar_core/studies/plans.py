@@ -25,6 +25,8 @@ DESCRIPTIONS = {
 
 
 KINDS = tuple(DESCRIPTIONS)
+LABELS = {"depth": "depth", "batchnorm": "batch norm", "dropout": "dropout", "architectures": "architectures",
+          "seed": "the seed study", "seeds": "one setup over seeds", "search": "search"}  # for people; KINDS for code
 
 
 DROPOUT_RATES = (0.0, 0.1, 0.25, 0.4)

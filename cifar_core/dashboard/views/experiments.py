@@ -26,7 +26,7 @@ RESULT_FORMATS = {"test_accuracy": "%.4f", "best_val_accuracy": "%.4f", "gap": "
 
 def start_panel(first_study: bool) -> None:
     with st.expander("Start a study", expanded=first_study):
-        kind = st.radio("Study", plans.KINDS, horizontal=True, key="study_kind")
+        kind = st.radio("Study", plans.KINDS, horizontal=True, key="study_kind", format_func=plans.LABELS.get)
         st.caption(plans.DESCRIPTIONS[kind])
         choices = {**specs.PRESETS, **specs.saved_specs(cache.specs_folder())}
         if kind == "search":
@@ -47,7 +47,8 @@ def start_panel(first_study: bool) -> None:
             executor = executor_ui()
             estimate_ui(planned)
             momentum_ui(planned)
-            go = st.button(f"Start the {kind} study ({len(planned)} runs)", type="primary", key="start_study")
+            go = st.button(f"Start the study: {plans.LABELS[kind]} ({len(planned)} runs)", type="primary",
+                           key="start_study")
         if go:
             start(kind, cfg, seeds, choices.get(arch), executor)
 
@@ -66,8 +67,8 @@ def executor_ui() -> executors.Executor:
                                  "runs folder at the same path; the study checks it before any run starts.")
     cpus = c2.number_input("CPUs per run", 0.5, 256.0, 1.0, step=0.5, key="ray_cpus")
     gpus = c3.number_input("GPUs per run", 0.0, 16.0, 0.0, step=1.0, key="ray_gpus")
-    st.caption("As many runs train at once as the cluster's CPUs and GPUs allow; the estimate below is for one "
-               "run after another.")
+    st.caption("As many runs train at once as the cluster's CPUs and GPUs allow; any duration estimated here counts "
+               "one run after another.")
     return executors.Executor("ray", address.strip() or None, float(cpus), float(gpus))
 
 

@@ -72,8 +72,10 @@ def finished_summary(run_dir) -> None:
     info = runs.load_run(run_dir)
     m = info.meta
     if info.has_results:
+        epochs = m.get("epochs_run")
         st.success(f"{info.name} {info.status}: test accuracy {m['test_accuracy']:.4f}, best epoch "
-                   f"{m.get('best_epoch')}, {m.get('epochs_run')} epochs in {m.get('wall_time') or 0:.0f} s.")
+                   f"{m.get('best_epoch')}, {epochs} epoch{'s' * (epochs != 1)} in {m.get('wall_time') or 0:.0f} s "
+                   "of training and testing.")
         c1, c2 = st.columns(2)
         if c1.button("Browse its mistakes"):
             st.session_state[sidebar.RUN_KEY] = info.run_id
