@@ -290,8 +290,11 @@ def layer_profile_chart(profile: pd.DataFrame, measure: str, title: str, log: bo
     """One measure against depth (the layer's place among the conv and dense layers, so that runs with and without
     batch norm line up), a line per run or group, mean over the runs in a group (seeds): how gradients flow, or
     activations spread, from the first layer to the last."""
+    share = measure == "dead"  # a share of channels: 0 to 100% (all zero drew a single tick, '0.000000')
+    scale = alt.Scale(type="log" if log else "linear", **({"domain": [0, 1]} if share else {}))
     encoding = {"x": alt.X("depth:O", title="conv / dense layer (1: input side)"),
-                "y": alt.Y(f"mean({measure}):Q", title=title, scale=alt.Scale(type="log" if log else "linear")),
+                "y": alt.Y(f"mean({measure}):Q", title=title, scale=scale, axis=alt.Axis(format=".0%") if share
+                           else alt.Axis()),
                 "color": alt.Color(f"{color}:N", legend=RUN_LEGEND, scale=RUN_COLORS),
                 "tooltip": [color, "depth", alt.Tooltip(f"mean({measure}):Q", title=title, format=".3~g")]}
     if dash:

@@ -124,7 +124,7 @@ def _entry(order: int, layer, shown, outputs: dict, grads: dict, now: dict, prev
     entry = {"name": layer.name, "kind": kind, "order": order,
              "act": layer_stats.activation_stats(_numpy(outputs[shown.name])) if shown is not None else None,
              "grad_norm": layer_stats.norm([_numpy(g) for g in trainable]) if trainable else None,
-             "weight_norm": layer_stats.norm([_numpy(w) for w in layer.trainable_weights]),
+             "weight_norm": layer_stats.norm([_numpy(w) for w in layer.trainable_weights or layer.weights]),
              "update": layer_stats.relative_change(weights, (previous or {}).get(layer.name))}
     if kind == "BatchNormalization":
         entry["bn"] = _bn_drift(layer, weights, (previous or {}).get(layer.name))
