@@ -128,6 +128,16 @@ def test_save_and_resolve_custom_spec(tmp_path):
         specs.resolve("nope", tmp_path)
 
 
+def test_the_budget_family_can_be_picked_by_name_like_a_preset(tmp_path):
+    """A sized run trains fast-w0.5 or fast-64-256-256; its network can be trained again by that name."""
+    from cifar_core.model import sizing
+
+    assert specs.resolve("fast-w0.5") == sizing.FAMILY["fast-w0.5"]
+    picked = sizing.architectures({"my-net": replace(specs.PRESETS["baseline"], name="my-net")})
+    assert list(picked)[:len(specs.PRESETS)] == list(specs.PRESETS) and list(picked)[-1] == "my-net"
+    assert set(sizing.FAMILY) < set(picked)
+
+
 def test_depth_family_doubles_channels():
     spec = specs.depth_family(4, batch_norm=True)
     assert [b.filters for b in spec.blocks] == [32, 64, 128, 256] and all(b.batch_norm for b in spec.blocks)

@@ -380,5 +380,9 @@ def resolve(ref: str, folder: Path | None = None) -> ArchitectureSpec:
         except (OSError, UnicodeDecodeError) as exc:
             raise SpecError([f"Cannot read spec file {path}: {exc}."]) from None
         return check(from_json(text))
-    choices = ", ".join([*PRESETS, *saved])
+    from cifar_core.model import sizing  # it builds its family from this module's FAST
+
+    if ref in sizing.FAMILY:
+        return sizing.FAMILY[ref]
+    choices = ", ".join(dict.fromkeys([*PRESETS, *sizing.FAMILY, *saved]))
     raise SpecError([f"Unknown architecture {ref!r}: use one of {choices}, or a path to a .json spec."])

@@ -6,16 +6,17 @@ import pandas as pd
 import streamlit as st
 
 from cifar_core.dashboard import cache, navigation
-from cifar_core.model import specs
+from cifar_core.model import sizing, specs
 
 st.title("Architectures")
 st.caption("Pick a preset or edit one. The layer table and parameter count follow every edit; "
            "problems are listed instead of a crash.")
 
 saved = specs.saved_specs(cache.specs_folder())
-choices = {**specs.PRESETS, **saved}
+choices = sizing.architectures(saved)
 name = st.selectbox("Start from", list(choices), key="arch_choice",
-                    format_func=lambda n: f"{n} (saved)" if n in saved else n)
+                    format_func=lambda n: f"{n} (saved)" if n in saved else n if n in specs.PRESETS else
+                    f"{n} (the fast recipe's budget family)")
 base = choices[name]
 st.caption(base.description or " ")
 

@@ -90,7 +90,7 @@ def finished_summary(run_dir) -> None:
 def start_form() -> None:
     """The settings of a new run, which come back as they were after it; only the button starts it (Enter in a
     field does not: a half-typed number would start a run)."""
-    choices = {**specs.PRESETS, **specs.saved_specs(cache.specs_folder())}
+    choices = sizing.architectures(specs.saved_specs(cache.specs_folder()))
     edited = st.session_state.get("train_spec")
     if edited:
         choices = {"(edited on Architectures)": specs.from_json(edited), **choices}
