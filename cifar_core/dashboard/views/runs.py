@@ -295,7 +295,8 @@ def actions_ui() -> None:
             runs.stop(info)
             st.rerun()
     with a3:
-        sure = st.checkbox(f"Yes, delete {run_id} and all its files", key=f"confirm_{run_id}")
+        sure = st.checkbox(f"Yes, delete {run_id}", key=f"confirm_{run_id}",
+                           help="The run folder and all its files: weights, metrics, predictions. It cannot be undone.")
         if st.button("Delete run", disabled=not sure):
             try:
                 runs.delete(info)
