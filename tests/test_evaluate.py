@@ -40,6 +40,16 @@ def test_top_confusions_and_difference():
     assert diff[("cat", "dog")] == -2 and diff[("cat", "cat")] == 2
 
 
+def test_the_page_opens_on_cat_as_dog_where_the_run_makes_that_mistake():
+    y_true, y_pred, _ = make_preds()
+    assert scores.default_pair(scores.build_report(y_true, y_pred, NAMES)) == ("cat", "dog")
+    never = scores.build_report(y_true, np.where(y_pred == NAMES.index("dog"), y_true, y_pred), NAMES)
+    top = scores.top_confusions(never, 1).iloc[0]
+    assert scores.default_pair(never) == (top["true"], top["predicted"]) != ("cat", "dog")
+    perfect = scores.build_report(y_true, y_true, NAMES)
+    assert scores.default_pair(perfect) == (NAMES[0], NAMES[1])
+
+
 def test_confusion_frame_normalises_rows():
     y_true, y_pred, _ = make_preds()
     frame = scores.confusion_frame(scores.build_report(y_true, y_pred, NAMES), normalize=True)

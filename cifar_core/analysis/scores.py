@@ -66,6 +66,16 @@ def confusion_difference(report_a: dict, report_b: dict) -> pd.DataFrame:
     return out
 
 
+def default_pair(report: dict) -> tuple[str, str]:
+    """The mistake a page opens on: cat taken for dog (CIFAR-10's classic) where the run makes it, else its most
+    frequent confusion (a weak run may never predict dog), else the first two classes."""
+    names = report["class_names"]
+    if {"cat", "dog"} <= set(names) and cell(report, "cat", "dog"):
+        return "cat", "dog"
+    top = top_confusions(report, 1)
+    return (str(top["true"].iloc[0]), str(top["predicted"].iloc[0])) if len(top) else (names[0], names[1])
+
+
 def cell(report: dict, true: str, predicted: str) -> int:
     names = report["class_names"]
     return int(report["confusion_matrix"][names.index(true)][names.index(predicted)])

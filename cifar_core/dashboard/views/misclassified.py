@@ -64,8 +64,9 @@ def pick_clicked_cell(chart_key: str) -> None:
         links.choose_pair(cell["true"], cell["predicted"])
 
 
-st.session_state.setdefault(links.TRUE_KEY, "cat" if "cat" in names else names[0])
-st.session_state.setdefault(links.PREDICTED_KEY, "dog" if "dog" in names else names[1])
+default_pair = scores.default_pair(report)
+st.session_state.setdefault(links.TRUE_KEY, default_pair[0])
+st.session_state.setdefault(links.PREDICTED_KEY, default_pair[1])
 if view == "map":
     ds = images()
     pair = (st.session_state[links.TRUE_KEY], st.session_state[links.PREDICTED_KEY])
@@ -96,6 +97,7 @@ order = c3.radio("Sort", ["confident", "unsure"], horizontal=True,
 only_flagged = c4.checkbox("Only likely mislabeled", key="mis_only_flagged", disabled=found is None,
                            help="Only the images the label check flags: their given label may be the mistake.")
 wrong = scores.misclassified(preds, names.index(true), names.index(predicted), order)
+mistakes = len(wrong)
 if only_flagged and found is not None:
     wrong = wrong[wrong["index"].isin(flags)].reset_index(drop=True)
 if true == predicted:
@@ -190,7 +192,8 @@ def feature_maps_ui(shown) -> None:
 pages = (len(wrong) - 1) // PER_PAGE + 1
 p1, p2 = st.columns([1, 4], vertical_alignment="bottom")
 page = p1.number_input(f"Page (of {pages})", 1, pages, key="mis_page") if pages > 1 else 1
-p2.markdown(f"**{len(wrong)}** {true} test images predicted as **{predicted}** "
+flagged_part = f" flagged as likely mislabeled, of {mistakes}" if len(wrong) != mistakes else ""
+p2.markdown(f"**{len(wrong)}**{flagged_part} {true} test images predicted as **{predicted}** "
             f"(of {int((preds['y_true'] == names.index(true)).sum())} {true} images).")
 shown = wrong.iloc[(page - 1) * PER_PAGE: page * PER_PAGE]
 cam_layer = explain_ui()
