@@ -72,6 +72,10 @@ def test_label_issues_find_the_labels_that_were_flipped():
     with pytest.raises(labelissues.LabelIssuesError, match="different labels"):
         labelissues.average("test", ["a", "b"], [np.arange(10), np.arange(10)], [np.zeros(10, int), np.ones(10, int)],
                             [np.full((10, 2), 0.5)] * 2)
+    # one run judges with its own predictions: its float16 probabilities tie where its float32 ones did not
+    tied = np.tile(np.float16([0.5, 0.5]), (2000, 1))
+    alone = labelissues.find(labelissues.average("test", ["a"], [np.arange(2000)], [y % 2], [tied], [y % 2]))
+    assert labelissues.summarize(alone, 1).accuracy == 1.0
 
 
 def test_the_map_keeps_classes_together_and_selects_a_region():

@@ -33,11 +33,15 @@ class Judged:
     labels: np.ndarray  # (n,) the given labels
     probs: np.ndarray  # (n, classes) averaged probabilities
     runs: tuple[str, ...]
+    predicted: np.ndarray | None = None  # one run's own predicted labels, where it kept them: its float16
+    # probabilities can tie where the float32 ones it predicted with did not (a weak run's accuracy then read 0.1311
+    # here against its 0.1316)
 
 
 def average(split: str, runs: list[str], positions: list[np.ndarray], labels: list[np.ndarray],
-            probs: list[np.ndarray]) -> Judged:
-    """Average several runs' probabilities over the images they all judged (matched by position)."""
+            probs: list[np.ndarray], predicted: list[np.ndarray] | None = None) -> Judged:
+    """Average several runs' probabilities over the images they all judged (matched by position); `predicted`:
+    each run's predicted labels, kept where there is one run."""
     common = positions[0]
     for p in positions[1:]:
         common = np.intersect1d(common, p)
@@ -55,7 +59,8 @@ def average(split: str, runs: list[str], positions: list[np.ndarray], labels: li
         total = part if total is None else total + part
     probs_mean = total / len(runs)
     probs_mean /= probs_mean.sum(1, keepdims=True)
-    return Judged(split, common, given.astype(int), probs_mean, tuple(runs))
+    own = predicted[0][rows] if predicted and len(runs) == 1 else None
+    return Judged(split, common, given.astype(int), probs_mean, tuple(runs), own)
 
 
 def judge(infos: list[RunInfo]) -> tuple[Judged, Judged | None, str]:
@@ -66,7 +71,7 @@ def judge(infos: list[RunInfo]) -> tuple[Judged, Judged | None, str]:
     ids = [info.run_id for info in infos]
     preds = [rundir.read_predictions(info.path) for info in infos]
     test = average("test", ids, [p["index"] for p in preds], [p["y_true"] for p in preds],
-                   [p["probs"] for p in preds])
+                   [p["probs"] for p in preds], [p["y_pred"] for p in preds])
     held = [embeddings.read(info.path) for info in infos]
     vals = [h[1] if h else None for h in held]
     if any(v is None or v.probs is None for v in vals):
@@ -99,7 +104,8 @@ def find(judged: Judged) -> pd.DataFrame:
     flagged = find_label_issues(y, probs, n_jobs=1)
     quality = get_label_quality_scores(y, probs, method="normalized_margin")
     frame = pd.DataFrame({"split": judged.split, "position": judged.positions.astype(int), "given": y,
-                          "suggested": probs.argmax(1), "quality": quality,
+                          "suggested": probs.argmax(1) if judged.predicted is None else judged.predicted,
+                          "quality": quality,
                           "p_given": probs[np.arange(len(y)), y], "p_suggested": probs.max(1), "flagged": flagged})
     return frame.sort_values(["flagged", "quality"], ascending=[False, True]).reset_index(drop=True)
 
