@@ -202,6 +202,7 @@ def test_a_small_run_and_one_that_overran_its_budget_say_so():
     assert caveats.for_run({**budget, "finished": 158.0}) == []
     assert caveats.for_run({**budget, "finished": 172.0}) == [caveats.over_budget(72.0, 60.0)]
     assert "(120%): it overran" in caveats.over_budget(72.0, 60.0)
+    assert caveats.for_run({**budget, "finished": 158.0, "resumes": 1}) == [caveats.RESUMED_BUDGET]
 
 
 def test_loss_curves_say_when_label_smoothing_sets_their_floor():

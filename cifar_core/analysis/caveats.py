@@ -130,8 +130,15 @@ def over_budget(used_s: float, budget_s: float) -> str:
             "its figures do not show what fits in that budget on this machine.")
 
 
+RESUMED_BUDGET = ("Resumed after an interruption: its time budget fitted the plan at its first launch only; the "
+                  "epochs left after the resume trained to that plan, without a clock, so its time is not the "
+                  "budget's.")
+
+
 def _overran(meta: dict) -> str | None:
     budget = (meta.get("config") or {}).get("time_budget")
+    if budget and meta.get("resumes"):
+        return RESUMED_BUDGET
     if not budget or not meta.get("finished") or not meta.get("launched"):
         return None
     used = meta["finished"] - meta["launched"]
