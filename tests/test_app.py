@@ -159,7 +159,8 @@ def test_misclassified_page_explains_with_grad_cam_and_feature_maps(app):
     assert at.selectbox(key=f"mis_layer_{at.session_state['mis_run']}").value == "block3_relu"
     assert "What each layer responds to" in texts(at)
     assert len(at.get("image")) >= shown + 1, "the gallery with Grad-CAM, the chosen image and its layers"
-    scales = [c for c in at.get("vega_lite_chart") if json.loads(c.proto.spec).get("title") == "Grad-CAM colour scale"]
+    scales = [c for c in at.get("vega_lite_chart")
+              if json.loads(c.proto.spec).get("encoding", {}).get("color", {}).get("field") == "colour"]
     assert len(scales) == 1 and caveats.GRAD_CAM_SCALE in texts(at), "the heat maps' colours are explained"
 
 
@@ -234,9 +235,9 @@ def test_experiments_page_without_studies_offers_to_start_one(app):
     at = app("experiments")
     assert at.title[0].value == "Experiments" and "No studies yet" in texts(at)
     at.radio(key="study_kind").set_value("dropout").run()
-    assert any("dropout study (4 runs)" in b.label for b in at.button)
+    assert any("study: dropout (4 runs)" in b.label for b in at.button)
     next(n for n in at.number_input if n.label == "Seeds per run").set_value(2).run()
-    assert any("dropout study (8 runs)" in b.label for b in at.button)
+    assert any("study: dropout (8 runs)" in b.label for b in at.button)
     assert "About " in texts(at) and "for the 8 runs" in texts(at), "no dropout run here: inferred, still counted"
     at.radio(key="study_kind").set_value("seeds").run()
     assert at.selectbox(key="study_arch").value == "baseline" and not at.exception
