@@ -230,7 +230,8 @@ def disagreement_chart(counts: pd.DataFrame, height: int = 240) -> alt.Chart:
     pick = alt.selection_point(name=BAR_SELECTION, fields=["class", "who"], on="click")
     return alt.Chart(counts).mark_bar().encode(
         x=alt.X("class:N", sort=order, title=None), xOffset="who:N",
-        y=alt.Y("images:Q", title="test images"), color=alt.Color("who:N", title=None, legend=RUN_LEGEND),
+        y=alt.Y("images:Q", title="test images"),
+        color=alt.Color("who:N", title=None, legend=RUN_LEGEND, scale=RUN_COLORS),
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.45)),
         tooltip=["class", "who", "images"],
     ).add_params(pick).properties(height=height, title="test images only one of the two gets right")
