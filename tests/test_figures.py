@@ -48,3 +48,7 @@ def test_a_budgeted_run_shows_the_epochs_it_planned_and_trained_not_its_ceiling(
     assert figures.budgeted_epochs(meta) == "4 trained of 4 planned for a 600 s budget"
     assert figures.shown_config(meta)["epochs"] == "4 trained of 4 planned for a 600 s budget"
     assert figures.shown_config({"config": {"epochs": 30}})["epochs"] == 30
+    lines = [{"epoch": 1}, {"epoch": 2}, {"epoch": 3, "partial": True, "images": 8704}]
+    cut = {**meta, "planned_epochs": 3, "epochs_run": 3, "epochs_of_images": figures.epochs_of_images(lines, 45_000)}
+    assert figures.budgeted_epochs(cut) == ("3 trained of 3 planned for a 600 s budget (2.19 epochs of images: the "
+                                            "last cut short)")

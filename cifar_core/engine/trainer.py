@@ -20,7 +20,7 @@ import numpy as np
 
 from cifar_core import data as data_mod
 from cifar_core import hardware
-from cifar_core.analysis import scores
+from cifar_core.analysis import figures, scores
 from cifar_core.engine import bncheck, embeddings, runtime, sizer, whitening
 from cifar_core.engine.callbacks import (
     FitToBudget,
@@ -126,6 +126,7 @@ def train_run(run_dir: Path) -> dict:
     final = runs.update_run(run_dir, status="stopped" if meta["stop_requested"] else "completed",
                             best_epoch=best.get("epoch"), best_val_accuracy=best.get("val_accuracy"),
                             epochs_run=len(lines), wall_time=earlier_s + time.monotonic() - started,
+                            epochs_of_images=round(figures.epochs_of_images(lines, sizes["train"]), 3),
                             finished=time.time(), **results, **({"sustained_share": share} if share else {}))
     print(f"[cifar-lab] {final['status']}: test accuracy {results['test_accuracy']:.4f}, "
           f"best epoch {best.get('epoch')}", flush=True)
