@@ -58,8 +58,8 @@ def label_issues_weak(accuracy: float, flagged_share: float) -> str | None:
         return None
     return (f"{flagged_share:.1%} of the images are flagged by models of {accuracy:.1%} accuracy: more than twice "
             "the half percent of real label errors audits found, so most flags here are the models' confident "
-            "mistakes. "
-            "Averaging several stronger runs (a seed group, or runs picked on Compare) flags fewer and better.")
+            "mistakes. Averaging several stronger runs (a seed group, or runs picked on Compare) flags fewer and "
+            "better.")
 
 
 GRAD_CAM_SCALE = ("Colours run from dark (no evidence) to light yellow (the strongest evidence in that map); each map "
@@ -108,8 +108,8 @@ def bn_momentum_lowered(chosen: float, default: float, steps_per_epoch: int) -> 
             "(measured: at chance on 2,000 images), understating every batch-norm model.")
 
 
-def _subset(n: int) -> str:
-    return f"Trained on a stratified subset of {n:,} training images."
+def _subset(n: int, held: str = "") -> str:
+    return f"Trained on a stratified subset of {n:,} training images{held}."
 
 
 def _small_run(meta: dict) -> str | None:
@@ -121,7 +121,7 @@ def _small_run(meta: dict) -> str | None:
     sizes = meta.get("sizes") or {}
     held = f" ({sizes['validation']:,} held out for validation, {sizes['test']:,} tested)" if {
         "validation", "test"} <= set(sizes) else ""
-    return _subset(subset)[:-1] + held + "."
+    return _subset(subset, held)
 
 
 def over_budget(used_s: float, budget_s: float) -> str:
@@ -153,7 +153,7 @@ def pruned(epoch: int, study: str) -> str:
 
 def for_run(meta: dict) -> list[str]:
     """What a reader of one run's figures must know: test-set validation, synthetic data, trained elsewhere,
-    batch-norm statistics that had not settled, a training subset, a time budget overrun."""
+    batch-norm statistics that had not settled, a training subset, a time budget overrun or resumed."""
     synthetic = (meta.get("data") or {}).get("kind") == "synthetic"
     if meta.get("imported"):
         return [TRAINED_ELSEWHERE] + ([EVALUATED_ON_SYNTHETIC] if synthetic else [])
