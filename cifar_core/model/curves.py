@@ -30,7 +30,10 @@ points, one seed). fast 8 and 16 were added pooling first (`--points fast:8,16`,
 0.8529 at 8), in place of the earlier order's 14: 0.8629. fast-w2 and fast-w3 pooling first: `--points fast-w2:4,8`
 (2026-12-01 14:09-14:25) and `--points fast-w3:4,8` (14:58-15:41, beside other work); the earlier order's were
 fast-w2 4: 0.8425, 8: 0.8735, and fast-w3 4: 0.8489, 7.6: 0.8802 (a sized 1,800 s run in float32: 7 epochs and
-26,880 images, its schedule fitted to the steps as they ran).
+26,880 images, its schedule fitted to the steps as they ran). The 1-epoch points of fast-w0.25, fast-w0.75 and fast
+(`--points fast-w0.25:1 fast-w0.75:1 fast:1`, 2026-12-01 16:15-16:21) replace, for a 60 s budget's one or two epochs,
+the straight line from chance below each curve's first point that sizing.curve_accuracy draws: it put fast at 1.09
+epochs at 0.47, where one epoch reaches 0.72.
 
 IMAGES_PER_S: each network's training speed by the launch probe (engine/sizer.py, best of 3; `family_curves.py
 --probe-only`, one run on the idle machine, 2026-12-01 09:18, pooling first), here only for their ratios: a run
@@ -43,10 +46,10 @@ SOURCE = ("benchmarks/family_curves.py, 2026-12-01, AMD EPYC 2 cores (avx2 fma a
           "mixed_bfloat16, whitening stem, peak learning rate 0.8 per 256")
 TRAIN_IMAGES = 45_000  # an epoch of these curves
 CURVES: dict[str, tuple[tuple[float, float], ...]] = {  # network: ((epochs, test accuracy), ...)
-    "fast-w0.25": ((2, 0.6727), (4, 0.7118)),
+    "fast-w0.25": ((1, 0.6401), (2, 0.6727), (4, 0.7118)),
     "fast-w0.5": ((1, 0.6710), (2, 0.7414), (4, 0.7898), (8, 0.8140)),
-    "fast-w0.75": ((2, 0.7627), (4, 0.8161)),
-    "fast": ((2, 0.7812), (4, 0.8257), (8, 0.8515), (16, 0.8699)),
+    "fast-w0.75": ((1, 0.6981), (2, 0.7627), (4, 0.8161)),
+    "fast": ((1, 0.7172), (2, 0.7812), (4, 0.8257), (8, 0.8515), (16, 0.8699)),
     "fast-w2": ((4, 0.8490), (8, 0.8750)),
     "fast-64-256-256": ((4, 0.8556), (10.29, 0.8905), (15.68, 0.8976)),  # pool first; 10.29, 15.68: sized 1,800 s
     # runs
