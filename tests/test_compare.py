@@ -68,6 +68,10 @@ def test_runs_that_differ_only_in_seed_are_told_apart_from_runs_that_differ_in_a
     b = {**a, "config": {"epochs": 30, "seed": 1}}
     assert compare.only_seed_differs(a, b) and not compare.only_seed_differs(a, a)
     assert not compare.only_seed_differs(a, {**b, "spec": meta(specs.PRESETS["batchnorm"])["spec"]})
+    timed = {**a, "config": {"time_budget": 600.0}, "planned_epochs": 4, "epochs_run": 4, "epochs_of_images": 3.6}
+    again = {**timed, "config": {"time_budget": 600.0, "seed": 1}, "epochs_of_images": 3.4}
+    assert compare.only_seed_differs(timed, again), "the epochs a budget fitted differ with the seed too"
+    assert not compare.only_seed_differs(timed, {**again, "config": {"time_budget": 900.0, "seed": 1}})
     notes = caveats.for_pair(a, {**b, "config": {"epochs": 30, "seed": 1, "validation": "test"}}, True)
     assert notes == [f"1 of these 2 runs: {caveats.SEED_PROTOCOL}", caveats.SEED_ONLY, caveats.MODELS_NOT_SETTINGS]
 

@@ -202,7 +202,13 @@ def test_a_small_run_and_one_that_overran_its_budget_say_so():
     assert caveats.for_run({**budget, "finished": 158.0}) == []
     assert caveats.for_run({**budget, "finished": 172.0}) == [caveats.over_budget(72.0, 60.0)]
     assert "(120%): it overran" in caveats.over_budget(72.0, 60.0)
-    assert caveats.for_run({**budget, "finished": 158.0, "resumes": 1}) == [caveats.RESUMED_BUDGET]
+    resumed = {**budget, "finished": 158.0, rundir.UNCLOCKED_FROM: 3}
+    assert caveats.for_run(resumed) == [caveats.resumed_budget(3)] and "from epoch 3 on" in caveats.for_run(resumed)[0]
+    on_test = {"config": {"subset": 200, "validation": "test", "test_subset": 100},
+               "sizes": {"train": 200, "validation": 100, "test": 100}}
+    assert caveats.for_run(on_test)[1:] == ["Trained on a stratified subset of 200 training images (100 tested).",
+                                            "Tested on a stratified subset of 100 test images: its test figures are "
+                                            "that much less certain."], "validated on the test set: nothing held out"
 
 
 def test_loss_curves_say_when_label_smoothing_sets_their_floor():

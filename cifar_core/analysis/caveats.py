@@ -119,9 +119,19 @@ def _small_run(meta: dict) -> str | None:
     if not subset:
         return None
     sizes = meta.get("sizes") or {}
-    held = f" ({sizes['validation']:,} held out for validation, {sizes['test']:,} tested)" if {
-        "validation", "test"} <= set(sizes) else ""
+    if not {"validation", "test"} <= set(sizes):
+        return _subset(subset)
+    on_test = (meta.get("config") or {}).get("validation") == "test"
+    held = f" ({sizes['test']:,} tested)" if on_test else (f" ({sizes['validation']:,} held out for validation, "
+                                                          f"{sizes['test']:,} tested)")
     return _subset(subset, held)
+
+
+def _test_subset(meta: dict) -> str | None:
+    """A run tested on part of the test set: its test figures rest on that many images."""
+    n = (meta.get("config") or {}).get("test_subset")
+    return f"Tested on a stratified subset of {n:,} test images: its test figures are that much less certain." if n \
+        else None
 
 
 def over_budget(used_s: float, budget_s: float) -> str:
@@ -130,15 +140,16 @@ def over_budget(used_s: float, budget_s: float) -> str:
             "its figures do not show what fits in that budget on this machine.")
 
 
-RESUMED_BUDGET = ("Resumed after an interruption: its time budget fitted the plan at its first launch only; the "
-                  "epochs left after the resume trained to that plan, without a clock, so its time is not the "
-                  "budget's.")
+def resumed_budget(epoch: int) -> str:
+    """A budgeted run resumed mid-plan: from `epoch` on it trained to the plan without the budget's clock."""
+    return (f"Resumed after an interruption: its time budget fitted the plan at its first launch; from epoch {epoch} "
+            "on it trained to that plan without a clock, so its time is not the budget's.")
 
 
 def _overran(meta: dict) -> str | None:
     budget = (meta.get("config") or {}).get("time_budget")
-    if budget and meta.get("resumes"):
-        return RESUMED_BUDGET
+    if budget and meta.get(rundir.UNCLOCKED_FROM):
+        return resumed_budget(meta[rundir.UNCLOCKED_FROM])
     if not budget or not meta.get("finished") or not meta.get("launched"):
         return None
     used = meta["finished"] - meta["launched"]
@@ -164,7 +175,7 @@ def for_run(meta: dict) -> list[str]:
         notes.append(SYNTHETIC)
     if batchnorm.unsettled(meta):
         notes.append(BN_UNSETTLED)
-    notes += [note for note in (_small_run(meta), _overran(meta)) if note]
+    notes += [note for note in (_small_run(meta), _test_subset(meta), _overran(meta)) if note]
     if meta.get("status") == rundir.PRUNED and meta.get(rundir.PRUNED_AT):
         notes.append(pruned(meta[rundir.PRUNED_AT], meta.get("study", "?")))
     return notes

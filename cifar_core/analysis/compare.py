@@ -129,8 +129,13 @@ def settings_diff(meta_a: dict, meta_b: dict) -> pd.DataFrame:
 
 
 def only_seed_differs(meta_a: dict, meta_b: dict) -> bool:
-    """Whether two runs share every setting but their seed."""
-    return list(settings_diff(meta_a, meta_b)["setting"]) == ["config.seed"]
+    """Whether two runs share every setting but their seed (two runs of one time budget may also differ in the
+    epochs it fitted: that is the seed's doing too)."""
+    differing = set(settings_diff(meta_a, meta_b)["setting"])
+    budgets = {(m.get("config") or {}).get("time_budget") for m in (meta_a, meta_b)}
+    if len(budgets) == 1 and None not in budgets:
+        differing.discard("config.epochs")
+    return differing == {"config.seed"}
 
 
 def _differences(a, b, name: str = "") -> list[dict[str, str]]:

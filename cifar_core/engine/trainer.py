@@ -104,6 +104,8 @@ def train_run(run_dir: Path) -> dict:
         if cfg.time_budget and not history:
             budget = FitToBudget(plan, cfg.time_budget, float(meta.get("launched") or time.time()), cfg.batch_size,
                                  sizes, 2 if cfg.tta else 1, lr if cfg.schedule == "onecycle" else None, run_dir)
+        elif cfg.time_budget and len(history) < plan.epochs:  # the plan's clock died with the earlier process
+            runs.update_run(run_dir, **{rundir.UNCLOCKED_FROM: len(history) + 1})
         train_ds = make_dataset(arrays["x_train"], arrays["y_train"], cfg.batch_size, cfg.seed, cfg.augment,
                                 cfg.translate)
         callbacks = make_callbacks(run_dir, cfg, arrays, history, plan, budget)
@@ -159,14 +161,15 @@ def kept_epoch(lines: list[dict], keep_last: bool) -> dict:
 
 def _nothing_trained(run_dir: Path) -> dict:
     """A run stopped before one whole epoch: nothing worth keeping, so it is set back to train from the start on
-    resume (status failed, with the reason), not recorded as a result."""
+    resume (status failed, with the reason), not recorded as a result. The backup goes first: a crash among the
+    other steps then still resumes from the start."""
+    shutil.rmtree(run_dir / rundir.BACKUP, ignore_errors=True)
     rundir.truncate_metrics(run_dir, 1)
     rundir.truncate_epoch_predictions(run_dir, 1)
     rundir.truncate_steps(run_dir, 1)
     rundir.truncate_layer_records(run_dir, 0)
     (run_dir / rundir.BEST_WEIGHTS).unlink(missing_ok=True)
     (run_dir / rundir.PROGRESS).unlink(missing_ok=True)
-    shutil.rmtree(run_dir / rundir.BACKUP, ignore_errors=True)
     print(f"[cifar-lab] {STOPPED_BEFORE_AN_EPOCH}", flush=True)
     return runs.update_run(run_dir, status="failed", error=STOPPED_BEFORE_AN_EPOCH)
 

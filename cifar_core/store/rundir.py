@@ -37,6 +37,8 @@ BACKUP = "backup"  # folder: the training state after the last finished epoch (K
 # run.json records training as done
 BACKUP_WEIGHTS = "latest.weights.h5"  # in BACKUP: that epoch's weights (Keras's names, both)
 BACKUP_STATE = "training_metadata.json"  # in BACKUP: {"epoch": epochs finished, ...}
+UNCLOCKED_FROM = "budget_unclocked_from"  # run.json: the epoch from which a resumed budgeted run trained to its plan
+# without the budget's clock
 LOG = "log.txt"
 EPOCHS = "epochs"  # folder: the validation labels once, then each epoch's predicted validation labels
 VAL_LABELS = "val-labels.npy"

@@ -346,7 +346,7 @@ def resume(run: RunInfo) -> int:
         if now.status not in RESUMABLE:
             raise RunError(f"Run {run.run_id} is {now.status}; only interrupted or failed runs can be resumed.")
         ensure_idle(run.path.parent, except_run=run.path)
-        update_run(run.path, status="queued", error=None, resumes=int(now.meta.get("resumes") or 0) + 1)
+        update_run(run.path, status="queued", error=None)
         return _spawn(run.path)
 
 

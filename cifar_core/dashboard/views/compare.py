@@ -160,7 +160,10 @@ with c1:
         st.table(diff.set_index("setting"))
         st.caption("No other differences: every other architecture, training and data setting is the same.")
 with c2:
-    if reports[a_id] and reports[b_id] and a_id != b_id:
+    elsewhere = stats.same_test_set(a.meta, b.meta)
+    if elsewhere:
+        st.info(f"No confusion difference: {elsewhere}")
+    elif reports[a_id] and reports[b_id] and a_id != b_id:
         change = scores.confusion_difference(reports[a_id], reports[b_id])
         st.vega_lite_chart(cache.chart(charts.difference_heatmap, change, f"{b.name} minus {a.name}"),
                            width="content")
