@@ -170,9 +170,10 @@ def budget_field(d: TrainConfig, source: str, problem: str | None) -> float:
         choice = sizing.choose(measured[0], budget_s, measured[1], sizes, True,
                                sizing.latest_share(metas, sizes)).to_dict()
         where = "a speed probe" if st.session_state.get(PROBED) else "the last sized run's launch"
-        st.info(f"Sized to the budget, {sizing.prediction_text(choice)}: for the whole data set ({sizes['train']:,} "
-                f"training images; a subset set below trains more epochs), from the speeds {where} measured here. "
-                "The run measures them again at its launch, and may pick another width.")
+        st.info(f"Sized to the budget, {sizing.prediction_text(choice)}.")
+        st.caption(f"For the whole data set ({sizes['train']:,} training images; a subset set below trains more "
+                   f"epochs), from the speeds {where} measured here. The run measures them again at its launch, and "
+                   "may pick another width.")
     else:
         st.caption("No run here has measured this machine's speed of the fast network's widths yet: a run sized to "
                    "the budget measures it at launch (a few seconds) and picks then.")
