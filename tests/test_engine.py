@@ -122,6 +122,15 @@ def test_a_finished_one_cycle_run_keeps_its_last_epoch_and_a_stopped_one_its_bes
     assert kept_epoch([], True) == {}
 
 
+def test_the_backup_files_are_named_as_keras_writes_them(tmp_path):
+    """The trainer reads and moves the backup by rundir's names; Keras's BackupAndRestore chooses them."""
+    from cifar_core.engine.callbacks import EpochBackup
+
+    backup = EpochBackup(tmp_path)
+    assert Path(backup._weights_path) == tmp_path / rundir.BACKUP / rundir.BACKUP_WEIGHTS
+    assert Path(backup._training_metadata_path) == tmp_path / rundir.BACKUP / rundir.BACKUP_STATE
+
+
 def test_a_trainer_that_fails_after_its_last_epoch_is_resumed_to_evaluate_not_to_train_again(tmp_path, monkeypatch):
     """Between the end of training and run.json's record of it (where a full disk or a kill -9 cost the whole run:
     Keras had deleted the backup), the backup is kept; the resume trains nothing and keeps the last epoch's weights.

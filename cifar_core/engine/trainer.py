@@ -22,12 +22,7 @@ from cifar_core import data as data_mod
 from cifar_core import hardware
 from cifar_core.analysis import figures, scores
 from cifar_core.engine import bncheck, embeddings, runtime, sizer, whitening
-from cifar_core.engine.callbacks import (
-    FitToBudget,
-    Plan,
-    StopFile,
-    make_callbacks,
-)
+from cifar_core.engine.callbacks import FitToBudget, Plan, StopFile, make_callbacks
 from cifar_core.engine.pipeline import make_dataset, prepare_data
 from cifar_core.model import sizing, specs
 from cifar_core.model.config import TrainConfig
