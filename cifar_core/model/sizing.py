@@ -29,12 +29,6 @@ FAMILY: dict[str, specs.ArchitectureSpec] = {  # fastest first: the probe measur
     s.name: s for s in sorted((*(specs.FAST.with_width(w) for w in WIDTHS), staged(specs.FAST, STAGE_WIDTHS)),
                               key=lambda s: -curves.IMAGES_PER_S[s.name])}
 CHANCE = 0.1  # test accuracy before any training (ten classes)
-
-
-def architectures(saved: dict[str, specs.ArchitectureSpec]) -> dict[str, specs.ArchitectureSpec]:
-    """Every architecture a person can start from: the presets, the budget family's other widths (a sized run
-    trains one of them), then `saved` custom specs."""
-    return {**specs.PRESETS, **{n: s for n, s in FAMILY.items() if n not in specs.PRESETS}, **saved}
 DEFAULT_LAUNCH_S = 15.0  # launch to choice (process, TensorFlow, data, probe) before any sized run measured it
 TRACE_S = 3.0  # the first epoch's graph tracing, on top of its steps (measured: 2-3 s for the family on 2 cores)
 # The probe times a few batches in a burst; whole epochs also carry validation, the callbacks' work and whatever else
@@ -82,6 +76,12 @@ class Choice:
 def spec(name: str) -> specs.ArchitectureSpec:
     """The family network called `name`."""
     return FAMILY[name]
+
+
+def architectures(saved: dict[str, specs.ArchitectureSpec]) -> dict[str, specs.ArchitectureSpec]:
+    """Every architecture a person can start from: the presets, the budget family's other widths (a sized run
+    trains one of them), then `saved` custom specs."""
+    return {**specs.PRESETS, **{n: s for n, s in FAMILY.items() if n not in specs.PRESETS}, **saved}
 
 
 def curve_accuracy(points: tuple[tuple[float, float], ...], epochs: float) -> tuple[float, bool]:

@@ -176,7 +176,7 @@ def unmeasured_text(archs: list[str], inferred: bool) -> str:
     """What the estimate knows of architectures no run here measured."""
     if not inferred:
         return (f"No earlier run of {', '.join(archs)} on this machine to estimate the duration from (a run's "
-                f"speed is measured from its second epoch on).")
+                "speed is measured from its second epoch on).")
     return (f"No earlier run of {', '.join(archs)} on this machine measured its speed (that takes 2 epochs or more): "
             "inferred from the size of each (its multiply-adds) against those measured here (measure it for a "
             "closer figure).")
