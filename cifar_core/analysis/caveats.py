@@ -146,7 +146,8 @@ def resumed_budget(epoch: int) -> str:
             "on it trained to that plan without a clock, so its time is not the budget's.")
 
 
-def _overran(meta: dict) -> str | None:
+def _time_budget(meta: dict) -> str | None:
+    """What a budgeted run's time says: nothing, unless it was resumed mid-plan or ran past its budget."""
     budget = (meta.get("config") or {}).get("time_budget")
     if budget and meta.get(rundir.UNCLOCKED_FROM):
         return resumed_budget(meta[rundir.UNCLOCKED_FROM])
@@ -175,7 +176,7 @@ def for_run(meta: dict) -> list[str]:
         notes.append(SYNTHETIC)
     if batchnorm.unsettled(meta):
         notes.append(BN_UNSETTLED)
-    notes += [note for note in (_small_run(meta), _test_subset(meta), _overran(meta)) if note]
+    notes += [note for note in (_small_run(meta), _test_subset(meta), _time_budget(meta)) if note]
     if meta.get("status") == rundir.PRUNED and meta.get(rundir.PRUNED_AT):
         notes.append(pruned(meta[rundir.PRUNED_AT], meta.get("study", "?")))
     return notes
