@@ -15,11 +15,13 @@ FULL = {"train": 45_000, "validation": 5_000, "test": 10_000}
 
 
 def simulate(budget_s: float, step_s: list[float], start_s: float = 8.0, spe: int = 100, chunk: int = 10,
-             predict_s: float = 0.001, records_s: float = 0.3) -> tuple[float, BudgetPlanner, list[int]]:
+             predict_s: float = 0.001, records_s: float = 0.3, first_calls: int = 0, first_step_s: float = 0.0,
+             first_validation_s: float = 0.0) -> tuple[float, BudgetPlanner, list[int]]:
     """A run on a fake clock, with the planner called where FitToBudget calls it: training starts `start_s` after
     launch, its first call traces for 2 s, a step of epoch e takes step_s[e] seconds (the last value for later
-    epochs), after each epoch a validation pass (500 images at `predict_s` each) and `records_s` of layer records
-    and backup. Returns when its last file is written, the planner and the plans it made."""
+    epochs; the first `first_calls` calls' steps `first_step_s`), after each epoch a validation pass (500 images at
+    `predict_s` each, the first one `first_validation_s` more: it traces) and `records_s` of layer records and
+    backup. Returns when its last file is written, the planner and the plans it made."""
     p = BudgetPlanner(0.0, budget_s, spe, 128, validation_images=500, test_images=1000, test_passes=2, chunk=chunk)
     now, done, plans, epoch, calls, last_batch = start_s, 0, [], 0, 0, None
     while True:
@@ -28,23 +30,26 @@ def simulate(budget_s: float, step_s: list[float], start_s: float = 8.0, spe: in
         pace = step_s[min(epoch, len(step_s) - 1)]
         epoch_start, first = now, None
         for _ in range(spe // chunk):
-            now += chunk * pace + (2.0 if calls == 0 else 0.0)
+            now += chunk * (first_step_s if calls < first_calls else pace) + (2.0 if calls == 0 else 0.0)
             done += chunk
             calls += 1
             first = first or (now, done)
-            if calls == 4 and not p.step_seconds:  # calibration from the first batches
-                p.calibrate((now - first[0]) / (done - first[1]))
+            if calls == 4 and not p.step_seconds:  # calibration from the first batches, and the first call's tracing
+                step = (now - first[0]) / (done - first[1])
+                p.calibrate(step, first[0] - epoch_start - first[1] * step)
                 plans.append(p.total_steps(now, done))
-            if plans and p.step_seconds and done < plans[-1]:  # shrink if this epoch is slow, grow if it is fast
-                adjusted = p.adjust(now, done, plans[-1], (now - epoch_start) / (done - epoch * spe))
+            origin = first if epoch == 0 else (epoch_start, epoch * spe)  # the first epoch's pace after its tracing
+            if plans and origin[1] < done < plans[-1]:  # shrink if this epoch is slow, grow if it is fast
+                adjusted = p.adjust(now, done, plans[-1], (now - origin[0]) / (done - origin[1]))
                 if adjusted != plans[-1]:
                     plans.append(adjusted)
             if plans and done >= plans[-1]:
                 break
         last_batch = now
-        now += 500 * predict_s  # the validation pass
+        validation_s = 500 * predict_s + (first_validation_s if epoch == 0 else 0.0)
+        now += validation_s
         if done > first[1]:
-            p.epoch_done(last_batch - first[0], done - first[1], 500 * predict_s)
+            p.epoch_done(last_batch - first[0], done - first[1], validation_s)
         epoch += 1
         if done >= plans[-1] or done < epoch * spe:
             break
@@ -84,6 +89,15 @@ def test_slow_last_epochs_shrink_the_plan_so_the_run_ends_inside_its_budget(slow
 def test_a_machine_that_stays_slow_shrinks_the_plan_at_the_next_epoch_end():
     end, planner, plans = simulate(300, [0.1, 0.1, 0.3])  # three times slower from the third epoch on
     assert 0.92 * 300 <= end <= 300 and plans[-1] < 0.5 * plans[0], (end, plans)
+
+
+def test_a_run_of_one_epoch_whose_first_batches_ran_fast_shrinks_within_it_and_ends_inside_its_budget():
+    """A 60 s run here has one (cut) epoch: its plan, from the first batches, was corrected at no epoch's end."""
+    end, planner, plans = simulate(60, [0.06], spe=1000, first_calls=4, first_step_s=0.045, predict_s=0.00016,
+                                   first_validation_s=1.5)
+    assert planner.trace_s == pytest.approx(2.0), "the first call's tracing, counted for the first validation pass"
+    assert len(plans) > 1 and plans[-1] < plans[0] < 1000, plans
+    assert 0.92 * 60 <= end <= 60, (end, plans)
 
 
 def test_a_budget_shorter_than_one_epoch_trains_the_part_that_fits():

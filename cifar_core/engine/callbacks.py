@@ -244,13 +244,17 @@ class FitToBudget(keras.callbacks.Callback):
         if self.first_call is None:
             self.first_call = (now, self.epoch_steps)
         if self.calls == self.CALIBRATION_CALLS + 1 and not self.planner.step_seconds:
-            self.planner.calibrate((now - self.first_call[0]) / max(self.epoch_steps - self.first_call[1], 1))
+            step_s = (now - self.first_call[0]) / max(self.epoch_steps - self.first_call[1], 1)
+            trace_s = self.first_call[0] - self.epoch_start - self.first_call[1] * step_s
+            self.planner.calibrate(step_s, trace_s)
             self._apply(self.planner.total_steps(now, steps_done))
         if self.planned_steps is None:
             return
-        first_t, first_steps = self.first_call
-        if steps_done < self.planned_steps and self.planner.step_seconds and self.epoch_steps > first_steps:
-            pace = (now - first_t) / (self.epoch_steps - first_steps)  # this epoch's
+        # This epoch's pace, from its start (the first epoch's from the end of its first call, which traced), the
+        # first epoch's too: a 60 s run has only one, and its first batches' pace is otherwise never corrected.
+        first_t, first_steps = self.first_call if self.epoch == 0 else (self.epoch_start, 0)
+        if steps_done < self.planned_steps and self.epoch_steps > first_steps:
+            pace = (now - first_t) / (self.epoch_steps - first_steps)
             adjusted = self.planner.adjust(now, steps_done, self.planned_steps, pace)
             if adjusted != self.planned_steps:
                 self._apply(adjusted)

@@ -46,6 +46,8 @@ class BudgetPlanner:
     first_validation_s: float | None = None  # the first epoch's validation pass (it traces the prediction graph)
     other_s: float = 0.0  # the first epoch's cost beyond its validation pass (records, backup), until between_s
     first_step_s: float | None = None  # from the first batches, until an epoch has been measured
+    trace_s: float = 0.0  # the first call's tracing of the training graph (calibrate): what the first validation pass,
+    # which traces the prediction graph, is taken to add until it has run
 
     @property
     def end(self) -> float:
@@ -65,9 +67,12 @@ class BudgetPlanner:
             return robust(self.image_seconds)
         return self.step_s() / self.batch_size * INFERENCE_SHARE
 
-    def calibrate(self, seconds_per_step: float) -> None:
-        """The first estimate, from the first batches (before any epoch ended)."""
+    def calibrate(self, seconds_per_step: float, trace_s: float = 0.0) -> None:
+        """The first estimate, from the first batches (before any epoch ended), and the seconds the first call
+        spent tracing (on an AVX2-only CPU in float32, about 4.5 s for fast-w0.25, whose first validation pass then
+        took about 3.6 s more than its images: a 60 s run that counted neither ended at 110% of its budget)."""
         self.first_step_s = seconds_per_step
+        self.trace_s = max(trace_s, 0.0)
 
     def epoch_done(self, train_s: float, steps: int, validation_s: float | None) -> None:
         """An epoch's measured times: `train_s` for `steps` steps, `validation_s` for its validation pass (not
@@ -151,12 +156,14 @@ class BudgetPlanner:
     def _end(self, now: float, steps_done: int, planned: int, step_s: float) -> float:
         """When a run at `step_s` a step that has done `steps_done` of `planned` steps writes its last file."""
         epoch_ends = -(-planned // self.steps_per_epoch) - steps_done // self.steps_per_epoch
-        return now + (planned - steps_done) * step_s + epoch_ends * self.epoch_cost_s() + self._after_training_s()
+        tracing = self.trace_s if not self.step_seconds and epoch_ends else 0.0  # the first validation's
+        return (now + (planned - steps_done) * step_s + epoch_ends * self.epoch_cost_s() + tracing
+                + self._after_training_s())
 
     def _fit(self, now: float, steps_done: int, step_s: float, end: float) -> int:
         """The most steps (at least `steps_done`, at least 1) that end by `end` at `step_s` a step; an epoch that is
         cut ends at a chunk's end (counted from the epoch's start)."""
-        left = end - now - self._after_training_s()
+        left = end - now - self._after_training_s() - (0.0 if self.step_seconds else self.trace_s)
         per_epoch = self.epoch_cost_s()
         spe = self.steps_per_epoch
         epochs_done = steps_done // spe
