@@ -48,9 +48,19 @@ def test_run_legends_show_whole_names():
     assert charts.per_class_chart(per_class).to_dict()["encoding"]["color"]["legend"]["labelLimit"] == 0
     curves = {n: pd.DataFrame({"confidence": [0.5], "accuracy": [0.5], "count": [1]}) for n in LONG_NAMES}
     reliability = charts.reliability_chart(curves).to_dict()
-    assert [e["color"]["legend"]["labelLimit"] for e in encodings(reliability) if "legend" in e.get("color", {})] == [0]
+    assert {e["color"]["legend"]["labelLimit"] for e in encodings(reliability) if "legend" in e.get("color", {})} == {0}
     header = charts.confusion_row({n: scores.confusion_frame(report(2)) for n in LONG_NAMES}).to_dict()
     assert header["facet"]["column"]["header"]["labelLimit"] == 0
+
+
+def test_a_run_keeps_its_colour_in_the_order_runs_were_picked_not_by_name():
+    """Sorted by name, adding 'a-run' before 'b-run' would turn b-run from blue to orange on every chart."""
+    picked = ["zeta", "alpha", "mid"]
+    per_class = pd.concat([scores.per_class_frame(report(2)).assign(run=n) for n in picked])
+    curves = charts.curves_panel(charts.curves_frame({n: metrics() for n in picked})).to_dict()
+    for spec in (charts.per_class_chart(per_class).to_dict(), curves):
+        scales = [e["color"]["scale"] for e in encodings(spec) if "color" in e]
+        assert scales and all(s["domain"] == picked and s["scheme"] == "tableau10" for s in scales)
 
 
 def test_difference_colour_means_better_or_worse_for_b_on_and_off_the_diagonal():

@@ -13,7 +13,14 @@ BAR_SELECTION = "bar"
 PAD = alt.AutoSizeParams(type="pad")
 # Run names share long prefixes ("batchnorm-20261130-13..."): a legend shows them whole.
 RUN_LEGEND = alt.Legend(labelLimit=0)
-RUN_COLORS = alt.Scale(scheme="tableau10")  # runs side by side: hues that differ, not shades of one blue
+
+
+def run_color(frame: pd.DataFrame, field: str = "run", legend: alt.Legend | None = RUN_LEGEND, **kwargs) -> alt.Color:
+    """One hue per run (not shades of one blue), given in the order the runs first appear in `frame` (the order they
+    were picked), not sorted by name: a run keeps its colour when another is added, and across a page's charts."""
+    domain = list(dict.fromkeys(frame[field])) if field in frame else []
+    scale = alt.Scale(scheme="tableau10", domain=domain) if domain else alt.Scale(scheme="tableau10")
+    return alt.Color(f"{field}:N", legend=legend, scale=scale, **kwargs)
 
 
 def pick_run() -> alt.Parameter:
@@ -43,7 +50,7 @@ def curves_chart(long: pd.DataFrame, metric: str, x: str = "epoch", height: int 
     base = alt.Chart(long[long["metric"] == metric]).encode(
         x=alt.X(f"{x}:Q", title=title, axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
-        color=alt.Color("run:N", title="run", legend=RUN_LEGEND, scale=RUN_COLORS),
+        color=run_color(long, title="run"),
     )
     dash = alt.StrokeDash("split:N", title="split", sort=["validation", "train"],
                           legend=alt.Legend(symbolType="stroke", symbolSize=400, symbolStrokeWidth=2))
@@ -154,7 +161,7 @@ def per_class_chart(per_class: pd.DataFrame, metric: str = "f1-score", height: i
         x=alt.X("class:N", sort=order, title=None),
         xOffset="run:N",
         y=alt.Y(f"{metric}:Q", scale=alt.Scale(domain=[0, 1]), title=metric),
-        color=alt.Color("run:N", legend=RUN_LEGEND, scale=RUN_COLORS),
+        color=run_color(per_class),
         tooltip=["run", "class", alt.Tooltip(f"{metric}:Q", format=".3f")],
     ).properties(height=height, title=f"per-class {metric}")
 
@@ -205,9 +212,9 @@ def reliability_chart(curves: dict[str, pd.DataFrame], size: int = 330) -> alt.L
     legend = alt.Legend(orient="bottom", direction="vertical", labelLimit=0)
     lines = alt.Chart(long).mark_line(point=False).encode(
         x=alt.X("confidence:Q", scale=unit), y=alt.Y("accuracy:Q", scale=unit),
-        color=alt.Color("run:N", legend=legend, scale=RUN_COLORS))
+        color=run_color(long, legend=legend))
     points = alt.Chart(long).mark_circle().encode(
-        x="confidence:Q", y="accuracy:Q", color="run:N", size=alt.Size("count:Q", legend=None),
+        x="confidence:Q", y="accuracy:Q", color=run_color(long, legend=legend), size=alt.Size("count:Q", legend=None),
         tooltip=["run", alt.Tooltip("confidence:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f"),
                  "count"])
     return (diagonal + lines + points).properties(width=size, height=size, title="reliability diagram", autosize=PAD)
@@ -231,7 +238,7 @@ def disagreement_chart(counts: pd.DataFrame, height: int = 240) -> alt.Chart:
     return alt.Chart(counts).mark_bar().encode(
         x=alt.X("class:N", sort=order, title=None), xOffset="who:N",
         y=alt.Y("images:Q", title="test images"),
-        color=alt.Color("who:N", title=None, legend=RUN_LEGEND, scale=RUN_COLORS),
+        color=run_color(counts, "who", title=None),
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.45)),
         tooltip=["class", "who", "images"],
     ).add_params(pick).properties(height=height, title="test images only one of the two gets right")
@@ -296,7 +303,7 @@ def layer_profile_chart(profile: pd.DataFrame, measure: str, title: str, log: bo
     encoding = {"x": alt.X("depth:O", title="conv / dense layer (1: input side)"),
                 "y": alt.Y(f"mean({measure}):Q", title=title, scale=scale, axis=alt.Axis(format=".0%") if share
                            else alt.Axis()),
-                "color": alt.Color(f"{color}:N", legend=RUN_LEGEND, scale=RUN_COLORS),
+                "color": run_color(profile, color),
                 "tooltip": [color, "depth", alt.Tooltip(f"mean({measure}):Q", title=title, format=".3~g")]}
     if dash:
         encoding["strokeDash"] = alt.StrokeDash(f"{dash}:N", legend=alt.Legend(symbolType="stroke", symbolSize=400,
