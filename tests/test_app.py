@@ -120,7 +120,7 @@ def test_compare_page(app):
     assert len(table) == 2 and {"baseline", "batchnorm"} == set(table["arch"])
     diff = at.table[0].value
     assert "What changed between two models" in texts(at)
-    assert "spec.blocks[1].batch_norm" in set(diff.index)
+    assert "block 1 · batch norm" in set(diff.index), "settings named as a reader says them"
     assert len(at.get("vega_lite_chart")) == 7, ("curves, confusion matrices side by side, per-class bars, "
                                                  "reliability diagrams, layers by depth, difference, disagreements")
     assert "ECE" in at.dataframe[2].value.columns

@@ -106,7 +106,7 @@ def test_architecture_train_compare_misclassified(server, finished_run):
         page.get_by_role("link", name="Compare").first.click()
         wait_rendered(page, "Compare runs")
         page.get_by_text("What changed between two models").wait_for()
-        page.get_by_text("spec.blocks[1].batch_norm").first.wait_for()
+        page.get_by_text("block 1 · batch norm").first.wait_for()
         page.screenshot(path=str(SHOTS / "e2e-3-compare.png"))
         open_a_compare_cell(page)
 

@@ -23,6 +23,9 @@ def test_settings_diff_names_each_difference_and_marks_missing_ones():
     assert rows.loc["spec.blocks[4]", "B"].startswith("filters=256, kernel_size=3")
     assert not rows.index.str.startswith("spec.blocks[4].").any()
     assert "config.epochs" not in rows.index
+    said = [compare.setting_label(k) for k in ("spec.name", "spec.blocks[1].batch_norm", "spec.blocks[4]",
+                                               "config.learning_rate", "data.source")]
+    assert said == ["architecture", "block 1 · batch norm", "block 4", "learning rate", "data source"]
 
 
 def test_beside_an_external_model_the_architecture_it_lacks_is_one_row_per_part():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import asdict
 
 import numpy as np
@@ -126,6 +127,16 @@ def settings_diff(meta_a: dict, meta_b: dict) -> pd.DataFrame:
     brief = bool(meta_a.get("imported") or meta_b.get("imported"))
     rows = _differences(_settings(meta_a, brief), _settings(meta_b, brief))
     return pd.DataFrame(rows, columns=["setting", "A", "B"]).astype(str)
+
+
+def setting_label(key: str) -> str:
+    """A settings_diff key as a reader says it: 'spec.blocks[1].batch_norm' -> 'block 1 · batch norm',
+    'config.learning_rate' -> 'learning rate', 'spec.name' -> 'architecture'."""
+    if key == "spec.name":
+        return "architecture"
+    key = re.sub(r"^(spec|config)\.", "", key).replace("data.", "data ", 1)
+    key = re.sub(r"blocks\[(\d+)\]", r"block \1", key)
+    return key.replace(".", " · ").replace("_", " ")
 
 
 def only_seed_differs(meta_a: dict, meta_b: dict) -> bool:

@@ -157,7 +157,7 @@ with c1:
     if diff.empty:
         st.caption("Same architecture, training settings and data.")
     else:
-        st.table(diff.set_index("setting"))
+        st.table(diff.assign(setting=diff["setting"].map(compare.setting_label)).set_index("setting"))
         st.caption("No other differences: every other architecture, training and data setting is the same.")
 with c2:
     elsewhere = stats.same_test_set(a.meta, b.meta)
