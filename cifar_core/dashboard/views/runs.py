@@ -70,7 +70,8 @@ if not damaged.empty:
 picked = st.dataframe(
     table.drop(columns=["problem"]), hide_index=True, width="stretch", on_select="rerun",
     selection_mode="single-row", key="runs_table",
-    column_config={"test acc": st.column_config.NumberColumn(format="%.4f"),
+    column_config={"id": None,  # the name, unless renamed: then the run's header gives it
+                   "test acc": st.column_config.NumberColumn(format="%.4f"),
                    "wall s": st.column_config.NumberColumn(format="%.0f"),
                    "params": st.column_config.NumberColumn(format="%d")})
 rows = picked.selection.rows
@@ -87,7 +88,8 @@ def summary_ui() -> None:
     sizes = m.get("sizes") or {}
     context = [f"{sizes['train']:,} train · {sizes['validation']:,} validation · {sizes['test']:,} test images"
                if {"train", "validation", "test"} <= set(sizes) else "",
-               f"part of study `{m['study']}`" if m.get("study") else "", f"data: `{info.data.get('source', '?')}`"]
+               f"part of study `{m['study']}`" if m.get("study") else "", f"data: `{info.data.get('source', '?')}`",
+               f"id `{info.run_id}`" if info.name != info.run_id else ""]
     st.caption(" · ".join(c for c in context if c))
     if info.damaged:
         st.error(f"Damaged: {info.damaged}. What can still be read is shown below; delete the run when you no "
@@ -236,11 +238,11 @@ def inside_ui(report: dict) -> None:
         filters = np.asarray(record["filters"]["values"], np.float32).reshape(record["filters"]["shape"])
         c2.image(layer_stats.filter_grid(filters), caption=f"first conv layer's {filters.shape[-1]} filters "
                  f"({filters.shape[0]}x{filters.shape[1]}), each scaled to its own range", width=260)
-    st.dataframe(layer_stats.table(record), hide_index=True,
-                 column_config={c: st.column_config.NumberColumn(format="%.4g")
-                                for c in ("act mean", "act std", "grad norm", "weight norm", "update",
-                                          "bn mean drift", "bn var drift")}
-                 | {"dead": st.column_config.NumberColumn(format="percent")})
+    table = layer_stats.table(record)
+    numbers = {c: "{:.4g}" for c in table.columns if c not in ("layer", "kind")} | {"dead": "{:.0%}"}
+    st.dataframe(table.style.format(numbers, na_rep="–"), hide_index=True)
+    st.caption("–: does not apply there: a batch norm's drift where no batch norm follows the layer, the update in "
+               "the record before training.")
 
 
 def notebook_ui() -> None:
