@@ -38,9 +38,8 @@ def simulate(budget_s: float, step_s: list[float], start_s: float = 8.0, spe: in
                 step = (now - first[0]) / (done - first[1])
                 p.calibrate(step, first[0] - epoch_start - first[1] * step)
                 plans.append(p.total_steps(now, done))
-            origin = first if epoch == 0 else (epoch_start, epoch * spe)  # the first epoch's pace after its tracing
-            if plans and origin[1] < done < plans[-1]:  # shrink if this epoch is slow, grow if it is fast
-                adjusted = p.adjust(now, done, plans[-1], (now - origin[0]) / (done - origin[1]))
+            if plans and first[1] < done < plans[-1]:  # shrink if this epoch is slow, grow if it is fast
+                adjusted = p.adjust(now, done, plans[-1], (now - first[0]) / (done - first[1]))
                 if adjusted != plans[-1]:
                     plans.append(adjusted)
             if plans and done >= plans[-1]:
@@ -80,9 +79,10 @@ def test_one_slow_epoch_is_not_taken_as_the_speed_and_the_run_still_ends_inside_
 
 @pytest.mark.parametrize("slow_from_end", [1, 2])
 def test_slow_last_epochs_shrink_the_plan_so_the_run_ends_inside_its_budget(slow_from_end):
-    _, _, steady = simulate(120, [0.1])
+    # chunks of 5: the steady plan's last epoch is 25 steps, and an epoch's pace is timed from its first call's end
+    _, _, steady = simulate(120, [0.1], chunk=5)
     epochs = -(-steady[-1] // 100)
-    end, _, plans = simulate(120, [0.1] * (epochs - slow_from_end) + [0.3])  # the last epochs three times slower
+    end, _, plans = simulate(120, [0.1] * (epochs - slow_from_end) + [0.3], chunk=5)  # the last three times slower
     assert 0.92 * 120 <= end <= 120 and plans[-1] < steady[-1], (end, plans)
 
 
