@@ -78,6 +78,9 @@ def test_relative_update_and_sentences():
     said = layer_stats.sentences([record])
     assert "block1_conv: 38% of its channels dead at epoch 10" in said[0]
     assert "1.0e-04 of the one at dense1" in said[1]
+    text = layer_stats.text_table(record).set_index("layer")
+    assert text.loc["block1_conv", "dead"] == "38%" and text.loc["dense1", "grad norm"] == "1"
+    assert text.loc["block1_conv", "bn mean drift"] == layer_stats.NOT_APPLICABLE, "no batch norm: no drift"
 
 
 def test_the_cli_prints_the_per_layer_table(finished_run, runs_root):

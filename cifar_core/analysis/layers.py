@@ -110,6 +110,19 @@ def table(record: dict) -> pd.DataFrame:
     return out.astype({c: "float64" for c in numbers})
 
 
+NOT_APPLICABLE = "–"  # a cell of the text table whose measure does not apply there (caveats.LAYER_TABLE_GAPS)
+
+
+def text_table(record: dict) -> pd.DataFrame:
+    """table() as the text the CLI prints and the Runs page draws: the dead share as a percentage, other measures to
+    4 significant digits, NOT_APPLICABLE where a measure does not apply."""
+    out = table(record)
+    for column in out.columns[2:]:
+        form = "{:.0%}" if column == "dead" else "{:.4g}"
+        out[column] = out[column].map(lambda v, form=form: NOT_APPLICABLE if np.isnan(v) else form.format(v))
+    return out
+
+
 def distribution_frame(record: dict) -> pd.DataFrame:
     """Each layer's activation quantiles in one record, for a box-and-whisker view (whiskers at 1% and 99%)."""
     rows = []

@@ -154,9 +154,9 @@ def cmd_layers(args) -> int:
             if record["epoch"] == 0 else f"after {record['epoch']:g} epochs")
     print(f"{info.run_id}: {when} (record {records.index(record) + 1} of {len(records)}; probe loss "
           f"{record.get('probe_loss', float('nan')):.4f}, accuracy {record.get('probe_accuracy', float('nan')):.3f})")
-    table = layer_stats.table(record).drop(columns=["kind"])
-    print(table.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}"))
+    print(layer_stats.text_table(record).drop(columns=["kind"]).to_string(index=False))
     for sentence in layer_stats.sentences(records[:records.index(record) + 1]):
         print(f"note: {sentence}")
+    print(caveats.LAYER_TABLE_GAPS)
     print(caveats.LAYER_MEASURES)
     return 0

@@ -1,6 +1,5 @@
 """Runs: every run with its status and results; open, rename, delete or resume one."""
 
-import math
 from functools import partial
 
 import numpy as np
@@ -239,14 +238,8 @@ def inside_ui(report: dict) -> None:
         filters = np.asarray(record["filters"]["values"], np.float32).reshape(record["filters"]["shape"])
         c2.image(layer_stats.filter_grid(filters), caption=f"first conv layer's {filters.shape[-1]} filters "
                  f"({filters.shape[0]}x{filters.shape[1]}), each scaled to its own range", width=260)
-    table = layer_stats.table(record)
-    for column in table.columns[2:]:  # as text: Streamlit draws a missing number as "None"
-        form = "{:.0%}" if column == "dead" else "{:.4g}"
-        table[column] = table[column].map(lambda v, form=form: "–" if math.isnan(v) else form.format(v))
-    st.dataframe(table, hide_index=True)
-    st.caption("–: does not apply there: no activations on a batch norm's own row (they are its conv's, after the "
-               "ReLU), no gradient for a frozen layer (the whitening stem), no drift without a batch norm, no update "
-               "before training.")
+    st.dataframe(layer_stats.text_table(record), hide_index=True)  # as text: Streamlit draws a missing number "None"
+    st.caption(caveats.LAYER_TABLE_GAPS)
 
 
 def notebook_ui() -> None:
