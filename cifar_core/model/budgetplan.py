@@ -153,17 +153,21 @@ class BudgetPlanner:
         images = (self.test_images + self.validation_images) * self.test_passes
         return self.predict_s() * images + self.finish_s * self.busy
 
+    def _pending_trace_s(self) -> float:
+        """The first validation pass's tracing, counted until an epoch (and so that pass) has been measured."""
+        return 0.0 if self.step_seconds else self.trace_s
+
     def _end(self, now: float, steps_done: int, planned: int, step_s: float) -> float:
         """When a run at `step_s` a step that has done `steps_done` of `planned` steps writes its last file."""
         epoch_ends = -(-planned // self.steps_per_epoch) - steps_done // self.steps_per_epoch
-        tracing = self.trace_s if not self.step_seconds and epoch_ends else 0.0  # the first validation's
+        tracing = self._pending_trace_s() if epoch_ends else 0.0
         return (now + (planned - steps_done) * step_s + epoch_ends * self.epoch_cost_s() + tracing
                 + self._after_training_s())
 
     def _fit(self, now: float, steps_done: int, step_s: float, end: float) -> int:
         """The most steps (at least `steps_done`, at least 1) that end by `end` at `step_s` a step; an epoch that is
         cut ends at a chunk's end (counted from the epoch's start)."""
-        left = end - now - self._after_training_s() - (0.0 if self.step_seconds else self.trace_s)
+        left = end - now - self._after_training_s() - self._pending_trace_s()  # a plan always ends an epoch
         per_epoch = self.epoch_cost_s()
         spe = self.steps_per_epoch
         epochs_done = steps_done // spe
