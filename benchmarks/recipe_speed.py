@@ -9,7 +9,8 @@ baseline's (the median of the per-round ratios, and their range).
 Variants: base, whiten-frozen, whiten-linear, channels-first, resize-N (N x N images), no-bn-scale, widths-A,B,C
 (each stage's filters), activation-NAME (e.g. activation-gelu: every ReLU replaced),
 pool-after (each pooling after its block's batch norm and ReLU, the order before pooling first), xla (the recipe
-compiled by XLA, as on a GPU).
+compiled by XLA, as on a GPU), augment-crop-resize (the flips and shifts as the pipeline made them before
+2026-12-01).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ PER_CALL = 10  # batches per call into the backend (the recipe's figure for 13,0
 
 
 def trial_of(variant: str) -> recipe_trials.Trial:
-    if variant in ("base", "xla"):
+    if variant in ("base", "xla", "augment-crop-resize"):
         return recipe_trials.Trial()
     if variant.startswith("whiten-"):
         return recipe_trials.Trial(whiten=variant.split("-", 1)[1])
@@ -82,7 +83,10 @@ def main() -> None:
         models[variant] = compile_model(recipe_trials.build(sizing.spec(args.network), cfg.bn_momentum, trial),
                                         cfg, steps)
         models[variant].jit_compile = variant == "xla"
-        feed = make_dataset(x, y, cfg.batch_size, None, cfg.augment, cfg.translate)
+        if variant == "augment-crop-resize":
+            feed = recipe_trials.crop_and_resize_augmented(make_dataset(x, y, cfg.batch_size), cfg.translate)
+        else:
+            feed = make_dataset(x, y, cfg.batch_size, None, cfg.augment, cfg.translate)
         feeds[variant] = recipe_trials.resized(feed, trial.resize[0]) if trial.resize[0] else feed
         models[variant].fit(feeds[variant], epochs=1, verbose=0)  # traced here, not in the timed rounds
     marks: list[float] = []

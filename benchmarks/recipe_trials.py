@@ -130,6 +130,22 @@ def resized(dataset, size: int):
     return dataset.map(lambda x, y: (tf.image.resize(tf.cast(x, tf.float32), (size, size), antialias=True), y))
 
 
+def crop_and_resize_augmented(dataset, pad: int):
+    """The training batches (made unaugmented) flipped and shifted as the pipeline did before 2026-12-01: TensorFlow's
+    flip op, its reflect pad, then crop_and_resize at whole-pixel boxes (the same images as pipeline.flip_and_shift)."""
+    import tensorflow as tf
+
+    def augment(images):
+        images = tf.image.random_flip_left_right(images)
+        n, size = tf.shape(images)[0], images.shape[1]
+        padded = tf.cast(tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT"), tf.float32)
+        corner = tf.cast(tf.random.uniform((n, 2), 0, 2 * pad + 1, dtype=tf.int32), tf.float32)
+        boxes = tf.concat([corner, corner + size - 1], axis=1) / (size + 2 * pad - 1)
+        return tf.image.crop_and_resize(padded, boxes, tf.range(n), (size, size))
+
+    return dataset.map(lambda x, y: (augment(x), y))
+
+
 def alternating_flip_dataset(x, y, batch_size: int, seed: int, translate: int, num_classes: int = 10):
     """Training batches as pipeline.make_dataset makes them, but flipped as airbench flips them: image i is mirrored
     in epoch e when first[i] + e is odd (first: a coin per image, drawn once), then shifted as the recipe shifts. An

@@ -67,28 +67,32 @@ def test_a_run_whose_backend_is_missing_here_fails_with_the_reason_and_stays_res
     assert run.status in rundir.RESUMABLE
 
 
-def test_the_numpy_batches_flip_and_shift_like_the_graph_does():
-    """Every augmented image is the original, maybe mirrored, cut from its reflect-padded copy at some shift within
-    the padding; over many draws both flips and every shift occur; labels stay with their images."""
-    from cifar_core.engine import pipeline
+def test_the_numpy_batches_and_the_graph_flip_and_shift_alike():
+    """Every augmented image, on either input path, is the original, maybe mirrored, cut from its reflect-padded copy
+    at some shift within the padding; over many draws both flips and every shift occur; labels stay with their
+    images; the NumPy path draws a new order each epoch."""
+    from cifar_core.engine import pipeline, runtime
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (64, 8, 8, 3), dtype=np.uint8)
     y = np.arange(64) % 10
     batches = pipeline.ArrayBatches(x, y, 16, seed=3, augment=True, translate=2, num_classes=10)
-    seen_shifts, seen_flips = set(), set()
-    for i in range(len(batches)):
-        images, one_hot = batches[i]
-        pick = batches.order[i * 16:(i + 1) * 16]
-        assert (one_hot.argmax(1) == y[pick]).all()
-        for out, original in zip(images, x[pick], strict=True):
-            found = [(flip, dy, dx) for flip in (0, 1) for dy in range(5) for dx in range(5)
-                     if (np.pad(original[:, ::-1] if flip else original, ((2, 2), (2, 2), (0, 0)), "reflect")
-                         [dy:dy + 8, dx:dx + 8] == out).all()]
-            assert found, "an augmented image is no flip and shift of its original"
-            seen_flips.add(found[0][0])
-            seen_shifts.add(found[0][1:])
-    assert seen_flips == {0, 1} and len(seen_shifts) > 12
+    numpy_pairs = [(batches[i], batches.order[i * 16:(i + 1) * 16]) for i in range(len(batches))]
+    runtime.tensorflow()
+    graph = pipeline._tf_dataset(x, y, 16, None, True, 2, 10)  # unshuffled: batch i holds images 16i..16i+15
+    graph_pairs = [((a.numpy(), b.numpy()), np.arange(i * 16, (i + 1) * 16)) for i, (a, b) in enumerate(graph)]
+    for pairs in (numpy_pairs, graph_pairs):
+        seen_shifts, seen_flips = set(), set()
+        for (images, one_hot), pick in pairs:
+            assert (one_hot.argmax(1) == y[pick]).all() and images.dtype == np.uint8
+            for out, original in zip(images, x[pick], strict=True):
+                found = [(flip, dy, dx) for flip in (0, 1) for dy in range(5) for dx in range(5)
+                         if (np.pad(original[:, ::-1] if flip else original, ((2, 2), (2, 2), (0, 0)), "reflect")
+                             [dy:dy + 8, dx:dx + 8] == out).all()]
+                assert found, "an augmented image is no flip and shift of its original"
+                seen_flips.add(found[0][0])
+                seen_shifts.add(found[0][1:])
+        assert seen_flips == {0, 1} and len(seen_shifts) > 12
     first = batches.order.copy()
     batches.on_epoch_end()
     assert sorted(batches.order) == list(range(64)) and (batches.order != first).any(), "a new order each epoch"
