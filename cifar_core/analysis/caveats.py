@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from cifar_core.analysis import batchnorm
+from cifar_core.analysis import batchnorm, layers
 from cifar_core.model.recipes import FAST_PLAN
 from cifar_core.store import rundir
 
@@ -219,9 +219,9 @@ NO_LAYER_RECORDS = ("This run kept no layer records: it was trained before the l
                     "with recording turned off. Train it again to see inside the network.")
 IMPORTED_LAYER_RECORD = ("An imported run: one record, taken at import on 256 test images. It was trained elsewhere, "
                          "so there is no history of how its layers changed.")
-LAYER_TABLE_GAPS = ("–: does not apply there: no activations on a batch norm's own row (they are its conv's, after "
-                    "the ReLU), no gradient for a frozen layer (the whitening stem), no drift without a batch norm, no "
-                    "update before training.")
+LAYER_TABLE_GAPS = (f"{layers.NOT_APPLICABLE}: does not apply there: no activations on a batch norm's own row (they "
+                    "are its conv's, after the ReLU), no gradient for a frozen layer (the whitening stem), no drift "
+                    "without a batch norm, no update before training.")
 LAYER_MEASURES = ("Taken on one fixed batch of 256 validation images with the model in inference mode. Gradient norm: "
                   "how strongly the loss pulls on the layer's weights (tiny in early layers = vanishing gradients). "
                   "Activation std: the spread of the layer's outputs after its ReLU. Dead channels: the share that "
