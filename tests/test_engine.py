@@ -217,45 +217,6 @@ def test_a_budget_plan_is_kept_in_run_json_for_a_resume(tmp_path):
     assert plan.epochs == 10 and runs.load_run(run_dir).meta["planned_epochs"] == plan.epochs
 
 
-def fit_on_a_fake_clock(budget_s: float, step_s: float, first_call_s: float, steps_per_epoch: int = 100,
-                        chunk: int = 10, validation_s: float = 2.0) -> tuple[float, list[int]]:
-    """FitToBudget's calls as Keras makes them, on a fake clock: every epoch's first call takes `first_call_s` more
-    (the first epoch's traces the graph; each epoch's refills the shuffle buffer); the end of the run's last file
-    and the plans made."""
-    from types import SimpleNamespace
-
-    from cifar_core.engine import callbacks
-    from cifar_core.model import budgetplan
-
-    now = [0.0]
-    plan = callbacks.Plan(1000, steps_per_epoch)
-    budget = callbacks.FitToBudget(plan, budget_s, 0.0, 128, {"validation": 5000, "test": 10_000},
-                                   clock=lambda: now[0])
-    budget.set_model(SimpleNamespace(stop_training=False, steps_per_execution=chunk))
-    budget.on_train_begin()
-    plans, epoch, now[0] = [], 0, 10.0  # launch to the first batch: process, data, model
-    while not budget.model.stop_training:
-        budget.on_epoch_begin(epoch)
-        for call in range(steps_per_epoch // chunk):
-            now[0] += chunk * step_s + (first_call_s if call == 0 else 0.0)
-            budget.on_train_batch_end(call * chunk + chunk - 1)
-            plans += [budget.planned_steps] if budget.planned_steps != (plans or [None])[-1] else []
-            if budget.model.stop_training:
-                break
-        now[0] += validation_s
-        budget.on_epoch_end(epoch, {callbacks.VALIDATION_SECONDS: validation_s})
-        epoch += 1
-    return now[0] + 15_000 * validation_s / 5000 + budgetplan.FINISH_S, plans
-
-
-def test_an_epochs_slow_first_call_is_not_taken_for_its_pace():
-    """Each epoch's first call refills the shuffle buffer: timed from the epoch's start, the last epochs' pace looked
-    slow, the plan shrank for it and never grew back (a 600 s run ended at 85% of its budget)."""
-    end, plans = fit_on_a_fake_clock(600, step_s=0.5, first_call_s=1.5)
-    assert 0.92 * 600 <= end <= 600, (end, plans)
-    assert all(b >= a - 10 for a, b in zip(plans, plans[1:], strict=False)), f"no shrink for the refill: {plans}"
-
-
 def test_one_cycle_rises_to_its_peak_then_falls_to_zero():
     from cifar_core.engine.models import OneCycle
 
