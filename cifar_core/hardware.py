@@ -41,6 +41,11 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def load_per_core() -> float:
+    """The last minute's load average per usable core: 1.0 is a machine whose cores are all busy."""
+    return os.getloadavg()[0] / usable_cores()
+
+
 def cpu(cpuinfo: str | None = None) -> Cpu:
     """This machine's CPU from /proc/cpuinfo (or the text given, for tests)."""
     if cpuinfo is None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar_core import hardware
 from cifar_core.engine import layerrecords, runtime
 from cifar_core.engine.pipeline import EVAL_BATCH, make_dataset
 from cifar_core.model import budgetplan
@@ -211,15 +212,17 @@ class FitToBudget(keras.callbacks.Callback):
     graph) to its last; what lies between one epoch's last batch and the next one's start (validation, layer
     records, backups) is timed as a cost per epoch. Near the end, the plan shrinks within an epoch that runs
     so much slower than planned that the plan would overrun, and grows within one that runs so much faster that
-    the run would end early. `clock` is the wall clock (a test may pass its own)."""
+    the run would end early. `clock` is the wall clock and `load` the machine's load per core (a test passes its
+    own of each: a simulated run must not read the real machine's load)."""
 
     async_safe = True
     CALIBRATION_CALLS = 3  # batch-end calls (executions) timed before the first estimate
 
     def __init__(self, plan: Plan, budget_s: float, launched: float, batch_size: int, images: dict[str, int],
-                 test_passes: int = 1, schedule=None, run_dir: Path | None = None, clock=time.time):
+                 test_passes: int = 1, schedule=None, run_dir: Path | None = None, clock=time.time,
+                 load=hardware.load_per_core):
         super().__init__()
-        self.plan, self.schedule, self.run_dir, self.clock = plan, schedule, run_dir, clock
+        self.plan, self.schedule, self.run_dir, self.clock, self.load = plan, schedule, run_dir, clock, load
         self.planner = budgetplan.BudgetPlanner(launched, budget_s, plan.steps_per_epoch, batch_size,
                                                 images["validation"], images["test"], test_passes)
         self.calls = 0
@@ -270,7 +273,7 @@ class FitToBudget(keras.callbacks.Callback):
             self.planner.epoch_done(self.last_batch - first_t, self.epoch_steps - first_steps,
                                     logs.get(VALIDATION_SECONDS))
         steps_done = epoch * self.plan.steps_per_epoch + self.epoch_steps
-        self.planner.busy = max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)) ** 0.5  # see budgetplan.FINISH_S
+        self.planner.busy = max(1.0, self.load()) ** 0.5  # see budgetplan.FINISH_S
         if self.model.stop_training or (self.planned_steps is not None and steps_done >= self.planned_steps):
             self.model.stop_training = True  # the plan's last step, a cut epoch, or STOP
             return
