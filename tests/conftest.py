@@ -25,6 +25,17 @@ os.environ["CIFAR_LAB_CACHE"] = tempfile.mkdtemp(prefix="cifar-lab-cache-")
 # by ray.init() writes one, and a client finding it then expects every cluster to want it).
 os.environ["RAY_AUTH_MODE"] = "disabled"
 
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a grouped test whose xdist group was lost, before its fixtures are built: its group's tests would spread
+    over the workers, and each worker build the group's expensive fixture (the tiny search, 228 s) again, silently."""
+    if item.config.getoption("loadgroup", False) and item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+        pytest.fail(f"pytest-xdist's --dist loadgroup did not group {item.nodeid}: this pytest is newer than "
+                    "pytest-xdist supports (pytest-xdist issue 1386); install the one pyproject.toml names (make test "
+                    "does)", pytrace=False)
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "cifar_core" / "dashboard" / "app.py"  # the dashboard as it ships (pages are views/ beside it)
 SHARED_JPEG = ROOT.parent / "shared" / "data" / "cifar10-jpeg"
