@@ -16,15 +16,15 @@ FULL = {"train": 45_000, "validation": 5_000, "test": 10_000}
 
 def simulate(budget_s: float, step_s: list[float], start_s: float = 8.0, spe: int = 100, chunk: int = 10,
              predict_s: float = 0.001, records_s: float = 0.3, first_calls: int = 0, first_step_s: float = 0.0,
-             first_validation_s: float = 0.0, refill_s: float = 0.0, load: float = 0.5
+             first_validation_s: float = 0.0, start_up_s: float = 0.0, load: float = 0.5
              ) -> tuple[float, BudgetPlanner, list[int]]:
     """A run on a fake clock, FitToBudget called as Keras calls it: training starts `start_s` after launch, its first
-    call traces for 2 s, every epoch's first call takes `refill_s` more (the shuffle buffer), a step of epoch e takes
-    step_s[e] seconds (the last value for later epochs; the first `first_calls` calls' steps `first_step_s`), after
-    each epoch a validation pass (500 images at `predict_s` each, the first one `first_validation_s` more: it
-    traces) and `records_s` of layer records and backup, on a machine whose load per core is `load` (not this
-    one's: CI's other worker must not change the plan). Returns when its last file is written, the planner and the
-    plans it made."""
+    call traces for 2 s, every epoch's first call takes `start_up_s` more (a new pass over the data), a step of
+    epoch e takes step_s[e] seconds (the last value for later epochs; the first `first_calls` calls' steps
+    `first_step_s`), after each epoch a validation pass (500 images at `predict_s` each, the first one
+    `first_validation_s` more: it traces) and `records_s` of layer records and backup, on a machine whose load per
+    core is `load` (not this one's: CI's other worker must not change the plan). Returns when its last file is
+    written, the planner and the plans it made."""
     from types import SimpleNamespace
 
     from cifar_core.engine import callbacks
@@ -45,7 +45,7 @@ def simulate(budget_s: float, step_s: list[float], start_s: float = 8.0, spe: in
         pace = step_s[min(epoch, len(step_s) - 1)]
         for call in range(spe // chunk):
             now[0] += (chunk * (first_step_s if calls < first_calls else pace) + (2.0 if calls == 0 else 0.0)
-                       + (refill_s if call == 0 else 0.0))
+                       + (start_up_s if call == 0 else 0.0))
             calls += 1
             budget.on_train_batch_end(call * chunk + chunk - 1)
             note_plan()
@@ -95,11 +95,11 @@ def test_slow_last_epochs_shrink_the_plan_so_the_run_ends_inside_its_budget(slow
 
 
 def test_an_epochs_slow_first_call_is_not_taken_for_its_pace():
-    """Each epoch's first call refills the shuffle buffer: timed from the epoch's start, the last epochs' pace looked
-    slow, the plan shrank for it and never grew back (a 600 s run ended at 85% of its budget)."""
-    end, _, plans = simulate(600, [0.5], start_s=10.0, records_s=0.0, refill_s=1.5)
+    """Each epoch's first call starts a new pass over the data: timed from the epoch's start, the last epochs' pace
+    looked slow, the plan shrank for it and never grew back (a 600 s run ended at 85% of its budget)."""
+    end, _, plans = simulate(600, [0.5], start_s=10.0, records_s=0.0, start_up_s=1.5)
     assert 0.92 * 600 <= end <= 600, (end, plans)
-    assert all(b >= a - 10 for a, b in itertools.pairwise(plans)), f"no shrink for the refill: {plans}"
+    assert all(b >= a - 10 for a, b in itertools.pairwise(plans)), f"no shrink for the start-up: {plans}"
 
 
 def test_a_machine_that_stays_slow_shrinks_the_plan_at_the_next_epoch_end():

@@ -253,9 +253,10 @@ class FitToBudget(keras.callbacks.Callback):
             self._apply(self.planner.total_steps(now, steps_done))
         if self.planned_steps is None:
             return
-        # This epoch's pace from the end of its first call (which traced the graph in the first epoch, and refills
-        # the shuffle buffer in every epoch: counted from the epoch's start, a 600 s run shrank to 85%), the first
-        # epoch's too: a 60 s run has only one, and its first batches' pace is otherwise never corrected.
+        # This epoch's pace from the end of its first call, which traced the graph in the first epoch and starts a new
+        # pass over the data in every epoch (0.02-0.05 s more than a later call on the AMX Xeon, 2026-12-02; counted
+        # from the epoch's start, a 600 s run on the AVX2 EPYC shrank to 85%), the first epoch's too: a 60 s run has
+        # only one, and its first batches' pace is otherwise never corrected.
         first_t, first_steps = self.first_call
         if steps_done < self.planned_steps and self.epoch_steps > first_steps:
             pace = (now - first_t) / (self.epoch_steps - first_steps)

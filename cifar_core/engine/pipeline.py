@@ -13,6 +13,10 @@ from cifar_core.model.config import TrainConfig
 keras = runtime.keras()
 
 EVAL_BATCH = 256
+PREFETCH_BATCHES = 2  # made ahead of the model, a fixed number with tf.data's autotuning off. With it on, an epoch's
+# start, deleting the last epoch's iterator, now and then waited 3-10 s with the CPU idle (in 6 of 11 runs of 4-8
+# epochs of benchmarks/epoch_start.py, AMX Xeon, 2026-12-02, all six within ten minutes; py-spy: the iterator's
+# destructor waiting on a tf.data thread); with it off, in none of 5. Per call, no slower.
 
 
 def prepare_data(dataset: data_mod.Dataset, cfg: TrainConfig) -> dict[str, np.ndarray]:
@@ -68,7 +72,9 @@ def _tf_dataset(x, y, batch_size, seed, augment, translate, num_classes):
             images = flip_and_shift(images, translate)
         return images, tf.one_hot(labels, num_classes)
 
-    return ds.batch(batch_size).map(prepare).prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.batch(batch_size).map(prepare).prefetch(PREFETCH_BATCHES).with_options(options)
 
 
 def flip_and_shift(images, pad: int):
