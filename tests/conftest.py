@@ -26,7 +26,6 @@ os.environ["CIFAR_LAB_CACHE"] = tempfile.mkdtemp(prefix="cifar-lab-cache-")
 os.environ["RAY_AUTH_MODE"] = "disabled"
 
 
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Fail a grouped test whose xdist group was lost, before its fixtures are built: its group's tests would spread
@@ -35,6 +34,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.fail(f"pytest-xdist's --dist loadgroup did not group {item.nodeid}: this pytest is newer than "
                     "pytest-xdist supports (pytest-xdist issue 1386); install the one pyproject.toml names (make test "
                     "does)", pytrace=False)
+
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "cifar_core" / "dashboard" / "app.py"  # the dashboard as it ships (pages are views/ beside it)
