@@ -252,6 +252,22 @@ def test_unmeasured_speeds_are_inferred_and_the_latest_sized_run_gives_the_speed
     assert sizing.latest_speeds([{"launched": 1}], 600) is None
 
 
+def test_a_speed_the_latest_run_only_inferred_comes_from_an_earlier_run_that_measured_it_on_this_machine():
+    small, wide = list(sizing.FAMILY)[0], list(sizing.FAMILY)[-1]
+
+    def run(launched, machine, wide_speed, measured):
+        candidates = [{"network": small, "images_per_s": 5000.0, "measured": True},
+                      {"network": wide, "images_per_s": wide_speed, "measured": measured}]
+        return {"launched": launched, "engine": {"machine": machine},
+                "budget_choice": {"elapsed_s": 9.0, "candidates": candidates}}
+
+    here = [run(1, "xeon", 700.0, True), run(2, "epyc", 300.0, True), run(3, "xeon", 400.0, False)]
+    speeds, _ = sizing.latest_speeds(here, 1800)
+    assert speeds == {small: (5000.0, True), wide: (700.0, True)}, "measured here, not another machine's"
+    speeds, _ = sizing.latest_speeds(here[1:], 1800)
+    assert speeds[wide] == (400.0, False), "inferred, when no run on this machine measured it"
+
+
 def test_a_short_budget_borrows_the_launch_without_the_probes_it_would_not_make():
     """A 30 min run probed the whole family; a 1 min run stops once probing took 4% of it (2.4 s)."""
     record = {"elapsed_s": 30.0, "candidates": [{"probe_s": 2.0}, {"probe_s": 3.0}, {"probe_s": 20.0}, {}]}

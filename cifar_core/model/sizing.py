@@ -159,16 +159,23 @@ def latest_share(metas: list[dict], sizes: dict[str, int]) -> float:
 
 
 def latest_speeds(metas: list[dict], budget_s: float) -> tuple[dict[str, tuple[float, bool]], float] | None:
-    """The speeds the latest sized run here measured at its launch (run.json's `budget_choice`), and the seconds a
-    launch to the choice would take with `budget_s` (launch_seconds); None when no run here has chosen its network
-    yet."""
-    chosen = [m for m in metas if isinstance(m.get("budget_choice"), dict) and m.get("launched")]
+    """The speeds the latest sized run here measured at its launch (run.json's `budget_choice`), each one it only
+    inferred taken from the latest earlier run on the same machine that measured it (a short run measures the small
+    networks only, and the ratios it infers from were measured on another CPU: on the AMX Xeon they put
+    fast-64-256-256 at 13.7 epochs in 30 min, where a run trained 24); and the seconds a launch to the choice would
+    take with `budget_s` (launch_seconds). None when no run here has chosen its network yet."""
+    chosen = sorted((m for m in metas if isinstance(m.get("budget_choice"), dict) and m.get("launched")),
+                    key=lambda m: m["launched"], reverse=True)
     if not chosen:
         return None
-    record = max(chosen, key=lambda m: m["launched"])["budget_choice"]
+    record, machine = chosen[0]["budget_choice"], (chosen[0].get("engine") or {}).get("machine")
     try:
         speeds = {c["network"]: (float(c["images_per_s"]), bool(c["measured"])) for c in record["candidates"]
                   if c["network"] in FAMILY}
+        for meta in (m for m in chosen[1:] if (m.get("engine") or {}).get("machine") == machine):
+            for c in meta["budget_choice"].get("candidates", ()):
+                if c.get("measured") and c.get("network") in speeds and not speeds[c["network"]][1]:
+                    speeds[c["network"]] = (float(c["images_per_s"]), True)
         return (speeds, launch_seconds(record, budget_s)) if speeds else None
     except (KeyError, TypeError, ValueError):
         return None
