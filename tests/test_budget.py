@@ -266,6 +266,8 @@ def test_a_speed_the_latest_run_only_inferred_comes_from_an_earlier_run_that_mea
     assert speeds == {small: (5000.0, True), wide: (700.0, True)}, "measured here, not another machine's"
     speeds, _ = sizing.latest_speeds(here[1:], 1800)
     assert speeds[wide] == (400.0, False), "inferred, when no run on this machine measured it"
+    damaged = {**here[0], "budget_choice": {"elapsed_s": 9.0, "candidates": ["not a candidate"]}}
+    assert sizing.latest_speeds([damaged, here[2]], 1800)[0][wide] == (400.0, False), "a damaged record is passed by"
 
 
 def test_a_short_budget_borrows_the_launch_without_the_probes_it_would_not_make():

@@ -174,8 +174,9 @@ def latest_speeds(metas: list[dict], budget_s: float) -> tuple[dict[str, tuple[f
                   if c["network"] in FAMILY}
         for meta in (m for m in chosen[1:] if (m.get("engine") or {}).get("machine") == machine):
             for c in meta["budget_choice"].get("candidates", ()):
-                if c.get("measured") and c.get("network") in speeds and not speeds[c["network"]][1]:
-                    speeds[c["network"]] = (float(c["images_per_s"]), True)
+                name = c.get("network") if isinstance(c, dict) else None  # a damaged record's is passed by
+                if name in speeds and not speeds[name][1] and c.get("measured"):
+                    speeds[name] = (float(c["images_per_s"]), True)
         return (speeds, launch_seconds(record, budget_s)) if speeds else None
     except (KeyError, TypeError, ValueError):
         return None
