@@ -252,7 +252,7 @@ def test_unmeasured_speeds_are_inferred_and_the_latest_sized_run_gives_the_speed
     assert sizing.latest_speeds([{"launched": 1}], 600) is None
 
 
-def test_a_speed_the_latest_run_only_inferred_comes_from_an_earlier_run_that_measured_it_on_this_machine():
+def test_an_unmeasured_speed_is_inferred_with_the_ratios_this_machine_measured():
     small, wide = list(sizing.FAMILY)[0], list(sizing.FAMILY)[-1]
 
     def run(launched, machine, wide_speed, measured):
@@ -262,12 +262,14 @@ def test_a_speed_the_latest_run_only_inferred_comes_from_an_earlier_run_that_mea
                 "budget_choice": {"elapsed_s": 9.0, "candidates": candidates}}
 
     here = [run(1, "xeon", 700.0, True), run(2, "epyc", 300.0, True), run(3, "xeon", 400.0, False)]
+    assert sizing.machine_speeds(here, "xeon") == {small: 5000.0, wide: 700.0}, "measured here, not another machine's"
+    assert sizing.inferred_speed(wide, {small: (2500.0, True)}, sizing.machine_speeds(here, "xeon")) == 350.0
     speeds, _ = sizing.latest_speeds(here, 1800)
-    assert speeds == {small: (5000.0, True), wide: (700.0, True)}, "measured here, not another machine's"
-    speeds, _ = sizing.latest_speeds(here[1:], 1800)
-    assert speeds[wide] == (400.0, False), "inferred, when no run on this machine measured it"
+    assert speeds == {small: (5000.0, True), wide: (700.0, False)}, "the Train page infers with the same ratios"
+    inferred = 5000 * curves.IMAGES_PER_S[wide] / curves.IMAGES_PER_S[small]
+    assert sizing.latest_speeds(here[1:], 1800)[0][wide] == (pytest.approx(inferred), False), "no ratio here: curves'"
     damaged = {**here[0], "budget_choice": {"elapsed_s": 9.0, "candidates": ["not a candidate"]}}
-    assert sizing.latest_speeds([damaged, here[2]], 1800)[0][wide] == (400.0, False), "a damaged record is passed by"
+    assert sizing.machine_speeds([damaged, here[2]], "xeon") == {small: 5000.0}, "a damaged record is passed by"
 
 
 def test_a_short_budget_borrows_the_launch_without_the_probes_it_would_not_make():

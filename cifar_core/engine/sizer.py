@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from cifar_core import hardware
 from cifar_core.engine import probe, runtime
 from cifar_core.model import sizing
 from cifar_core.model.config import TrainConfig
@@ -27,17 +28,19 @@ def speed(spec: ArchitectureSpec, cfg: TrainConfig, arrays: dict) -> float:
     return probe.measure(spec, cfg, (arrays["x_train"], arrays["y_train"]), **PROBE)
 
 
-def choose(cfg: TrainConfig, arrays: dict, sizes: dict[str, int], launched: float, share: float = 1.0) -> sizing.Choice:
+def choose(cfg: TrainConfig, arrays: dict, sizes: dict[str, int], launched: float, share: float = 1.0,
+           reference: dict[str, float] | None = None) -> sizing.Choice:
     """Measure the family smallest first, while the probe has time and a larger network may still predict
-    better than a smaller one (sizing.worth_measuring_next), infer the others' speeds, then pick the one
-    predicted best in the budget left now, each sustaining `share` of its probed speed (sizing.latest_share)."""
+    better than a smaller one (sizing.worth_measuring_next), infer the others' speeds (with the ratios of
+    `reference`, this machine's earlier measurements, where it has them), then pick the one predicted best in the
+    budget left now, each sustaining `share` of its probed speed (sizing.latest_share)."""
     speeds: dict[str, tuple[float, bool]] = {}
     probe_s: dict[str, float] = {}
     found: list[sizing.Candidate] = []
     for name, spec in sizing.FAMILY.items():
         if found and (sizing.probe_time_up(sum(probe_s.values()), cfg.time_budget)
                       or not sizing.worth_measuring_next(found)):
-            speeds[name] = (sizing.inferred_speed(name, speeds), False)
+            speeds[name] = (sizing.inferred_speed(name, speeds, reference), False)
         else:
             start = time.time()
             speeds[name] = (speed(spec, cfg, arrays), True)
@@ -52,8 +55,9 @@ def choose(cfg: TrainConfig, arrays: dict, sizes: dict[str, int], launched: floa
 
 def size_run(run_dir: Path, cfg: TrainConfig, arrays: dict, sizes: dict[str, int], launched: float) -> ArchitectureSpec:
     """Choose the run's network, record it and the prediction in run.json (`spec`, `budget_choice`), say it."""
-    share = sizing.latest_share([info.meta for info in runs.list_runs(run_dir.parent)], sizes)
-    choice = choose(cfg, arrays, sizes, launched, share)
+    metas = [info.meta for info in runs.list_runs(run_dir.parent)]
+    choice = choose(cfg, arrays, sizes, launched, sizing.latest_share(metas, sizes),
+                    sizing.machine_speeds(metas, hardware.describe_machine()))
     record = choice.to_dict()
     network = sizing.spec(choice.network)
     runs.update_run(run_dir, spec=network.to_dict(), budget_choice=record)

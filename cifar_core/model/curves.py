@@ -39,7 +39,8 @@ epochs at 0.47, where one epoch reaches 0.72.
 
 IMAGES_PER_S: each network's training speed by the launch probe (engine/sizer.py, best of 3; `family_curves.py
 --probe-only`, one run on the idle machine, 2026-12-01 09:18, pooling first), here only for their ratios: a run
-that measured some of the family infers the others' speeds from the last one measured. Before pooling first:
+that measured some of the family infers the others' speeds from the last one measured (with
+these ratios where no earlier run on its machine measured both: sizing.machine_speeds). Before pooling first:
 4587, 3513, 2204, 1636, 644, 391 (fast-w3's times the 1.164 benchmarks/recipe_speed.py measured; the probe saw
 327 against 324), 336.
 """

@@ -7,6 +7,7 @@ decides."""
 from __future__ import annotations
 
 import bisect
+import contextlib
 import math
 from dataclasses import asdict, dataclass, replace
 
@@ -159,27 +160,42 @@ def latest_share(metas: list[dict], sizes: dict[str, int]) -> float:
 
 
 def latest_speeds(metas: list[dict], budget_s: float) -> tuple[dict[str, tuple[float, bool]], float] | None:
-    """The speeds the latest sized run here measured at its launch (run.json's `budget_choice`), each one it only
-    inferred taken from the latest earlier run on the same machine that measured it (a short run measures the small
-    networks only, and the ratios it infers from were measured on another CPU: on the AMX Xeon they put
-    fast-64-256-256 at 13.7 epochs in 30 min, where a run trained 24); and the seconds a launch to the choice would
-    take with `budget_s` (launch_seconds). None when no run here has chosen its network yet."""
-    chosen = sorted((m for m in metas if isinstance(m.get("budget_choice"), dict) and m.get("launched")),
-                    key=lambda m: m["launched"], reverse=True)
+    """The speeds the latest sized run here measured at its launch (run.json's `budget_choice`), those it did not
+    measure inferred again with the ratios its machine measured (machine_speeds); and the seconds a launch to the
+    choice would take with `budget_s` (launch_seconds). None when no run here has chosen its network yet."""
+    chosen = [m for m in metas if isinstance(m.get("budget_choice"), dict) and m.get("launched")]
     if not chosen:
         return None
-    record, machine = chosen[0]["budget_choice"], (chosen[0].get("engine") or {}).get("machine")
+    latest = max(chosen, key=lambda m: m["launched"])
+    record, reference = latest["budget_choice"], machine_speeds(metas, (latest.get("engine") or {}).get("machine"))
     try:
-        speeds = {c["network"]: (float(c["images_per_s"]), bool(c["measured"])) for c in record["candidates"]
-                  if c["network"] in FAMILY}
-        for meta in (m for m in chosen[1:] if (m.get("engine") or {}).get("machine") == machine):
-            for c in meta["budget_choice"].get("candidates", ()):
-                name = c.get("network") if isinstance(c, dict) else None  # a damaged record's is passed by
-                if name in speeds and not speeds[name][1] and c.get("measured"):
-                    speeds[name] = (float(c["images_per_s"]), True)
+        speeds: dict[str, tuple[float, bool]] = {}
+        for c in record["candidates"]:
+            if c["network"] in FAMILY:
+                measured = bool(c["measured"])
+                speeds[c["network"]] = ((float(c["images_per_s"]), True) if measured or not speeds else
+                                        (inferred_speed(c["network"], speeds, reference), False))
         return (speeds, launch_seconds(record, budget_s)) if speeds else None
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def machine_speeds(metas: list[dict], machine: str | None) -> dict[str, float]:
+    """Each family network's latest speed measured at a sized run's launch on `machine` (run.json's
+    `engine.machine`): the ratios to infer an unmeasured network's speed from. A short run measures the small
+    networks only, and curves.IMAGES_PER_S's ratios were another CPU's: on the AMX Xeon they put fast-64-256-256 at
+    13.7 epochs in 30 min, where a run trained 24."""
+    found: dict[str, float] = {}
+    for meta in sorted(metas, key=lambda m: m.get("launched") or 0, reverse=True):
+        choice = meta.get("budget_choice")
+        if not isinstance(choice, dict) or (meta.get("engine") or {}).get("machine") != machine:
+            continue
+        for c in choice.get("candidates") or ():
+            name = c.get("network") if isinstance(c, dict) else None  # a damaged record's is passed by
+            if name in FAMILY and name not in found and c.get("measured"):
+                with contextlib.suppress(TypeError, ValueError):
+                    found[name] = float(c["images_per_s"])
+    return found
 
 
 def launch_seconds(record: dict, budget_s: float) -> float:
@@ -200,11 +216,14 @@ def probe_time_up(probed_s: float, budget_s: float) -> bool:
     return probed_s > PROBE_SHARE * budget_s
 
 
-def inferred_speed(network: str, speeds: dict[str, tuple[float, bool]]) -> float:
-    """The speed of a network not measured here: that of the last one measured, times the ratio of the two speeds
-    on the curves' machine (curves.IMAGES_PER_S)."""
+def inferred_speed(network: str, speeds: dict[str, tuple[float, bool]],
+                   reference: dict[str, float] | None = None) -> float:
+    """The speed of a network not measured now: that of the last one measured, times the ratio of the two speeds
+    in `reference` (this machine's earlier measurements, machine_speeds) where it has both, else on the curves'
+    machine (curves.IMAGES_PER_S)."""
     last = [name for name, (_, measured) in speeds.items() if measured][-1]
-    return speeds[last][0] * curves.IMAGES_PER_S[network] / curves.IMAGES_PER_S[last]
+    ratios = reference if reference and network in reference and last in reference else curves.IMAGES_PER_S
+    return speeds[last][0] * ratios[network] / ratios[last]
 
 
 def worth_measuring_next(found: list[Candidate]) -> bool:

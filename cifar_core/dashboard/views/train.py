@@ -169,7 +169,7 @@ def budget_field(d: TrainConfig, source: str, problem: str | None) -> float:
         sizes = TrainConfig().sizes(info["train_images"], info["test_images"])
         choice = sizing.choose(measured[0], budget_s, measured[1], sizes, True,
                                sizing.latest_share(metas, sizes)).to_dict()
-        where = "a speed probe" if st.session_state.get(PROBED) else "sized runs' launches"
+        where = "a speed probe" if st.session_state.get(PROBED) else "the last sized run's launch"
         st.info(f"Sized to the budget, {sizing.prediction_text(choice)}.")
         st.caption(f"For the whole data set ({sizes['train']:,} training images; a subset set below trains more "
                    f"epochs), from the speeds {where} measured here. The run measures them again at its launch, and "
